@@ -1,0 +1,196 @@
+//! Typed configuration, read once per request from the Worker's `Env` through a lookup
+//! function, so the parsing and its error messages are unit-tested natively.
+//!
+//! Problems are collected, not short-circuited: one error names every missing or malformed
+//! item (never its value).
+
+use crate::auth::ApiKeys;
+use crate::crypto::Keyring;
+use crate::error::Error;
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Secret,
+    Var,
+}
+
+/// One configuration item, documented once here and listed by `/health`.
+#[derive(Debug)]
+pub struct Setting {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub required: bool,
+    pub doc: &'static str,
+}
+
+pub const DEFAULT_API_BASE: &str = "https://business-api.tiktok.com/open_api/v1.3";
+pub const DEFAULT_AUTH_URL: &str = "https://www.tiktok.com/v2/auth/authorize/";
+pub const DEFAULT_SCOPES: &str =
+    "user.info.basic,message.list.read,message.list.send,message.list.manage";
+
+pub const SETTINGS: &[Setting] = &[
+    Setting { name: "TIKTOK_CLIENT_KEY", kind: Kind::Secret, required: true,
+        doc: "TikTok app client key (also the app id for webhook subscription calls)" },
+    Setting { name: "TIKTOK_CLIENT_SECRET", kind: Kind::Secret, required: true,
+        doc: "TikTok app client secret: token calls and webhook signature key" },
+    Setting { name: "API_KEYS", kind: Kind::Secret, required: true,
+        doc: "comma-separated API keys for /v1; prefix `admin:` for admin rights; >= 16 chars each" },
+    Setting { name: "TOKEN_ENCRYPTION_KEY", kind: Kind::Secret, required: true,
+        doc: "comma-separated base64 32-byte AES keys; the first encrypts, all decrypt" },
+    Setting { name: "TIKTOK_API_BASE", kind: Kind::Var, required: false,
+        doc: "TikTok Business API base URL (default: production)" },
+    Setting { name: "TIKTOK_AUTH_URL", kind: Kind::Var, required: false,
+        doc: "TikTok OAuth authorize page (default: production)" },
+    Setting { name: "OAUTH_REDIRECT_URI", kind: Kind::Var, required: false,
+        doc: "redirect URI registered in the TikTok app (default: this Worker's /oauth/callback)" },
+    Setting { name: "OAUTH_SCOPES", kind: Kind::Var, required: false,
+        doc: "comma-separated scopes requested at consent" },
+];
+
+/// The Worker's configuration, fully validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub client_key: String,
+    pub client_secret: Secret,
+    pub api_keys: ApiKeys,
+    pub keyring: Keyring,
+    /// Without trailing slash; endpoint paths are appended.
+    pub api_base: String,
+    pub auth_url: url::Url,
+    pub redirect_uri: Option<url::Url>,
+    pub scopes: Vec<String>,
+}
+
+/// Reads and validates every setting. `lookup` returns a value if it is set and non-empty.
+pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
+    let mut problems = Vec::new();
+    let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let mut required = |name: &str| {
+        let v = get(name);
+        if v.is_none() {
+            problems.push(format!("missing secret {name}"));
+        }
+        v
+    };
+    let client_key = required("TIKTOK_CLIENT_KEY");
+    let client_secret = required("TIKTOK_CLIENT_SECRET");
+    let api_keys_raw = required("API_KEYS");
+    let keyring_raw = required("TOKEN_ENCRYPTION_KEY");
+
+    let api_keys = api_keys_raw.and_then(|raw| {
+        ApiKeys::parse(&raw)
+            .map_err(|e| problems.push(format!("malformed secret API_KEYS: {e}")))
+            .ok()
+    });
+    let keyring = keyring_raw.and_then(|raw| {
+        Keyring::parse(&raw)
+            .map_err(|e| problems.push(format!("malformed secret TOKEN_ENCRYPTION_KEY: {e}")))
+            .ok()
+    });
+    let mut url_var = |name: &str, default: Option<&str>| -> Option<url::Url> {
+        let raw = get(name).or(default.map(str::to_string))?;
+        match url::Url::parse(&raw) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+            _ => {
+                problems.push(format!("malformed var {name}: must be an absolute http(s) URL"));
+                None
+            }
+        }
+    };
+    let api_base = url_var("TIKTOK_API_BASE", Some(DEFAULT_API_BASE));
+    let auth_url = url_var("TIKTOK_AUTH_URL", Some(DEFAULT_AUTH_URL));
+    let redirect_uri = url_var("OAUTH_REDIRECT_URI", None);
+    let scopes: Vec<String> = get("OAUTH_SCOPES")
+        .unwrap_or_else(|| DEFAULT_SCOPES.to_string())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if scopes.is_empty() {
+        problems.push("malformed var OAUTH_SCOPES: lists no scope".into());
+    }
+
+    match (client_key, client_secret, api_keys, keyring, api_base, auth_url) {
+        (Some(client_key), Some(secret), Some(api_keys), Some(keyring), Some(base), Some(auth))
+            if problems.is_empty() =>
+        {
+            Ok(Config {
+                client_key,
+                client_secret: Secret::new(secret),
+                api_keys,
+                keyring,
+                api_base: base.as_str().trim_end_matches('/').to_string(),
+                auth_url: auth,
+                redirect_uri,
+                scopes,
+            })
+        }
+        _ => Err(Error::Config { problems }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    pub fn full() -> HashMap<&'static str, String> {
+        HashMap::from([
+            ("TIKTOK_CLIENT_KEY", "ck".to_string()),
+            ("TIKTOK_CLIENT_SECRET", "cs-very-secret".to_string()),
+            ("API_KEYS", "admin:0123456789abcdef0123".to_string()),
+            (
+                "TOKEN_ENCRYPTION_KEY",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_string(),
+            ),
+        ])
+    }
+
+    fn load_map(m: &HashMap<&'static str, String>) -> Result<Config, Error> {
+        load(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = load_map(&full()).unwrap();
+        assert_eq!(c.api_base, DEFAULT_API_BASE);
+        assert_eq!(c.scopes.len(), 4);
+        assert!(c.redirect_uri.is_none());
+    }
+
+    #[test]
+    fn every_problem_is_named_and_no_value_leaks() {
+        let mut m = full();
+        m.remove("TIKTOK_CLIENT_SECRET");
+        m.insert("TOKEN_ENCRYPTION_KEY", "not-a-key-value".into());
+        m.insert("TIKTOK_API_BASE", "ftp://nope".into());
+        let e = load_map(&m).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("missing secret TIKTOK_CLIENT_SECRET"), "{msg}");
+        assert!(msg.contains("malformed secret TOKEN_ENCRYPTION_KEY"), "{msg}");
+        assert!(msg.contains("malformed var TIKTOK_API_BASE"), "{msg}");
+        assert!(!msg.contains("not-a-key-value") && !msg.contains("ftp://nope"), "{msg}");
+        assert_eq!(e.status(), 500);
+        assert_eq!(e.code(), "config_error");
+    }
+
+    #[test]
+    fn blank_counts_as_missing_and_trailing_slash_is_trimmed() {
+        let mut m = full();
+        m.insert("API_KEYS", "   ".into());
+        m.insert("TIKTOK_API_BASE", "http://127.0.0.1:9/open_api/v1.3/".into());
+        let e = load_map(&m).unwrap_err().to_string();
+        assert!(e.contains("missing secret API_KEYS"), "{e}");
+        m.insert("API_KEYS", "0123456789abcdef0123".into());
+        assert_eq!(load_map(&m).unwrap().api_base, "http://127.0.0.1:9/open_api/v1.3");
+    }
+
+    #[test]
+    fn settings_are_documented_in_dev_vars_example() {
+        let example = include_str!("../.dev.vars.example");
+        for s in SETTINGS {
+            assert!(example.contains(&format!("{}=", s.name)), "{} undocumented", s.name);
+        }
+    }
+}

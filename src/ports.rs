@@ -1,0 +1,98 @@
+//! The effects the core needs, as small traits. The edge implements them with Workers KV,
+//! `fetch`, `Date.now` and `crypto.getRandomValues`; unit tests with in-memory fakes.
+//!
+//! Futures here are not `Send`: the Workers runtime is single-threaded and its JS-backed
+//! futures are not `Send` either.
+#![allow(async_fn_in_trait)]
+
+use crate::error::Result;
+use crate::http::{Outbound, Response};
+use serde_json::Value;
+
+/// Which KV namespace a key lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    /// `TOKENS`: the encrypted token vault, one record per connected account.
+    Tokens,
+    /// `STATE`: OAuth states, rules, idempotency records, failed events.
+    State,
+}
+
+/// One page of keys from [`Store::list`].
+#[derive(Debug, Clone, Default)]
+pub struct KeyPage {
+    pub keys: Vec<String>,
+    /// Set when more keys follow.
+    pub cursor: Option<String>,
+}
+
+/// Key-value storage with optional expiry (Workers KV semantics: eventually consistent).
+pub trait Store {
+    async fn get(&self, bucket: Bucket, key: &str) -> Result<Option<String>>;
+    /// `ttl_secs` below KV's minimum (60 s) is raised to it by the edge.
+    async fn put(&self, bucket: Bucket, key: &str, value: &str, ttl_secs: Option<u64>)
+        -> Result<()>;
+    async fn delete(&self, bucket: Bucket, key: &str) -> Result<()>;
+    async fn list(&self, bucket: Bucket, prefix: &str, cursor: Option<String>) -> Result<KeyPage>;
+}
+
+/// Why an outbound request produced no HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    Timeout,
+    Unreachable(String),
+}
+
+/// Sends one HTTP request (the runtime's `fetch`).
+pub trait Transport {
+    async fn send(&self, req: Outbound) -> std::result::Result<Response, TransportError>;
+}
+
+pub trait Clock {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+
+    fn now_secs(&self) -> u64 {
+        self.now_ms() / 1000
+    }
+}
+
+/// Cryptographically secure randomness.
+pub trait Rng {
+    fn fill(&self, buf: &mut [u8]);
+
+    /// `n` random bytes as lower-case hex.
+    fn hex(&self, n: usize) -> String {
+        let mut b = vec![0u8; n];
+        self.fill(&mut b);
+        hex::encode(b)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+/// Structured logging. Callers pass names, ids and counts only: never tokens or secrets.
+pub trait Log {
+    fn log(&self, level: Level, msg: &str, fields: Value);
+}
+
+/// Everything a handler may touch, bundled so handlers take one generic parameter.
+pub trait Platform: Store + Transport + Clock + Rng + Log {}
+impl<T: Store + Transport + Clock + Rng + Log> Platform for T {}
