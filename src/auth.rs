@@ -123,17 +123,39 @@ mod tests {
     fn roles_and_failures() {
         let k = keys();
         let b = |s: &str| format!("Bearer {s}");
-        assert_eq!(k.authorize(Some(&b(SEND)), Role::Sender).unwrap(), Role::Sender);
-        assert_eq!(k.authorize(Some(&b(ADMIN)), Role::Admin).unwrap(), Role::Admin);
-        assert_eq!(k.authorize(Some(&b(ADMIN)), Role::Sender).unwrap(), Role::Admin);
         assert_eq!(
-            k.authorize(Some(&b(SEND)), Role::Admin).unwrap_err().status(),
+            k.authorize(Some(&b(SEND)), Role::Sender).unwrap(),
+            Role::Sender
+        );
+        assert_eq!(
+            k.authorize(Some(&b(ADMIN)), Role::Admin).unwrap(),
+            Role::Admin
+        );
+        assert_eq!(
+            k.authorize(Some(&b(ADMIN)), Role::Sender).unwrap(),
+            Role::Admin
+        );
+        assert_eq!(
+            k.authorize(Some(&b(SEND)), Role::Admin)
+                .unwrap_err()
+                .status(),
             403
         );
-        for bad in [None, Some("Basic abc"), Some("Bearer "), Some("Bearer nope-nope-nope-nope")] {
-            assert_eq!(k.authorize(bad, Role::Sender).unwrap_err().status(), 401, "{bad:?}");
+        for bad in [
+            None,
+            Some("Basic abc"),
+            Some("Bearer "),
+            Some("Bearer nope-nope-nope-nope"),
+        ] {
+            assert_eq!(
+                k.authorize(bad, Role::Sender).unwrap_err().status(),
+                401,
+                "{bad:?}"
+            );
         }
-        assert!(k.authorize(Some(&format!("bearer  {SEND} ")), Role::Sender).is_ok());
+        assert!(k
+            .authorize(Some(&format!("bearer  {SEND} ")), Role::Sender)
+            .is_ok());
     }
 
     #[test]

@@ -30,22 +30,54 @@ pub const DEFAULT_SCOPES: &str =
     "user.info.basic,message.list.read,message.list.send,message.list.manage";
 
 pub const SETTINGS: &[Setting] = &[
-    Setting { name: "TIKTOK_CLIENT_KEY", kind: Kind::Secret, required: true,
-        doc: "TikTok app client key (also the app id for webhook subscription calls)" },
-    Setting { name: "TIKTOK_CLIENT_SECRET", kind: Kind::Secret, required: true,
-        doc: "TikTok app client secret: token calls and webhook signature key" },
-    Setting { name: "API_KEYS", kind: Kind::Secret, required: true,
-        doc: "comma-separated API keys for /v1; prefix `admin:` for admin rights; >= 16 chars each" },
-    Setting { name: "TOKEN_ENCRYPTION_KEY", kind: Kind::Secret, required: true,
-        doc: "comma-separated base64 32-byte AES keys; the first encrypts, all decrypt" },
-    Setting { name: "TIKTOK_API_BASE", kind: Kind::Var, required: false,
-        doc: "TikTok Business API base URL (default: production)" },
-    Setting { name: "TIKTOK_AUTH_URL", kind: Kind::Var, required: false,
-        doc: "TikTok OAuth authorize page (default: production)" },
-    Setting { name: "OAUTH_REDIRECT_URI", kind: Kind::Var, required: false,
-        doc: "redirect URI registered in the TikTok app (default: this Worker's /oauth/callback)" },
-    Setting { name: "OAUTH_SCOPES", kind: Kind::Var, required: false,
-        doc: "comma-separated scopes requested at consent" },
+    Setting {
+        name: "TIKTOK_CLIENT_KEY",
+        kind: Kind::Secret,
+        required: true,
+        doc: "TikTok app client key (also the app id for webhook subscription calls)",
+    },
+    Setting {
+        name: "TIKTOK_CLIENT_SECRET",
+        kind: Kind::Secret,
+        required: true,
+        doc: "TikTok app client secret: token calls and webhook signature key",
+    },
+    Setting {
+        name: "API_KEYS",
+        kind: Kind::Secret,
+        required: true,
+        doc: "comma-separated API keys for /v1; prefix `admin:` for admin rights; >= 16 chars each",
+    },
+    Setting {
+        name: "TOKEN_ENCRYPTION_KEY",
+        kind: Kind::Secret,
+        required: true,
+        doc: "comma-separated base64 32-byte AES keys; the first encrypts, all decrypt",
+    },
+    Setting {
+        name: "TIKTOK_API_BASE",
+        kind: Kind::Var,
+        required: false,
+        doc: "TikTok Business API base URL (default: production)",
+    },
+    Setting {
+        name: "TIKTOK_AUTH_URL",
+        kind: Kind::Var,
+        required: false,
+        doc: "TikTok OAuth authorize page (default: production)",
+    },
+    Setting {
+        name: "OAUTH_REDIRECT_URI",
+        kind: Kind::Var,
+        required: false,
+        doc: "redirect URI registered in the TikTok app (default: this Worker's /oauth/callback)",
+    },
+    Setting {
+        name: "OAUTH_SCOPES",
+        kind: Kind::Var,
+        required: false,
+        doc: "comma-separated scopes requested at consent",
+    },
 ];
 
 /// The Worker's configuration, fully validated.
@@ -65,7 +97,11 @@ pub struct Config {
 /// Reads and validates every setting. `lookup` returns a value if it is set and non-empty.
 pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
     let mut problems = Vec::new();
-    let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let get = |name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
     let mut required = |name: &str| {
         let v = get(name);
         if v.is_none() {
@@ -93,7 +129,9 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
         match url::Url::parse(&raw) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
             _ => {
-                problems.push(format!("malformed var {name}: must be an absolute http(s) URL"));
+                problems.push(format!(
+                    "malformed var {name}: must be an absolute http(s) URL"
+                ));
                 None
             }
         }
@@ -111,7 +149,14 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
         problems.push("malformed var OAUTH_SCOPES: lists no scope".into());
     }
 
-    match (client_key, client_secret, api_keys, keyring, api_base, auth_url) {
+    match (
+        client_key,
+        client_secret,
+        api_keys,
+        keyring,
+        api_base,
+        auth_url,
+    ) {
         (Some(client_key), Some(secret), Some(api_keys), Some(keyring), Some(base), Some(auth))
             if problems.is_empty() =>
         {
@@ -168,9 +213,15 @@ mod tests {
         let e = load_map(&m).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("missing secret TIKTOK_CLIENT_SECRET"), "{msg}");
-        assert!(msg.contains("malformed secret TOKEN_ENCRYPTION_KEY"), "{msg}");
+        assert!(
+            msg.contains("malformed secret TOKEN_ENCRYPTION_KEY"),
+            "{msg}"
+        );
         assert!(msg.contains("malformed var TIKTOK_API_BASE"), "{msg}");
-        assert!(!msg.contains("not-a-key-value") && !msg.contains("ftp://nope"), "{msg}");
+        assert!(
+            !msg.contains("not-a-key-value") && !msg.contains("ftp://nope"),
+            "{msg}"
+        );
         assert_eq!(e.status(), 500);
         assert_eq!(e.code(), "config_error");
     }
@@ -179,18 +230,28 @@ mod tests {
     fn blank_counts_as_missing_and_trailing_slash_is_trimmed() {
         let mut m = full();
         m.insert("API_KEYS", "   ".into());
-        m.insert("TIKTOK_API_BASE", "http://127.0.0.1:9/open_api/v1.3/".into());
+        m.insert(
+            "TIKTOK_API_BASE",
+            "http://127.0.0.1:9/open_api/v1.3/".into(),
+        );
         let e = load_map(&m).unwrap_err().to_string();
         assert!(e.contains("missing secret API_KEYS"), "{e}");
         m.insert("API_KEYS", "0123456789abcdef0123".into());
-        assert_eq!(load_map(&m).unwrap().api_base, "http://127.0.0.1:9/open_api/v1.3");
+        assert_eq!(
+            load_map(&m).unwrap().api_base,
+            "http://127.0.0.1:9/open_api/v1.3"
+        );
     }
 
     #[test]
     fn settings_are_documented_in_dev_vars_example() {
         let example = include_str!("../.dev.vars.example");
         for s in SETTINGS {
-            assert!(example.contains(&format!("{}=", s.name)), "{} undocumented", s.name);
+            assert!(
+                example.contains(&format!("{}=", s.name)),
+                "{} undocumented",
+                s.name
+            );
         }
     }
 }

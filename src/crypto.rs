@@ -89,7 +89,13 @@ impl Keyring {
         let mut nonce = [0u8; 12];
         rng.fill(&mut nonce);
         let ct = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         Sealed {
             kid: kid.clone(),

@@ -26,7 +26,10 @@ pub enum Error {
     #[error("no route for this path")]
     NotFound,
     #[error("method {method} is not allowed here; allowed: {}", .allowed.join(", "))]
-    MethodNotAllowed { method: String, allowed: Vec<&'static str> },
+    MethodNotAllowed {
+        method: String,
+        allowed: Vec<&'static str>,
+    },
     #[error("the Worker is not configured: {}", .problems.join("; "))]
     Config { problems: Vec<String> },
     #[error("missing or malformed credentials: {0}")]
@@ -184,7 +187,10 @@ mod tests {
         let e = Error::invalid("text", "must be 1..=6000 characters");
         let b = e.body("req-1");
         assert_eq!(b["error"]["code"], "invalid_request");
-        assert_eq!(b["error"]["message"], "invalid `text`: must be 1..=6000 characters");
+        assert_eq!(
+            b["error"]["message"],
+            "invalid `text`: must be 1..=6000 characters"
+        );
         assert_eq!(b["error"]["request_id"], "req-1");
         assert_eq!(b["error"]["details"]["field"], "text");
         assert_eq!(e.status(), 400);
@@ -210,7 +216,11 @@ mod tests {
                 "config_error",
             ),
             (Error::Unauthorized("no key"), 401, "unauthorized"),
-            (Error::PayloadTooLarge { limit: 10 }, 413, "payload_too_large"),
+            (
+                Error::PayloadTooLarge { limit: 10 },
+                413,
+                "payload_too_large",
+            ),
             (
                 Error::Upstream {
                     endpoint: "send",

@@ -137,7 +137,10 @@ impl Response {
             status,
             headers: Headers::new()
                 .with("content-type", "text/html; charset=utf-8")
-                .with("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'")
+                .with(
+                    "content-security-policy",
+                    "default-src 'none'; style-src 'unsafe-inline'",
+                )
                 .with("cache-control", "no-store"),
             body: html.into_bytes(),
         }

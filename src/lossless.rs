@@ -16,7 +16,10 @@ fn id_from_raw(raw: &RawValue) -> Result<String, String> {
     {
         Ok(text.to_string())
     } else {
-        Err(format!("expected an id (string or number), got {}", &text[..text.len().min(16)]))
+        Err(format!(
+            "expected an id (string or number), got {}",
+            &text[..text.len().min(16)]
+        ))
     }
 }
 
@@ -51,7 +54,9 @@ mod tests {
 
     #[test]
     fn big_numbers_stay_exact() {
-        let t: T = serde_json::from_str(r#"{"a": 123456789012345678901234567890, "b": 9007199254740993}"#).unwrap();
+        let t: T =
+            serde_json::from_str(r#"{"a": 123456789012345678901234567890, "b": 9007199254740993}"#)
+                .unwrap();
         assert_eq!(t.a, "123456789012345678901234567890");
         assert_eq!(t.b.as_deref(), Some("9007199254740993"));
         let t: T = serde_json::from_str(r#"{"a": "x\"y", "b": null}"#).unwrap();

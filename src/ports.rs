@@ -30,8 +30,13 @@ pub struct KeyPage {
 pub trait Store {
     async fn get(&self, bucket: Bucket, key: &str) -> Result<Option<String>>;
     /// `ttl_secs` below KV's minimum (60 s) is raised to it by the edge.
-    async fn put(&self, bucket: Bucket, key: &str, value: &str, ttl_secs: Option<u64>)
-        -> Result<()>;
+    async fn put(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        value: &str,
+        ttl_secs: Option<u64>,
+    ) -> Result<()>;
     async fn delete(&self, bucket: Bucket, key: &str) -> Result<()>;
     async fn list(&self, bucket: Bucket, prefix: &str, cursor: Option<String>) -> Result<KeyPage>;
 }

@@ -18,8 +18,14 @@ pub struct RouteDef {
 }
 
 pub const ROUTES: &[RouteDef] = &[
-    RouteDef { pattern: "/health", methods: &[(Method::Get, Endpoint::Health)] },
-    RouteDef { pattern: "/openapi.json", methods: &[(Method::Get, Endpoint::OpenApi)] },
+    RouteDef {
+        pattern: "/health",
+        methods: &[(Method::Get, Endpoint::Health)],
+    },
+    RouteDef {
+        pattern: "/openapi.json",
+        methods: &[(Method::Get, Endpoint::OpenApi)],
+    },
 ];
 
 /// Longest accepted path parameter, after percent-decoding.
@@ -50,7 +56,10 @@ fn decode_param(name: &str, raw: &str) -> Result<String> {
         .decode_utf8()
         .map_err(|_| Error::invalid(name, "is not valid UTF-8 after percent-decoding"))?;
     if decoded.len() > MAX_PARAM_LEN {
-        return Err(Error::invalid(name, format!("is longer than {MAX_PARAM_LEN} bytes")));
+        return Err(Error::invalid(
+            name,
+            format!("is longer than {MAX_PARAM_LEN} bytes"),
+        ));
     }
     if decoded.chars().any(char::is_control) {
         return Err(Error::invalid(name, "contains control characters"));
@@ -64,7 +73,11 @@ pub fn resolve(method: Method, path: &str) -> Result<(Endpoint, Vec<String>)> {
         Some(p) if !p.is_empty() => p,
         _ => path,
     };
-    let wanted = if method == Method::Head { Method::Get } else { method };
+    let wanted = if method == Method::Head {
+        Method::Get
+    } else {
+        method
+    };
     for route in ROUTES {
         if let Some(params) = match_pattern(route.pattern, path)? {
             return match route.methods.iter().find(|(m, _)| *m == wanted) {
@@ -86,13 +99,22 @@ mod tests {
     #[test]
     fn resolves_known_routes_and_head() {
         assert_eq!(resolve(Method::Get, "/health").unwrap().0, Endpoint::Health);
-        assert_eq!(resolve(Method::Head, "/health/").unwrap().0, Endpoint::Health);
+        assert_eq!(
+            resolve(Method::Head, "/health/").unwrap().0,
+            Endpoint::Health
+        );
     }
 
     #[test]
     fn unknown_is_404_and_wrong_method_is_405_with_allow_list() {
-        assert!(matches!(resolve(Method::Get, "/nope"), Err(Error::NotFound)));
-        assert!(matches!(resolve(Method::Get, "/health/x"), Err(Error::NotFound)));
+        assert!(matches!(
+            resolve(Method::Get, "/nope"),
+            Err(Error::NotFound)
+        ));
+        assert!(matches!(
+            resolve(Method::Get, "/health/x"),
+            Err(Error::NotFound)
+        ));
         match resolve(Method::Post, "/health") {
             Err(Error::MethodNotAllowed { allowed, .. }) => assert_eq!(allowed, vec!["GET"]),
             other => panic!("{other:?}"),

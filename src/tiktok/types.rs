@@ -2,7 +2,6 @@
 
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// Every TikTok response: `code == 0` is success, anything else is an API error (often with
 /// HTTP 200).
@@ -13,8 +12,9 @@ pub struct Envelope {
     pub message: String,
     #[serde(default)]
     pub request_id: Option<String>,
+    /// Kept raw so ids beyond 2^53 survive until a typed, lossless deserializer reads them.
     #[serde(default)]
-    pub data: Option<Value>,
+    pub data: Option<Box<serde_json::value::RawValue>>,
 }
 
 /// Token grant (authorization code or refresh). `Debug` hides the tokens.
@@ -120,7 +120,9 @@ mod tests {
             json!({"business_id":"b","recipient_type":"CONVERSATION","recipient":"c+1",
                    "message_type":"TEXT","text":{"body":"hi"}})
         );
-        let i = Outgoing::Image { media_id: "m".into() };
+        let i = Outgoing::Image {
+            media_id: "m".into(),
+        };
         assert_eq!(
             serde_json::to_value(SendBody::new("b", "c", &i)).unwrap()["image"],
             json!({"media_id":"m"})

@@ -1,0 +1,18 @@
+//! `tiktok-sim`: runs the simulator as a process for `make dev`.
+//! Env: SIM_PORT (9797), SIM_CLIENT_KEY, SIM_CLIENT_SECRET (the values in .dev.vars).
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::io::Result<()> {
+    let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    let port: u16 = var("SIM_PORT", "9797").parse().unwrap_or(9797);
+    let key = var("SIM_CLIENT_KEY", "sim-client-key");
+    let secret = var("SIM_CLIENT_SECRET", "sim-client-secret");
+    let sim = tiktok_sim::Sim::start(&key, &secret, port).await?;
+    println!(
+        "TikTok simulator listening on {} (API base {})",
+        sim.origin,
+        sim.api_base()
+    );
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! The ports implemented with the Workers runtime: KV, `fetch`, `Date.now`,
+//! `crypto.getRandomValues` and `console.log`.
+
+use crate::error::{Error, Result};
+use crate::http::{
+    Headers as CoreHeaders, Method as CoreMethod, Outbound, Response as CoreResponse,
+};
+use crate::ports::{Bucket, Clock, KeyPage, Level, Log, Rng, Store, Transport, TransportError};
+use futures_util::future::{select, Either};
+use serde_json::{json, Value};
+use std::time::Duration;
+use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit};
+
+/// KV's smallest accepted expiry.
+const KV_MIN_TTL: u64 = 60;
+
+pub struct WorkerPlatform {
+    tokens: Option<worker::kv::KvStore>,
+    state: Option<worker::kv::KvStore>,
+}
+
+impl WorkerPlatform {
+    pub fn new(env: &Env) -> Self {
+        WorkerPlatform {
+            tokens: env.kv("TOKENS").ok(),
+            state: env.kv("STATE").ok(),
+        }
+    }
+
+    fn kv(&self, bucket: Bucket) -> Result<&worker::kv::KvStore> {
+        let (kv, name) = match bucket {
+            Bucket::Tokens => (&self.tokens, "TOKENS"),
+            Bucket::State => (&self.state, "STATE"),
+        };
+        kv.as_ref().ok_or_else(|| Error::Config {
+            problems: vec![format!("missing KV binding {name}")],
+        })
+    }
+}
+
+fn storage(op: &str) -> impl Fn(worker::kv::KvError) -> Error + '_ {
+    move |_| Error::Storage(format!("KV {op}"))
+}
+
+impl Store for WorkerPlatform {
+    async fn get(&self, bucket: Bucket, key: &str) -> Result<Option<String>> {
+        self.kv(bucket)?
+            .get(key)
+            .text()
+            .await
+            .map_err(storage("get"))
+    }
+
+    async fn put(&self, bucket: Bucket, key: &str, value: &str, ttl: Option<u64>) -> Result<()> {
+        let mut b = self.kv(bucket)?.put(key, value).map_err(storage("put"))?;
+        if let Some(t) = ttl {
+            b = b.expiration_ttl(t.max(KV_MIN_TTL));
+        }
+        b.execute().await.map_err(storage("put"))
+    }
+
+    async fn delete(&self, bucket: Bucket, key: &str) -> Result<()> {
+        self.kv(bucket)?
+            .delete(key)
+            .await
+            .map_err(storage("delete"))
+    }
+
+    async fn list(&self, bucket: Bucket, prefix: &str, cursor: Option<String>) -> Result<KeyPage> {
+        let mut b = self.kv(bucket)?.list().prefix(prefix.to_string());
+        if let Some(c) = cursor {
+            b = b.cursor(c);
+        }
+        let page = b.execute().await.map_err(storage("list"))?;
+        Ok(KeyPage {
+            keys: page.keys.into_iter().map(|k| k.name).collect(),
+            cursor: if page.list_complete {
+                None
+            } else {
+                page.cursor
+            },
+        })
+    }
+}
+
+fn method(m: CoreMethod) -> Method {
+    match m {
+        CoreMethod::Get => Method::Get,
+        CoreMethod::Head => Method::Head,
+        CoreMethod::Post => Method::Post,
+        CoreMethod::Put => Method::Put,
+        CoreMethod::Patch => Method::Patch,
+        CoreMethod::Delete => Method::Delete,
+        CoreMethod::Options | CoreMethod::Other => Method::Options,
+    }
+}
+
+impl Transport for WorkerPlatform {
+    async fn send(&self, out: Outbound) -> std::result::Result<CoreResponse, TransportError> {
+        let unreachable = |e: worker::Error| TransportError::Unreachable(e.to_string());
+        let headers = Headers::new();
+        for (k, v) in out.headers.iter() {
+            headers.set(k, v).map_err(unreachable)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(method(out.method)).with_headers(headers);
+        if let Some(body) = out.body {
+            init.with_body(Some(worker::js_sys::Uint8Array::from(&body[..]).into()));
+        }
+        let req = Request::new_with_init(&out.url, &init).map_err(unreachable)?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let exchange = async {
+            let mut resp = Fetch::Request(req).send_with_signal(&signal).await?;
+            let body = resp.bytes().await?;
+            Ok::<_, worker::Error>((resp, body))
+        };
+        let timer = Delay::from(Duration::from_millis(out.timeout_ms));
+        let outcome = select(Box::pin(exchange), Box::pin(timer)).await;
+        match outcome {
+            Either::Left((Ok((resp, body)), _)) => Ok(CoreResponse {
+                status: resp.status_code(),
+                headers: resp.headers().entries().collect::<CoreHeaders>(),
+                body,
+            }),
+            Either::Left((Err(e), _)) => Err(unreachable(e)),
+            Either::Right(_) => {
+                controller.abort();
+                Err(TransportError::Timeout)
+            }
+        }
+    }
+}
+
+impl Clock for WorkerPlatform {
+    fn now_ms(&self) -> u64 {
+        worker::Date::now().as_millis()
+    }
+}
+
+impl Rng for WorkerPlatform {
+    fn fill(&self, buf: &mut [u8]) {
+        // Only fails when the runtime has no crypto source, which Workers always have.
+        if getrandom::getrandom(buf).is_err() {
+            panic!("crypto.getRandomValues unavailable");
+        }
+    }
+}
+
+impl Log for WorkerPlatform {
+    fn log(&self, level: Level, msg: &str, fields: Value) {
+        log_line(level, msg, fields);
+    }
+}
+
+/// One JSON object per line, so `wrangler tail` and Logpush can parse them.
+pub fn log_line(level: Level, msg: &str, fields: Value) {
+    let mut line =
+        json!({"ts": worker::Date::now().as_millis(), "level": level.as_str(), "msg": msg});
+    if let (Some(l), Value::Object(f)) = (line.as_object_mut(), fields) {
+        l.extend(f);
+    }
+    match level {
+        Level::Error => worker::console_error!("{line}"),
+        Level::Warn => worker::console_warn!("{line}"),
+        _ => worker::console_log!("{line}"),
+    }
+}
