@@ -404,7 +404,7 @@ fn authorize(shared: &Shared, query: &str) -> Response {
     }
     let state = q.get("state").cloned().unwrap_or_default();
     let mut to = redirect.clone();
-    if q.get("sim_deny").is_some() {
+    if q.contains_key("sim_deny") {
         to.query_pairs_mut()
             .append_pair("error", "access_denied")
             .append_pair("error_description", "The user denied the request")

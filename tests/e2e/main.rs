@@ -1,1 +1,169 @@
-fn main() {}
+//! End-to-end tests: the built `.wasm` in local workerd (`wrangler dev`), driven over HTTP,
+//! with the TikTok simulator in-process. Run with `cargo test --test e2e`.
+//!
+//! One shared Worker and simulator serve most tests (each test uses its own account and
+//! conversation ids); tests that need special settings start their own instance.
+
+mod foundation;
+mod harness;
+
+use harness::Worker;
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use tiktok_sim::Sim;
+
+/// What every test gets.
+pub struct Env {
+    pub rt: tokio::runtime::Runtime,
+    pub sim: Sim,
+    pub worker: Worker,
+    pub http: reqwest::Client,
+}
+
+/// A response as tests look at it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a JSON error body with this status and code, returns the body.
+    pub fn expect_error(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status, status, "status; body: {}", self.text);
+        let b = self.json();
+        assert_eq!(b["error"]["code"], code, "code; body: {}", self.text);
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.text
+        );
+        b
+    }
+}
+
+impl Env {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.worker.url, path)
+    }
+
+    /// Sends a request to the shared Worker; `key` becomes a Bearer token.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        self.call_at(&self.worker.url, method, path, key, body)
+            .await
+    }
+
+    pub async fn call_at(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.http.request(m, format!("{base}{path}"));
+        if let Some(k) = key {
+            rb = rb.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        send(rb).await
+    }
+}
+
+pub async fn send(rb: reqwest::RequestBuilder) -> Reply {
+    let r = rb.send().await.expect("request reached the Worker");
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap_or_default();
+    Reply {
+        status,
+        headers,
+        text,
+    }
+}
+
+type TestFn = fn(Arc<Env>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+macro_rules! tests {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        vec![$((concat!(stringify!($module), "::", stringify!($name)),
+                (|e| Box::pin($module::$name(e))) as TestFn)),*]
+    };
+}
+
+fn main() {
+    let mut args = Arguments::from_args();
+    // Tests share one Worker and inject simulator faults: run them one at a time.
+    args.test_threads = Some(1);
+    let all = tests![
+        foundation::health_reports_configuration_by_name,
+        foundation::request_id_comes_from_cf_ray,
+        foundation::unknown_route_is_json_404,
+        foundation::wrong_method_is_json_405_with_allow,
+        foundation::outbound_fetch_reaches_simulator,
+        foundation::probe_requires_admin_key,
+        foundation::missing_secret_is_named_in_json_500,
+        foundation::logs_are_json_with_request_id,
+        foundation::openapi_is_served,
+    ];
+    let env: Arc<OnceLock<Arc<Env>>> = Arc::new(OnceLock::new());
+    let trials = all
+        .into_iter()
+        .map(|(name, f)| {
+            let env = env.clone();
+            Trial::test(name, move || {
+                // Started by the first test that runs, so `--list` and filters stay cheap.
+                let env = env.get_or_init(start_env).clone();
+                let fut = f(env.clone());
+                env.rt.block_on(fut);
+                Ok::<(), Failed>(())
+            })
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    // Stop wrangler and the simulator before exit (process::exit skips destructors).
+    drop(env);
+    conclusion.exit();
+}
+
+fn start_env() -> Arc<Env> {
+    harness::build_wasm();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let sim = rt
+        .block_on(Sim::start(harness::CLIENT_KEY, harness::CLIENT_SECRET, 0))
+        .expect("simulator");
+    let worker = Worker::start(&sim, "shared", |_| {});
+    Arc::new(Env {
+        rt,
+        sim,
+        worker,
+        http: reqwest::Client::new(),
+    })
+}

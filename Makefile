@@ -1,0 +1,14 @@
+# The two commands (README.md): `make dev` runs the Worker locally, `make test` runs every test.
+.PHONY: dev test bench build clean
+
+dev:
+	bash scripts/dev.sh
+
+test:
+	bash scripts/test.sh
+
+build:
+	bash scripts/bootstrap.sh && bash scripts/build.sh && bash scripts/wasm-size.sh
+
+clean:
+	rm -rf build target/dry-run .wrangler

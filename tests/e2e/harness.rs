@@ -1,0 +1,263 @@
+//! End-to-end harness: the real `.wasm` (built by `scripts/build.sh`, cached) served by
+//! `wrangler dev` in local workerd with fresh local KV, talking to the in-process TikTok
+//! simulator. Every process started here is killed on drop, also when a test fails.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tiktok_sim::Sim;
+
+pub const CLIENT_KEY: &str = "e2e-client-key";
+pub const CLIENT_SECRET: &str = "e2e-client-secret-XYZZY-9f3k";
+pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789abcdef";
+pub const SENDER_KEY: &str = "e2e-sender-key-0123456789abcdef";
+pub const ENC_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds the release `.wasm` once (the script skips unchanged inputs).
+pub fn build_wasm() {
+    let started = Instant::now();
+    let status = Command::new("bash")
+        .arg(root().join("scripts/build.sh"))
+        .status()
+        .expect("run scripts/build.sh");
+    assert!(status.success(), "scripts/build.sh failed");
+    eprintln!("e2e: wasm ready in {:.1}s", started.elapsed().as_secs_f64());
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The settings a Worker instance gets: name → value; `None` leaves it unset.
+pub fn default_vars(sim: &Sim, port: u16) -> Vec<(&'static str, Option<String>)> {
+    vec![
+        ("TIKTOK_CLIENT_KEY", Some(CLIENT_KEY.into())),
+        ("TIKTOK_CLIENT_SECRET", Some(CLIENT_SECRET.into())),
+        ("API_KEYS", Some(format!("admin:{ADMIN_KEY},{SENDER_KEY}"))),
+        ("TOKEN_ENCRYPTION_KEY", Some(ENC_KEY.into())),
+        ("TIKTOK_API_BASE", Some(sim.api_base())),
+        ("TIKTOK_AUTH_URL", Some(sim.auth_url())),
+        (
+            "OAUTH_REDIRECT_URI",
+            Some(format!("http://127.0.0.1:{port}/oauth/callback")),
+        ),
+    ]
+}
+
+/// One `wrangler dev` process serving the built Worker.
+pub struct Worker {
+    pub url: String,
+    pub port: u16,
+    dir: PathBuf,
+    child: Child,
+}
+
+impl Worker {
+    /// Starts an instance; `edit` may change the settings before they are written.
+    pub fn start(
+        sim: &Sim,
+        name: &str,
+        edit: impl FnOnce(&mut Vec<(&'static str, Option<String>)>),
+    ) -> Worker {
+        let port = free_port();
+        let mut vars = default_vars(sim, port);
+        edit(&mut vars);
+        let dir =
+            std::env::temp_dir().join(format!("tmw-e2e-{}-{name}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        write_config(&dir, &vars);
+        let child = spawn(&dir, port);
+        let mut w = Worker {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            dir,
+            child,
+        };
+        w.wait_ready();
+        w
+    }
+
+    fn wait_ready(&mut self) {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "wrangler dev exited ({status}) before ready:\n{}",
+                    self.logs()
+                );
+            }
+            if http_ok(self.port) {
+                eprintln!(
+                    "e2e: worker ready on {} in {:.1}s",
+                    self.url,
+                    started.elapsed().as_secs_f64()
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("wrangler dev not ready within 90 s:\n{}", self.logs());
+    }
+
+    /// Everything the Worker and wrangler printed so far.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.dir.join("worker.log")) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Waits up to 5 s for the logs to contain `needle` (wrangler flushes asynchronously).
+    pub fn wait_for_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// The Worker's own JSON log lines.
+    pub fn log_lines(&self) -> Vec<serde_json::Value> {
+        self.logs()
+            .lines()
+            .filter_map(|l| {
+                let (i, j) = (l.find('{')?, l.rfind('}')?);
+                serde_json::from_str(l.get(i..=j)?).ok()
+            })
+            .filter(|v: &serde_json::Value| v.get("msg").is_some() && v.get("level").is_some())
+            .collect()
+    }
+
+    /// Stops the process and starts it again on the same port and state (a restart).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(&self.dir, self.port);
+        self.wait_ready();
+    }
+
+    fn kill(&mut self) {
+        // The whole group: wrangler's node process and the workerd it started.
+        let pgid = -(self.child.id() as i32);
+        // SAFETY: kill(2) with a negative pid signals only that process group.
+        unsafe { libc::kill(pgid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(pgid, libc::SIGKILL) };
+        let _ = self.child.wait();
+        // workerd may linger briefly holding the port.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while http_ok(self.port) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+        if std::env::var_os("E2E_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Starts `wrangler dev` for the config in `dir`, appending its output to `dir/worker.log`.
+fn spawn(dir: &Path, port: u16) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("worker.log"))
+        .expect("log file");
+    let path = |p: &str| dir.join(p).display().to_string();
+    Command::new(root().join("node_modules/.bin/wrangler"))
+        .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--inspector-port", &free_port().to_string()])
+        .args([
+            "--persist-to",
+            &path("state"),
+            "--config",
+            &path("wrangler.toml"),
+        ])
+        .args([
+            "--test-scheduled",
+            "--show-interactive-dev-session=false",
+            "--log-level",
+            "log",
+        ])
+        .current_dir(dir)
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("NO_COLOR", "1")
+        .env("FORCE_COLOR", "0")
+        .env("CI", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("start wrangler dev (run scripts/bootstrap.sh first)")
+}
+
+/// A blocking readiness probe without an HTTP client: any HTTP answer to /health counts.
+fn http_ok(port: u16) -> bool {
+    use std::io::Write;
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(
+        &([127, 0, 0, 1], port).into(),
+        Duration::from_millis(200),
+    ) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200")
+}
+
+/// Writes a wrangler.toml derived from the project's (same bindings, absolute `main`, no
+/// build step) and a `.dev.vars` with the instance's settings.
+fn write_config(dir: &Path, vars: &[(&'static str, Option<String>)]) {
+    let text = std::fs::read_to_string(root().join("wrangler.toml")).expect("wrangler.toml");
+    let mut doc: toml::Table = text.parse().expect("wrangler.toml parses");
+    doc.insert(
+        "main".into(),
+        toml::Value::String(root().join("build/index.js").display().to_string()),
+    );
+    doc.remove("build");
+    // Vars come from .dev.vars only, so a test can leave one unset.
+    doc.remove("vars");
+    std::fs::write(
+        dir.join("wrangler.toml"),
+        toml::to_string(&doc).expect("toml"),
+    )
+    .expect("write");
+    let dev_vars: String = vars
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}\n")))
+        .collect();
+    std::fs::write(dir.join(".dev.vars"), dev_vars).expect("write .dev.vars");
+}
