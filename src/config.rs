@@ -176,11 +176,11 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    pub fn full() -> HashMap<&'static str, String> {
+    pub(crate) fn full() -> HashMap<&'static str, String> {
         HashMap::from([
             ("TIKTOK_CLIENT_KEY", "ck".to_string()),
             ("TIKTOK_CLIENT_SECRET", "cs-very-secret".to_string()),

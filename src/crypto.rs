@@ -127,6 +127,7 @@ pub(crate) mod tests {
     use std::cell::Cell;
 
     /// Deterministic counter "randomness" for tests.
+    #[derive(Default)]
     pub struct CountingRng(pub Cell<u8>);
     impl Rng for CountingRng {
         fn fill(&self, buf: &mut [u8]) {

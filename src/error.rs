@@ -52,6 +52,18 @@ pub enum Error {
         failure: UpstreamFailure,
         request_id: Option<String>,
     },
+    #[error("account {account} must be connected again through /oauth/start (its refresh token is expired or revoked)")]
+    AccountNeedsReauth { account: String },
+    #[error("tokens of account {account} cannot be decrypted: {reason}")]
+    Vault { account: String, reason: String },
+    /// An error produced elsewhere (the account Durable Object) and passed on unchanged.
+    #[error("{message}")]
+    Relayed {
+        status: u16,
+        code: String,
+        message: String,
+        details: Option<Value>,
+    },
     #[error("storage failed during {0}")]
     Storage(String),
     #[error("internal error: {0}")]
@@ -86,7 +98,9 @@ impl Error {
             Error::Forbidden(_) => 403,
             Error::InvalidJson(_) | Error::Invalid { .. } => 400,
             Error::PayloadTooLarge { .. } => 413,
-            Error::Conflict(_) => 409,
+            Error::Conflict(_) | Error::AccountNeedsReauth { .. } => 409,
+            Error::Vault { .. } => 500,
+            Error::Relayed { status, .. } => *status,
             Error::Upstream { failure, .. } => match failure {
                 UpstreamFailure::Timeout => 504,
                 UpstreamFailure::Api { code, .. } => match *code {
@@ -103,7 +117,7 @@ impl Error {
     }
 
     /// The stable, documented machine-readable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         match self {
             Error::NotFound => "not_found",
             Error::Missing { .. } => "not_found",
@@ -115,6 +129,9 @@ impl Error {
             Error::Invalid { .. } => "invalid_request",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Conflict(_) => "conflict",
+            Error::AccountNeedsReauth { .. } => "account_needs_reauth",
+            Error::Vault { .. } => "vault_unreadable",
+            Error::Relayed { code, .. } => code,
             Error::Upstream { failure, .. } => match failure {
                 UpstreamFailure::Timeout => "tiktok_timeout",
                 UpstreamFailure::Unreachable => "tiktok_unreachable",
@@ -142,6 +159,8 @@ impl Error {
         match self {
             Error::Invalid { field, .. } => Some(json!({ "field": field })),
             Error::MethodNotAllowed { allowed, .. } => Some(json!({ "allowed": allowed })),
+            Error::AccountNeedsReauth { account } => Some(json!({ "account_id": account })),
+            Error::Relayed { details, .. } => details.clone(),
             Error::Upstream {
                 endpoint,
                 failure,
@@ -168,6 +187,21 @@ impl Error {
             err["details"] = d;
         }
         json!({ "error": err })
+    }
+
+    /// Rebuilds an error from a JSON error body (as produced by [`Error::body`]).
+    pub fn from_body(status: u16, body: &[u8]) -> Self {
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let e = &v["error"];
+        match (e["code"].as_str(), e["message"].as_str()) {
+            (Some(code), Some(message)) => Error::Relayed {
+                status,
+                code: code.to_string(),
+                message: message.to_string(),
+                details: e.get("details").cloned(),
+            },
+            _ => Error::Internal(format!("unexpected internal answer (HTTP {status})")),
+        }
     }
 
     /// Whether this is the server's fault (logged at error level) rather than the caller's.

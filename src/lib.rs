@@ -15,6 +15,7 @@ pub mod ports;
 pub mod routes;
 pub mod secret;
 pub mod tiktok;
+pub mod tokens;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

@@ -14,3 +14,116 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
         }
     }
 }
+
+use crate::error::Result;
+use crate::http::{Outbound, Response};
+use crate::ports::{Bucket, Clock, KeyPage, Level, Log, Rng, Store, Transport, TransportError};
+use serde_json::Value;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+
+/// In-memory platform: a sorted map for KV, a queue of canned HTTP answers (recording what was
+/// sent), a settable clock, counting randomness and captured logs.
+#[derive(Default)]
+pub struct Fake {
+    kv: RefCell<BTreeMap<(u8, String), String>>,
+    answers: RefCell<VecDeque<std::result::Result<Response, TransportError>>>,
+    sent: RefCell<Vec<Outbound>>,
+    now_ms: Cell<u64>,
+    rng: Cell<u8>,
+    pub logs: RefCell<Vec<(Level, String, Value)>>,
+}
+
+fn b(bucket: Bucket) -> u8 {
+    match bucket {
+        Bucket::Tokens => 0,
+        Bucket::State => 1,
+    }
+}
+
+impl Fake {
+    pub fn new(now_secs: u64) -> Self {
+        let f = Fake::default();
+        f.now_ms.set(now_secs * 1000);
+        f
+    }
+
+    pub fn raw(&self, bucket: Bucket, key: &str) -> Option<String> {
+        self.kv.borrow().get(&(b(bucket), key.to_string())).cloned()
+    }
+
+    pub fn answer(&self, r: Response) {
+        self.answers.borrow_mut().push_back(Ok(r));
+    }
+
+    pub fn fail(&self, e: TransportError) {
+        self.answers.borrow_mut().push_back(Err(e));
+    }
+
+    pub fn sent(&self) -> Vec<Outbound> {
+        self.sent.borrow().clone()
+    }
+
+    pub fn advance(&self, secs: u64) {
+        self.now_ms.set(self.now_ms.get() + secs * 1000);
+    }
+}
+
+impl Store for Fake {
+    async fn get(&self, bucket: Bucket, key: &str) -> Result<Option<String>> {
+        Ok(self.raw(bucket, key))
+    }
+    async fn put(&self, bucket: Bucket, key: &str, value: &str, _ttl: Option<u64>) -> Result<()> {
+        self.kv
+            .borrow_mut()
+            .insert((b(bucket), key.to_string()), value.to_string());
+        Ok(())
+    }
+    async fn delete(&self, bucket: Bucket, key: &str) -> Result<()> {
+        self.kv.borrow_mut().remove(&(b(bucket), key.to_string()));
+        Ok(())
+    }
+    async fn list(&self, bucket: Bucket, prefix: &str, _cursor: Option<String>) -> Result<KeyPage> {
+        let keys = self
+            .kv
+            .borrow()
+            .keys()
+            .filter(|(bk, k)| *bk == b(bucket) && k.starts_with(prefix))
+            .map(|(_, k)| k.clone())
+            .collect();
+        Ok(KeyPage { keys, cursor: None })
+    }
+}
+
+impl Transport for Fake {
+    async fn send(&self, req: Outbound) -> std::result::Result<Response, TransportError> {
+        self.sent.borrow_mut().push(req);
+        self.answers
+            .borrow_mut()
+            .pop_front()
+            .unwrap_or(Err(TransportError::Unreachable("no canned answer".into())))
+    }
+}
+
+impl Clock for Fake {
+    fn now_ms(&self) -> u64 {
+        self.now_ms.get()
+    }
+}
+
+impl Rng for Fake {
+    fn fill(&self, buf: &mut [u8]) {
+        for x in buf {
+            self.rng.set(self.rng.get().wrapping_add(1));
+            *x = self.rng.get();
+        }
+    }
+}
+
+impl Log for Fake {
+    fn log(&self, level: Level, msg: &str, fields: Value) {
+        self.logs
+            .borrow_mut()
+            .push((level, msg.to_string(), fields));
+    }
+}

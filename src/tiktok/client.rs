@@ -423,7 +423,12 @@ mod tests {
         ]);
         let c = Client::new(&t, "http://sim");
         let codes: Vec<_> = (0..3)
-            .map(|_| block(c.list_messages("t", "b", "c")).unwrap_err().code())
+            .map(|_| {
+                block(c.list_messages("t", "b", "c"))
+                    .unwrap_err()
+                    .code()
+                    .to_string()
+            })
             .collect();
         assert_eq!(
             codes,
