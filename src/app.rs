@@ -9,6 +9,7 @@ use crate::http::{Request, Response};
 use crate::ports::{Level, Platform};
 use crate::routes::{resolve, Endpoint};
 use crate::tiktok::{AppCredentials, Client};
+use crate::{api, oauth};
 use serde_json::{json, Map, Value};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -135,12 +136,19 @@ pub fn error_response<P: Platform>(ctx: &Ctx<'_, P>, e: &Error) -> Response {
 async fn dispatch<P: Platform>(
     ctx: &Ctx<'_, P>,
     endpoint: Endpoint,
-    _params: Vec<String>,
+    params: Vec<String>,
     req: &Request,
 ) -> Result<Response> {
+    let param = || params.first().map(String::as_str).unwrap_or_default();
     match endpoint {
         Endpoint::Health => health(ctx, req).await,
         Endpoint::OpenApi => Ok(openapi()),
+        Endpoint::OAuthStart => oauth::start(ctx, req).await,
+        Endpoint::OAuthCallback => oauth::callback(ctx, req).await,
+        Endpoint::ListAccounts => api::list_accounts(ctx, req).await,
+        Endpoint::DeleteAccount => api::delete_account(ctx, req, param()).await,
+        Endpoint::ListConversations => api::list_conversations(ctx, req).await,
+        Endpoint::ListMessages => api::list_messages(ctx, req, param()).await,
     }
 }
 

@@ -78,6 +78,30 @@ pub const SETTINGS: &[Setting] = &[
         required: false,
         doc: "comma-separated scopes requested at consent",
     },
+    Setting {
+        name: "OAUTH_START_PROTECTED",
+        kind: Kind::Var,
+        required: false,
+        doc: "`true`: /oauth/start needs an admin key (Bearer), so strangers cannot start flows",
+    },
+    Setting {
+        name: "OAUTH_RETURN_TO_ALLOWED",
+        kind: Kind::Var,
+        required: false,
+        doc: "comma-separated origins /oauth/start?return_to= may point at after consent",
+    },
+    Setting {
+        name: "TOKEN_REFRESH_MARGIN_SECS",
+        kind: Kind::Var,
+        required: false,
+        doc: "refresh an access token when it has less than this left (default 600)",
+    },
+    Setting {
+        name: "OAUTH_STATE_TTL_SECS",
+        kind: Kind::Var,
+        required: false,
+        doc: "how long a consent flow may take, in seconds (1..3600, default 600)",
+    },
 ];
 
 /// The Worker's configuration, fully validated.
@@ -92,6 +116,11 @@ pub struct Config {
     pub auth_url: url::Url,
     pub redirect_uri: Option<url::Url>,
     pub scopes: Vec<String>,
+    pub oauth_start_protected: bool,
+    /// Origins (`scheme://host[:port]`) `return_to` may use.
+    pub return_to_allowed: Vec<String>,
+    pub refresh_margin_secs: u64,
+    pub state_ttl_secs: u64,
 }
 
 /// Reads and validates every setting. `lookup` returns a value if it is set and non-empty.
@@ -145,6 +174,41 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
+    let oauth_start_protected = match get("OAUTH_START_PROTECTED").as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => {
+            problems.push("malformed var OAUTH_START_PROTECTED: must be true or false".into());
+            false
+        }
+    };
+    let mut return_to_allowed = Vec::new();
+    for raw in get("OAUTH_RETURN_TO_ALLOWED")
+        .unwrap_or_default()
+        .split(',')
+    {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            continue;
+        }
+        match url::Url::parse(raw) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                return_to_allowed.push(u.origin().ascii_serialization())
+            }
+            _ => problems.push(
+                "malformed var OAUTH_RETURN_TO_ALLOWED: must list absolute http(s) origins".into(),
+            ),
+        }
+    }
+    let state_ttl_secs = number(&get, &mut problems, "OAUTH_STATE_TTL_SECS", 600, 1, 3_600);
+    let refresh_margin_secs = number(
+        &get,
+        &mut problems,
+        "TOKEN_REFRESH_MARGIN_SECS",
+        600,
+        60,
+        43_200,
+    );
     if scopes.is_empty() {
         problems.push("malformed var OAUTH_SCOPES: lists no scope".into());
     }
@@ -169,9 +233,34 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
                 auth_url: auth,
                 redirect_uri,
                 scopes,
+                oauth_start_protected,
+                return_to_allowed,
+                refresh_margin_secs,
+                state_ttl_secs,
             })
         }
         _ => Err(Error::Config { problems }),
+    }
+}
+
+/// An optional whole-number var within `min..=max`.
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+    name: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> u64 {
+    match get(name).map(|v| v.parse::<u64>()) {
+        None => default,
+        Some(Ok(n)) if (min..=max).contains(&n) => n,
+        Some(_) => {
+            problems.push(format!(
+                "malformed var {name}: must be a whole number from {min} to {max}"
+            ));
+            default
+        }
     }
 }
 

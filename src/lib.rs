@@ -4,6 +4,7 @@
 //! through the traits in [`ports`] and is unit-tested natively. `edge` binds those traits to
 //! Workers KV, `fetch`, Durable Objects, cron and `wait_until`, and holds the entry points.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod crypto;
 pub mod error;
 pub mod http;
 pub mod lossless;
+pub mod oauth;
 pub mod ports;
 pub mod routes;
 pub mod secret;

@@ -7,6 +7,7 @@
 
 use crate::error::Result;
 use crate::http::{Outbound, Response};
+use crate::secret::Secret;
 use serde_json::Value;
 
 /// Which KV namespace a key lives in.
@@ -98,6 +99,18 @@ pub trait Log {
     fn log(&self, level: Level, msg: &str, fields: Value);
 }
 
+/// Per-account coordination KV cannot give, implemented by the account's Durable Object: calls
+/// for one account run one at a time, so at most one token refresh per account is in flight.
+pub trait Accounts {
+    /// A valid access token, refreshed first when it expires within the configured margin, or
+    /// when `rejected` (a token TikTok just refused) is still the current one.
+    async fn access_token(&self, account: &str, rejected: Option<&str>) -> Result<Secret>;
+    /// Refreshes the token now if it expires within `window_secs` (the cron's look-ahead).
+    async fn refresh_within(&self, account: &str, window_secs: u64) -> Result<()>;
+    /// Drops whatever the coordinator keeps for `account` (after a disconnect).
+    async fn forget(&self, account: &str) -> Result<()>;
+}
+
 /// Everything a handler may touch, bundled so handlers take one generic parameter.
-pub trait Platform: Store + Transport + Clock + Rng + Log {}
-impl<T: Store + Transport + Clock + Rng + Log> Platform for T {}
+pub trait Platform: Store + Transport + Clock + Rng + Log + Accounts {}
+impl<T: Store + Transport + Clock + Rng + Log + Accounts> Platform for T {}

@@ -8,6 +8,12 @@ use crate::http::Method;
 pub enum Endpoint {
     Health,
     OpenApi,
+    OAuthStart,
+    OAuthCallback,
+    ListAccounts,
+    DeleteAccount,
+    ListConversations,
+    ListMessages,
 }
 
 #[derive(Debug)]
@@ -25,6 +31,30 @@ pub const ROUTES: &[RouteDef] = &[
     RouteDef {
         pattern: "/openapi.json",
         methods: &[(Method::Get, Endpoint::OpenApi)],
+    },
+    RouteDef {
+        pattern: "/oauth/start",
+        methods: &[(Method::Get, Endpoint::OAuthStart)],
+    },
+    RouteDef {
+        pattern: "/oauth/callback",
+        methods: &[(Method::Get, Endpoint::OAuthCallback)],
+    },
+    RouteDef {
+        pattern: "/v1/accounts",
+        methods: &[(Method::Get, Endpoint::ListAccounts)],
+    },
+    RouteDef {
+        pattern: "/v1/accounts/{id}",
+        methods: &[(Method::Delete, Endpoint::DeleteAccount)],
+    },
+    RouteDef {
+        pattern: "/v1/conversations",
+        methods: &[(Method::Get, Endpoint::ListConversations)],
+    },
+    RouteDef {
+        pattern: "/v1/conversations/{id}/messages",
+        methods: &[(Method::Get, Endpoint::ListMessages)],
     },
 ];
 

@@ -56,10 +56,6 @@ impl Fake {
         self.answers.borrow_mut().push_back(Ok(r));
     }
 
-    pub fn fail(&self, e: TransportError) {
-        self.answers.borrow_mut().push_back(Err(e));
-    }
-
     pub fn sent(&self) -> Vec<Outbound> {
         self.sent.borrow().clone()
     }

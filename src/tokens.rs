@@ -304,6 +304,48 @@ pub fn due(accounts: &[StoredAccount], now: u64, window: u64) -> Vec<String> {
         .collect()
 }
 
+/// What one cron run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct CronReport {
+    pub accounts: usize,
+    pub due: usize,
+    pub refreshed: usize,
+    pub needs_reauth: usize,
+    pub failed: usize,
+}
+
+/// The cron job: refreshes every account whose access token expires within `window` seconds
+/// (through the coordinator, so it never races an on-demand refresh) and lets accounts whose
+/// refresh token has expired be marked `needs_reauth`.
+pub async fn refresh_due<P: Store + Clock + crate::ports::Accounts + crate::ports::Log>(
+    p: &P,
+    keyring: &Keyring,
+    window: u64,
+) -> Result<CronReport> {
+    let all = Vault::new(p, keyring).list().await?;
+    let due = due(&all, p.now_secs(), window);
+    let mut report = CronReport {
+        accounts: all.len(),
+        due: due.len(),
+        ..CronReport::default()
+    };
+    for account in &due {
+        match p.refresh_within(account, window).await {
+            Ok(()) => report.refreshed += 1,
+            Err(e) if e.code() == "account_needs_reauth" => report.needs_reauth += 1,
+            Err(e) => {
+                report.failed += 1;
+                p.log(
+                    crate::ports::Level::Warn,
+                    "cron refresh failed",
+                    serde_json::json!({"account_id": account, "code": e.code()}),
+                );
+            }
+        }
+    }
+    Ok(report)
+}
+
 /// Default refresh margin: refresh when the access token has less than this left.
 pub const DEFAULT_MARGIN_SECS: u64 = 600;
 
@@ -413,8 +455,14 @@ mod tests {
         assert!(needs_refresh(&a.meta, 13_000, 600));
         assert!(can_refresh(&a.meta, 17_199));
         assert!(!can_refresh(&a.meta, 17_200));
-        assert_eq!(due(&[a.meta.clone()], 12_000, 600), Vec::<String>::new());
-        assert_eq!(due(&[a.meta.clone()], 12_000, 1_800), vec!["biz"]);
+        assert_eq!(
+            due(std::slice::from_ref(&a.meta), 12_000, 600),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            due(std::slice::from_ref(&a.meta), 12_000, 1_800),
+            vec!["biz"]
+        );
     }
 
     fn cfg() -> Config {

@@ -1,25 +1,36 @@
 //! The edge: Workers entry points and the adapters binding the core's ports to the runtime.
 
+mod actor;
 mod platform;
 
 use crate::app::{self, Presence};
 use crate::config;
+use crate::error::{Error, Result};
 use crate::http::{
     Headers as CoreHeaders, Method as CoreMethod, Request as CoreRequest, Response as CoreResponse,
 };
-use crate::ports::Level;
-use platform::{log_line, WorkerPlatform};
-use serde_json::json;
-use worker::{event, Context, Env, Headers, Request, Response};
+use crate::ports::{Accounts, Level};
+use crate::secret::Secret;
+use crate::tokens;
+use platform::{log_line, runtime_ports, Kv};
+use serde_json::{json, Value};
+use worker::{
+    event, Context, Env, Headers, Method, ObjectNamespace, Request, RequestInit, Response,
+    ScheduleContext, ScheduledEvent,
+};
 
 /// Largest request body read at all; routes set smaller limits of their own.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// Bindings `/health` reports on.
-const BINDINGS: &[&str] = &["TOKENS", "STATE"];
+const KV_BINDINGS: &[&str] = &["TOKENS", "STATE"];
+const ACTOR_BINDING: &str = "ACCOUNTS";
+
+/// How far ahead the cron refreshes, beyond the margin: two cron intervals (10 min each).
+const CRON_LOOKAHEAD_SECS: u64 = 1_200;
 
 /// A setting's value: secrets and vars both arrive as strings on `Env`.
-fn lookup(env: &Env, name: &str) -> Option<String> {
+pub(crate) fn lookup(env: &Env, name: &str) -> Option<String> {
     env.secret(name)
         .map(|s| s.to_string())
         .or_else(|_| env.var(name).map(|v| v.to_string()))
@@ -27,10 +38,113 @@ fn lookup(env: &Env, name: &str) -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
+/// A JSON error response (for the actor's internal answers).
+pub(crate) fn error_json(e: &Error, request_id: &str) -> worker::Result<Response> {
+    Ok(Response::from_json(&e.body(request_id))?.with_status(e.status()))
+}
+
 fn presence(env: &Env) -> Presence {
+    let mut bindings: Vec<(&'static str, bool)> = KV_BINDINGS
+        .iter()
+        .map(|b| (*b, env.kv(b).is_ok()))
+        .collect();
+    bindings.push((ACTOR_BINDING, env.durable_object(ACTOR_BINDING).is_ok()));
     Presence {
-        bindings: BINDINGS.iter().map(|b| (*b, env.kv(b).is_ok())).collect(),
+        bindings,
         settings: Presence::settings_from(|n| lookup(env, n).is_some()),
+    }
+}
+
+/// The ports for a request: KV, fetch, and the account actors as the [`Accounts`] coordinator.
+pub struct WorkerPlatform {
+    kv: Kv,
+    actors: Option<ObjectNamespace>,
+}
+
+runtime_ports!(WorkerPlatform);
+
+impl WorkerPlatform {
+    fn new(env: &Env) -> Self {
+        WorkerPlatform {
+            kv: Kv::new(env),
+            actors: env.durable_object(ACTOR_BINDING).ok(),
+        }
+    }
+
+    /// Calls the account's actor at `path` with a JSON body.
+    async fn actor(&self, account: &str, path: &str, body: Value) -> Result<Value> {
+        let ns = self.actors.as_ref().ok_or_else(|| Error::Config {
+            problems: vec![format!("missing Durable Object binding {ACTOR_BINDING}")],
+        })?;
+        let internal = |e: worker::Error| Error::Internal(format!("account actor: {e}"));
+        let stub = ns
+            .id_from_name(&format!("account:{account}"))
+            .and_then(|id| id.get_stub())
+            .map_err(internal)?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(body.to_string().into()));
+        let req =
+            Request::new_with_init(&format!("https://actor{path}"), &init).map_err(internal)?;
+        let mut resp = stub.fetch_with_request(req).await.map_err(internal)?;
+        let bytes = resp.bytes().await.map_err(internal)?;
+        if resp.status_code() != 200 {
+            return Err(Error::from_body(resp.status_code(), &bytes));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Internal(format!("account actor answer: {e}")))
+    }
+}
+
+impl crate::ports::Store for WorkerPlatform {
+    async fn get(&self, b: crate::ports::Bucket, k: &str) -> Result<Option<String>> {
+        self.kv.get(b, k).await
+    }
+    async fn put(&self, b: crate::ports::Bucket, k: &str, v: &str, ttl: Option<u64>) -> Result<()> {
+        self.kv.put(b, k, v, ttl).await
+    }
+    async fn delete(&self, b: crate::ports::Bucket, k: &str) -> Result<()> {
+        self.kv.delete(b, k).await
+    }
+    async fn list(
+        &self,
+        b: crate::ports::Bucket,
+        prefix: &str,
+        c: Option<String>,
+    ) -> Result<crate::ports::KeyPage> {
+        self.kv.list(b, prefix, c).await
+    }
+}
+
+impl Accounts for WorkerPlatform {
+    async fn access_token(&self, account: &str, rejected: Option<&str>) -> Result<Secret> {
+        let v = self
+            .actor(
+                account,
+                "/token",
+                json!({"account": account, "rejected": rejected}),
+            )
+            .await?;
+        v["access_token"]
+            .as_str()
+            .map(Secret::new)
+            .ok_or_else(|| Error::Internal("account actor answered without a token".into()))
+    }
+
+    async fn refresh_within(&self, account: &str, window_secs: u64) -> Result<()> {
+        self.actor(
+            account,
+            "/token",
+            json!({"account": account, "margin": window_secs}),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn forget(&self, account: &str) -> Result<()> {
+        self.actor(account, "/forget", json!({"account": account}))
+            .await
+            .map(drop)
     }
 }
 
@@ -47,8 +161,38 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     into_worker(resp)
 }
 
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    console_error_panic_hook::set_once();
+    let cfg = match config::load(|k| lookup(&env, k)) {
+        Ok(c) => c,
+        Err(e) => {
+            log_line(
+                Level::Error,
+                "cron skipped: configuration",
+                json!({"message": e.to_string()}),
+            );
+            return;
+        }
+    };
+    let platform = WorkerPlatform::new(&env);
+    let window = cfg.refresh_margin_secs + CRON_LOOKAHEAD_SECS;
+    match tokens::refresh_due(&platform, &cfg.keyring, window).await {
+        Ok(report) => log_line(
+            Level::Info,
+            "cron token refresh",
+            json!({"cron": event.cron(), "report": report}),
+        ),
+        Err(e) => log_line(
+            Level::Error,
+            "cron token refresh failed",
+            json!({"code": e.code(), "message": e.to_string()}),
+        ),
+    }
+}
+
 /// Reads the request into the core's type; a body that is too large is answered here.
-async fn into_core(mut req: Request) -> Result<CoreRequest, CoreResponse> {
+async fn into_core(mut req: Request) -> std::result::Result<CoreRequest, CoreResponse> {
     let bad = |status: u16, code: &str, message: String| {
         CoreResponse::json(
             status,
@@ -96,9 +240,4 @@ fn into_worker(resp: CoreResponse) -> worker::Result<Response> {
         Response::from_bytes(resp.body)?
     };
     Ok(out.with_status(resp.status).with_headers(headers))
-}
-
-#[allow(dead_code)]
-fn log(level: Level, msg: &str, fields: serde_json::Value) {
-    log_line(level, msg, fields);
 }

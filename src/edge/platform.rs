@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::http::{
     Headers as CoreHeaders, Method as CoreMethod, Outbound, Response as CoreResponse,
 };
-use crate::ports::{Bucket, Clock, KeyPage, Level, Log, Rng, Store, Transport, TransportError};
+use crate::ports::{Bucket, KeyPage, Level, Store, TransportError};
 use futures_util::future::{select, Either};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -14,14 +14,15 @@ use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request, Reque
 /// KV's smallest accepted expiry.
 const KV_MIN_TTL: u64 = 60;
 
-pub struct WorkerPlatform {
+/// The two KV namespaces (either may be unbound: reported by `/health`, an error on use).
+pub struct Kv {
     tokens: Option<worker::kv::KvStore>,
     state: Option<worker::kv::KvStore>,
 }
 
-impl WorkerPlatform {
+impl Kv {
     pub fn new(env: &Env) -> Self {
-        WorkerPlatform {
+        Kv {
             tokens: env.kv("TOKENS").ok(),
             state: env.kv("STATE").ok(),
         }
@@ -42,7 +43,7 @@ fn storage(op: &str) -> impl Fn(worker::kv::KvError) -> Error + '_ {
     move |_| Error::Storage(format!("KV {op}"))
 }
 
-impl Store for WorkerPlatform {
+impl Store for Kv {
     async fn get(&self, bucket: Bucket, key: &str) -> Result<Option<String>> {
         self.kv(bucket)?
             .get(key)
@@ -95,8 +96,9 @@ fn method(m: CoreMethod) -> Method {
     }
 }
 
-impl Transport for WorkerPlatform {
-    async fn send(&self, out: Outbound) -> std::result::Result<CoreResponse, TransportError> {
+/// `fetch` with a deadline: the request is aborted when `timeout_ms` passes first.
+pub async fn fetch(out: Outbound) -> std::result::Result<CoreResponse, TransportError> {
+    {
         let unreachable = |e: worker::Error| TransportError::Unreachable(e.to_string());
         let headers = Headers::new();
         for (k, v) in out.headers.iter() {
@@ -132,26 +134,41 @@ impl Transport for WorkerPlatform {
     }
 }
 
-impl Clock for WorkerPlatform {
-    fn now_ms(&self) -> u64 {
-        worker::Date::now().as_millis()
-    }
-}
-
-impl Rng for WorkerPlatform {
-    fn fill(&self, buf: &mut [u8]) {
-        // Only fails when the runtime has no crypto source, which Workers always have.
-        if getrandom::getrandom(buf).is_err() {
-            panic!("crypto.getRandomValues unavailable");
+/// Implements the runtime-only ports (clock, randomness, logs, fetch) for a platform type.
+macro_rules! runtime_ports {
+    ($t:ty) => {
+        impl crate::ports::Clock for $t {
+            fn now_ms(&self) -> u64 {
+                worker::Date::now().as_millis()
+            }
         }
-    }
-}
 
-impl Log for WorkerPlatform {
-    fn log(&self, level: Level, msg: &str, fields: Value) {
-        log_line(level, msg, fields);
-    }
+        impl crate::ports::Rng for $t {
+            fn fill(&self, buf: &mut [u8]) {
+                // Only fails without a crypto source, which the Workers runtime always has.
+                if getrandom::getrandom(buf).is_err() {
+                    panic!("crypto.getRandomValues unavailable");
+                }
+            }
+        }
+
+        impl crate::ports::Log for $t {
+            fn log(&self, level: crate::ports::Level, msg: &str, fields: serde_json::Value) {
+                $crate::edge::platform::log_line(level, msg, fields);
+            }
+        }
+
+        impl crate::ports::Transport for $t {
+            async fn send(
+                &self,
+                out: crate::http::Outbound,
+            ) -> std::result::Result<crate::http::Response, crate::ports::TransportError> {
+                $crate::edge::platform::fetch(out).await
+            }
+        }
+    };
 }
+pub(crate) use runtime_ports;
 
 /// One JSON object per line, so `wrangler tail` and Logpush can parse them.
 pub fn log_line(level: Level, msg: &str, fields: Value) {

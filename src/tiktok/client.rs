@@ -141,15 +141,15 @@ impl<'a, T: Transport> Client<'a, T> {
             .ok_or_else(|| malformed("/business/message/media/upload/"))
     }
 
-    /// `GET /business/message/conversation/list/`: TikTok's `data` as is.
-    pub async fn list_conversations(
+    /// `GET /business/message/conversation/list/`, `data` read into `R`.
+    pub async fn list_conversations<R: DeserializeOwned>(
         &self,
         token: &str,
         business_id: &str,
         kind: ConversationType,
         cursor: Option<&str>,
         limit: Option<u32>,
-    ) -> Result<Value> {
+    ) -> Result<R> {
         let limit = limit.map(|l| l.to_string());
         let mut q = vec![
             ("business_id", business_id),
@@ -161,13 +161,13 @@ impl<'a, T: Transport> Client<'a, T> {
             .await
     }
 
-    /// `GET /business/message/content/list/` (the 20 latest messages).
-    pub async fn list_messages(
+    /// `GET /business/message/content/list/` (the 20 latest messages), `data` read into `R`.
+    pub async fn list_messages<R: DeserializeOwned>(
         &self,
         token: &str,
         business_id: &str,
         conversation_id: &str,
-    ) -> Result<Value> {
+    ) -> Result<R> {
         let q = [
             ("business_id", business_id),
             ("conversation_id", conversation_id),
@@ -424,7 +424,7 @@ mod tests {
         let c = Client::new(&t, "http://sim");
         let codes: Vec<_> = (0..3)
             .map(|_| {
-                block(c.list_messages("t", "b", "c"))
+                block(c.list_messages::<Value>("t", "b", "c"))
                     .unwrap_err()
                     .code()
                     .to_string()
@@ -447,7 +447,7 @@ mod tests {
             ok(json!({"code":0,"data":{}})),
         ]);
         let c = Client::new(&t, "http://sim");
-        block(c.list_messages("t", "b", "a+b/c d")).unwrap();
+        block(c.list_messages::<Value>("t", "b", "a+b/c d")).unwrap();
         let secret = Secret::new("s3cr&t");
         let app = AppCredentials {
             client_key: "ck",

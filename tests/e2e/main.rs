@@ -6,6 +6,7 @@
 
 mod foundation;
 mod harness;
+mod oauth;
 
 use harness::Worker;
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -128,6 +129,20 @@ fn main() {
         foundation::missing_secret_is_named_in_json_500,
         foundation::logs_are_json_with_request_id,
         foundation::openapi_is_served,
+        oauth::full_flow_connects_and_lists_account,
+        oauth::denied_consent_shows_page_and_stores_nothing,
+        oauth::replayed_state_is_rejected,
+        oauth::missing_or_unknown_state_is_rejected,
+        oauth::expired_state_is_rejected,
+        oauth::expired_code_shows_clear_page,
+        oauth::protected_start_and_return_to,
+        oauth::refresh_on_demand_stores_rotated_token,
+        oauth::concurrent_requests_refresh_once,
+        oauth::cron_refreshes_due_accounts,
+        oauth::cron_marks_revoked_refresh_as_needs_reauth,
+        oauth::delete_revokes_and_wipes,
+        oauth::delete_wipes_even_when_revoke_fails,
+        oauth::accounts_api_needs_admin,
     ];
     let env: Arc<OnceLock<Arc<Env>>> = Arc::new(OnceLock::new());
     let trials = all
@@ -164,6 +179,10 @@ fn start_env() -> Arc<Env> {
         rt,
         sim,
         worker,
-        http: reqwest::Client::new(),
+        // Redirects are part of what the tests check: never followed automatically.
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client"),
     })
 }

@@ -1,0 +1,353 @@
+//! The OAuth redirect URI: `/oauth/start` sends the account owner to TikTok's consent page
+//! with a single-use `state`; `/oauth/callback` checks it, exchanges the code and stores the
+//! account's tokens in the vault. Both answer browsers, so failures are small HTML pages
+//! (with the stable error code in `data-code`) rather than JSON.
+
+use crate::app::Ctx;
+use crate::auth::Role;
+use crate::error::{Error, Result, UpstreamFailure};
+use crate::http::{html_escape, Request, Response};
+use crate::ports::{Bucket, Level, Platform};
+use crate::tiktok::{AppCredentials, Client};
+use crate::tokens::{Account, Vault};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StateRecord {
+    created_at: u64,
+    #[serde(default)]
+    return_to: Option<String>,
+}
+
+fn state_key(state: &str) -> String {
+    format!("oauth_state:{state}")
+}
+
+/// The redirect URI registered with TikTok: configured, or this Worker's own callback.
+fn redirect_uri<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<String> {
+    Ok(match &ctx.config()?.redirect_uri {
+        Some(u) => u.to_string(),
+        None => format!("{}/oauth/callback", req.origin()),
+    })
+}
+
+/// Checks `return_to` against the allow-list of origins.
+pub fn check_return_to(raw: &str, allowed: &[String]) -> Result<String> {
+    let u =
+        url::Url::parse(raw).map_err(|_| Error::invalid("return_to", "must be an absolute URL"))?;
+    if !allowed.contains(&u.origin().ascii_serialization()) {
+        return Err(Error::invalid(
+            "return_to",
+            "origin is not listed in OAUTH_RETURN_TO_ALLOWED",
+        ));
+    }
+    Ok(u.to_string())
+}
+
+/// TikTok's consent URL for `state`.
+pub fn authorize_url(
+    auth_url: &url::Url,
+    client_key: &str,
+    scopes: &[String],
+    redirect_uri: &str,
+    state: &str,
+) -> String {
+    let mut u = auth_url.clone();
+    u.query_pairs_mut()
+        .append_pair("client_key", client_key)
+        .append_pair("response_type", "code")
+        .append_pair("scope", &scopes.join(","))
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("state", state);
+    u.to_string()
+}
+
+pub async fn start<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
+    let cfg = ctx.config()?;
+    if cfg.oauth_start_protected {
+        ctx.authorize(req, Role::Admin)?;
+    }
+    let return_to = match req.query("return_to") {
+        Some(r) => Some(check_return_to(&r, &cfg.return_to_allowed)?),
+        None => None,
+    };
+    let state = ctx.p.hex(32);
+    let record = StateRecord {
+        created_at: ctx.p.now_secs(),
+        return_to,
+    };
+    let raw = serde_json::to_string(&record).map_err(|e| Error::Internal(e.to_string()))?;
+    ctx.p
+        .put(
+            Bucket::State,
+            &state_key(&state),
+            &raw,
+            Some(cfg.state_ttl_secs),
+        )
+        .await?;
+    let url = authorize_url(
+        &cfg.auth_url,
+        &cfg.client_key,
+        &cfg.scopes,
+        &redirect_uri(ctx, req)?,
+        &state,
+    );
+    Ok(Response::redirect(&url))
+}
+
+/// A failed callback, shown to the account owner.
+struct Page {
+    status: u16,
+    code: &'static str,
+    title: &'static str,
+    detail: String,
+}
+
+impl Page {
+    fn new(
+        status: u16,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Page {
+            status,
+            code,
+            title,
+            detail: detail.into(),
+        }
+    }
+}
+
+fn page(status: u16, code: &str, title: &str, body_html: &str) -> Response {
+    Response::html(
+        status,
+        format!(
+            "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+             <title>{t}</title><style>body{{font:16px system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em}}</style>\
+             <main data-code=\"{c}\"><h1>{t}</h1>{body_html}</main></html>",
+            t = html_escape(title),
+            c = html_escape(code),
+        ),
+    )
+}
+
+pub async fn callback<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
+    match connect(ctx, req).await {
+        Ok((account, return_to)) => {
+            ctx.log(
+                Level::Info,
+                "account connected",
+                json!({"account_id": account}),
+            );
+            let cont = return_to
+                .map(|r| format!("<p><a href=\"{}\">Continue</a></p>", html_escape(&r)))
+                .unwrap_or_default();
+            Ok(page(
+                200,
+                "connected",
+                "TikTok account connected",
+                &format!(
+                    "<p>The business account <strong data-account=\"{a}\">{a}</strong> is connected. \
+                     You can close this page.</p>{cont}",
+                    a = html_escape(&account)
+                ),
+            ))
+        }
+        Err(p) => {
+            ctx.log(
+                Level::Warn,
+                "oauth callback refused",
+                json!({"code": p.code}),
+            );
+            Ok(page(
+                p.status,
+                p.code,
+                p.title,
+                &format!("<p>{}</p>", html_escape(&p.detail)),
+            ))
+        }
+    }
+}
+
+/// The callback's steps; any failure becomes a page. Nothing is stored unless all succeed.
+async fn connect<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> std::result::Result<(String, Option<String>), Page> {
+    let internal = |e: Error| {
+        Page::new(
+            e.status(),
+            "internal_error",
+            "Something went wrong",
+            e.to_string(),
+        )
+    };
+    let cfg = ctx.config().map_err(internal)?;
+    let again = "Start again from the link you were given.";
+    let state = req
+        .query("state")
+        .filter(|s| !s.is_empty() && s.len() <= 128)
+        .ok_or_else(|| {
+            Page::new(
+                400,
+                "state_missing",
+                "Invalid sign-in link",
+                format!("The request has no state. {again}"),
+            )
+        })?;
+    let key = state_key(&state);
+    let raw = ctx.p.get(Bucket::State, &key).await.map_err(internal)?;
+    let record: StateRecord = raw
+        .and_then(|r| serde_json::from_str(&r).ok())
+        .ok_or_else(|| {
+            Page::new(
+                400,
+                "state_invalid",
+                "Invalid or used sign-in link",
+                format!("This sign-in link is unknown, expired or was already used. {again}"),
+            )
+        })?;
+    // Single use: consumed before anything else can happen with it.
+    ctx.p.delete(Bucket::State, &key).await.map_err(internal)?;
+    if ctx.p.now_secs() >= record.created_at + cfg.state_ttl_secs {
+        return Err(Page::new(
+            400,
+            "state_expired",
+            "Sign-in link expired",
+            format!(
+                "The sign-in took longer than {} seconds. {again}",
+                cfg.state_ttl_secs
+            ),
+        ));
+    }
+    if let Some(err) = req.query("error") {
+        let desc = req.query("error_description").unwrap_or_default();
+        return Err(Page::new(
+            400,
+            "consent_denied",
+            "Access was not granted",
+            format!(
+                "TikTok reported `{err}`{}{desc}. Nothing was connected.",
+                if desc.is_empty() { "" } else { ": " }
+            ),
+        ));
+    }
+    let code = req.query("code").filter(|c| !c.is_empty()).ok_or_else(|| {
+        Page::new(
+            400,
+            "code_missing",
+            "Invalid sign-in response",
+            "TikTok sent no authorization code.",
+        )
+    })?;
+    let client = Client::new(ctx.p, &cfg.api_base);
+    let app = AppCredentials {
+        client_key: &cfg.client_key,
+        client_secret: &cfg.client_secret,
+    };
+    let grant = client
+        .exchange_code(app, &code, &redirect_uri(ctx, req).map_err(internal)?)
+        .await
+        .map_err(exchange_page)?;
+    let account_id = grant
+        .open_id
+        .clone()
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| {
+            Page::new(
+                502,
+                "tiktok_error",
+                "TikTok answered unexpectedly",
+                "The token response names no account.",
+            )
+        })?;
+    let vault = Vault::new(ctx.p, &cfg.keyring);
+    let previous = vault.meta(&account_id).await.ok().flatten();
+    let mut account =
+        Account::from_grant(&account_id, &grant, ctx.p.now_secs(), &cfg.keyring, ctx.p);
+    if let Some(prev) = previous {
+        account.meta.created_at = prev.created_at;
+        account.meta.display_name = prev.display_name;
+    }
+    vault.put(&account).await.map_err(internal)?;
+    // The coordinator's copy (maybe `needs_reauth`) is superseded by the new grant.
+    ctx.p.forget(&account_id).await.map_err(internal)?;
+    Ok((account_id, record.return_to))
+}
+
+fn exchange_page(e: Error) -> Page {
+    match &e {
+        Error::Upstream {
+            failure: UpstreamFailure::Api { code: 40131, .. },
+            ..
+        } => Page::new(
+            400,
+            "code_expired",
+            "Sign-in took too long",
+            "TikTok's authorization code expired before it could be used. Start again.",
+        ),
+        Error::Upstream {
+            failure: UpstreamFailure::Api { code, message },
+            ..
+        } => Page::new(
+            502,
+            "tiktok_error",
+            "TikTok refused the sign-in",
+            format!("TikTok answered code {code}: {message}. Nothing was connected."),
+        ),
+        _ => Page::new(
+            502,
+            "tiktok_unavailable",
+            "TikTok could not be reached",
+            format!("{e}. Nothing was connected; try again in a moment."),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorize_url_carries_every_parameter_encoded() {
+        let u = url::Url::parse("https://www.tiktok.com/v2/auth/authorize/").unwrap();
+        let s = authorize_url(
+            &u,
+            "ck",
+            &["a.b".into(), "c.d".into()],
+            "https://w.example/oauth/callback",
+            "st",
+        );
+        let parsed = url::Url::parse(&s).unwrap();
+        let q: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
+        assert_eq!(q["client_key"], "ck");
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["scope"], "a.b,c.d");
+        assert_eq!(q["redirect_uri"], "https://w.example/oauth/callback");
+        assert_eq!(q["state"], "st");
+        assert!(s.starts_with("https://www.tiktok.com/v2/auth/authorize/?"));
+    }
+
+    #[test]
+    fn return_to_must_match_an_allowed_origin() {
+        let allowed = vec!["https://app.example".to_string()];
+        assert!(check_return_to("https://app.example/done?x=1", &allowed).is_ok());
+        assert!(check_return_to("https://app.example.evil.com/", &allowed).is_err());
+        assert!(check_return_to("http://app.example/", &allowed).is_err());
+        assert!(check_return_to("/relative", &allowed).is_err());
+    }
+
+    #[test]
+    fn pages_escape_what_tiktok_sent() {
+        let r = page(
+            400,
+            "consent_denied",
+            "t",
+            &format!("<p>{}</p>", html_escape("<script>x</script>")),
+        );
+        let s = String::from_utf8(r.body).unwrap();
+        assert!(!s.contains("<script>") && s.contains("data-code=\"consent_denied\""));
+    }
+}
