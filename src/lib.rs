@@ -13,11 +13,13 @@ pub mod error;
 pub mod http;
 pub mod lossless;
 pub mod oauth;
+pub mod replies;
 pub mod ports;
 pub mod routes;
 pub mod secret;
 pub mod tiktok;
 pub mod tokens;
+pub mod webhook;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

@@ -1,0 +1,554 @@
+//! The auto-reply rules engine: pure functions from a rule set, a conversation's state, the
+//! inbound message and the local time to the messages to send.
+//!
+//! Rules JSON (stored with `PUT /v1/rules`, default from the `DEFAULT_RULES` var):
+//! ```json
+//! {"timezone": "Europe/Paris", "welcome": "Hi {{display_name}}!", "cooldown_secs": 600,
+//!  "typing": true, "mark_read": true,
+//!  "away": {"text": "We are closed.", "open": {"mon": ["09:00-17:30"], "sat": []}},
+//!  "rules": [{"id": "price", "match": "any_of", "keywords": ["price", "cost"], "text": "..."}]}
+//! ```
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// TikTok's reply window after a user's last message, and its message budget.
+pub const WINDOW_SECS: u64 = 48 * 3600;
+pub const WINDOW_MESSAGES: u32 = 10;
+pub const MAX_TEXT_CHARS: usize = 6000;
+const MAX_RULES: usize = 200;
+const MAX_KEYWORDS: usize = 100;
+const MAX_KEYWORD_CHARS: usize = 200;
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The whole message equals a keyword.
+    Exact,
+    /// The message contains a keyword anywhere.
+    Contains,
+    /// A keyword appears as whole word(s).
+    AnyOf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub id: String,
+    #[serde(rename = "match")]
+    pub mode: Mode,
+    pub keywords: Vec<String>,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Away {
+    pub text: String,
+    /// Opening hours per day (`mon`..`sun`), `HH:MM-HH:MM`; a missing day is closed all day.
+    pub open: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSet {
+    #[serde(default = "utc")]
+    pub timezone: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away: Option<Away>,
+    /// Minimum seconds between two auto-replies in one conversation.
+    #[serde(default)]
+    pub cooldown_secs: u64,
+    /// Show a typing indicator before replying.
+    #[serde(default)]
+    pub typing: bool,
+    /// Mark the conversation read when a message arrives.
+    #[serde(default)]
+    pub mark_read: bool,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+impl Default for RuleSet {
+    fn default() -> Self {
+        RuleSet {
+            timezone: utc(),
+            welcome: None,
+            away: None,
+            cooldown_secs: 0,
+            typing: false,
+            mark_read: false,
+            rules: vec![],
+        }
+    }
+}
+
+/// A zone: a fixed offset, or an IANA name resolved by the runtime (`Intl`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Zone {
+    Fixed(i32),
+    Named(String),
+}
+
+impl Zone {
+    /// `UTC`, `Z`, `+05:30`, `-03:00` or an IANA name.
+    pub fn parse(s: &str) -> Option<Zone> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("utc") || s == "Z" {
+            return Some(Zone::Fixed(0));
+        }
+        if let Some(rest) = s.strip_prefix('+').map(|r| (1, r)).or(s.strip_prefix('-').map(|r| (-1, r))) {
+            let (sign, hm) = rest;
+            let (h, m) = hm.split_once(':')?;
+            let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+            if (0..=14).contains(&h) && (0..60).contains(&m) {
+                return Some(Zone::Fixed(sign * (h * 60 + m)));
+            }
+            return None;
+        }
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c));
+        ok.then(|| Zone::Named(s.to_string()))
+    }
+}
+
+/// Wall-clock time in a zone: weekday (0 = Monday) and minute of the day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalTime {
+    pub weekday: u8,
+    pub minute: u16,
+}
+
+impl LocalTime {
+    /// Local time at a fixed offset (minutes east of UTC).
+    pub fn at_offset(unix_secs: u64, offset_min: i32) -> LocalTime {
+        let t = unix_secs as i64 + offset_min as i64 * 60;
+        let days = t.div_euclid(86_400);
+        LocalTime {
+            // 1970-01-01 was a Thursday (3 with Monday = 0).
+            weekday: (days + 3).rem_euclid(7) as u8,
+            minute: (t.rem_euclid(86_400) / 60) as u16,
+        }
+    }
+}
+
+/// Parses `HH:MM-HH:MM` into minutes `[start, end)`; `24:00` may end a range.
+fn parse_range(s: &str) -> Option<(u16, u16)> {
+    let (a, b) = s.trim().split_once('-')?;
+    let hm = |x: &str| -> Option<u16> {
+        let (h, m) = x.trim().split_once(':')?;
+        if h.len() != 2 || m.len() != 2 {
+            return None;
+        }
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (m < 60 && (h < 24 || (h == 24 && m == 0))).then_some(h * 60 + m)
+    };
+    let (start, end) = (hm(a)?, hm(b)?);
+    (start < end).then_some((start, end))
+}
+
+impl Away {
+    /// Whether the business is open at `t`.
+    pub fn is_open(&self, t: LocalTime) -> bool {
+        self.open
+            .get(DAYS[t.weekday as usize % 7])
+            .into_iter()
+            .flatten()
+            .filter_map(|r| parse_range(r))
+            .any(|(s, e)| (s..e).contains(&t.minute))
+    }
+}
+
+/// Lower-case, accents folded to their base letter, whitespace collapsed.
+pub fn normalize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut space = true;
+    for c in s.chars().flat_map(char::to_lowercase) {
+        if c.is_whitespace() {
+            if !space {
+                out.push(' ');
+            }
+            space = true;
+            continue;
+        }
+        space = false;
+        match fold(c) {
+            Some(f) => out.push_str(f),
+            None => out.push(c),
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// Base letters of accented Latin letters (lower-case input).
+fn fold(c: char) -> Option<&'static str> {
+    const TABLE: &[(&str, &str)] = &[
+        ("àáâãäåāăą", "a"), ("çćĉċč", "c"), ("ďđ", "d"), ("èéêëēĕėęě", "e"), ("ĝğġģ", "g"),
+        ("ĥħ", "h"), ("ìíîïĩīĭįı", "i"), ("ĵ", "j"), ("ķ", "k"), ("ĺļľŀł", "l"), ("ñńņňŉ", "n"),
+        ("òóôõöøōŏő", "o"), ("ŕŗř", "r"), ("śŝşšș", "s"), ("ţťŧț", "t"), ("ùúûüũūŭůűų", "u"),
+        ("ŵ", "w"), ("ýÿŷ", "y"), ("źżž", "z"), ("ß", "ss"), ("æ", "ae"), ("œ", "oe"),
+    ];
+    if c.is_ascii() {
+        return None;
+    }
+    TABLE.iter().find(|(set, _)| set.contains(c)).map(|(_, b)| *b)
+}
+
+fn words(s: &str) -> Vec<&str> {
+    s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect()
+}
+
+impl Rule {
+    /// Whether the (normalized) message matches this rule.
+    pub fn matches(&self, message: &str) -> bool {
+        let msg_words = words(message);
+        self.keywords.iter().any(|k| {
+            let k = normalize(k);
+            match self.mode {
+                Mode::Exact => {
+                    let trimmed = message.trim_matches(|c: char| !c.is_alphanumeric());
+                    trimmed == k.trim_matches(|c: char| !c.is_alphanumeric())
+                }
+                Mode::Contains => message.contains(&k),
+                Mode::AnyOf => {
+                    let kw = words(&k);
+                    !kw.is_empty() && msg_words.windows(kw.len()).any(|w| w == kw.as_slice())
+                }
+            }
+        })
+    }
+}
+
+/// Fills `{{display_name}}` (or "there" when TikTok did not say).
+pub fn render(template: &str, display_name: Option<&str>) -> String {
+    let name = display_name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or("there");
+    template.replace("{{display_name}}", name)
+}
+
+/// Parses and validates a rule set; errors name the rule and field. `zone_ok` checks IANA
+/// names against the runtime's time zone database.
+pub fn parse_rules(json: &[u8], zone_ok: impl Fn(&str) -> bool) -> Result<RuleSet> {
+    let de = &mut serde_json::Deserializer::from_slice(json);
+    let set: RuleSet = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "rules".to_string() } else { path };
+        Error::invalid(field, e.into_inner().to_string())
+    })?;
+    validate(&set, zone_ok)?;
+    Ok(set)
+}
+
+fn check_text(field: &str, t: &str) -> Result<()> {
+    let n = t.chars().count();
+    if t.trim().is_empty() || n > MAX_TEXT_CHARS {
+        return Err(Error::invalid(field, format!("must be 1 to {MAX_TEXT_CHARS} characters (has {n})")));
+    }
+    Ok(())
+}
+
+pub fn validate(set: &RuleSet, zone_ok: impl Fn(&str) -> bool) -> Result<()> {
+    match Zone::parse(&set.timezone) {
+        Some(Zone::Named(n)) if !zone_ok(&n) => {
+            return Err(Error::invalid("timezone", format!("unknown time zone `{n}`")))
+        }
+        None => {
+            return Err(Error::invalid("timezone", "must be UTC, an offset like +02:00, or an IANA name"))
+        }
+        _ => {}
+    }
+    if let Some(w) = &set.welcome {
+        check_text("welcome", w)?;
+    }
+    if let Some(a) = &set.away {
+        check_text("away.text", &a.text)?;
+        for (day, ranges) in &a.open {
+            if !DAYS.contains(&day.as_str()) {
+                return Err(Error::invalid(format!("away.open.{day}"), "day must be one of mon..sun"));
+            }
+            for (i, r) in ranges.iter().enumerate() {
+                if parse_range(r).is_none() {
+                    return Err(Error::invalid(format!("away.open.{day}[{i}]"), format!("`{r}` is not HH:MM-HH:MM with start before end")));
+                }
+            }
+        }
+    }
+    if set.cooldown_secs > 30 * 86_400 {
+        return Err(Error::invalid("cooldown_secs", "must be at most 2592000 (30 days)"));
+    }
+    if set.rules.len() > MAX_RULES {
+        return Err(Error::invalid("rules", format!("at most {MAX_RULES} rules")));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for (i, r) in set.rules.iter().enumerate() {
+        let at = |f: &str| format!("rules[{i}].{f}");
+        if r.id.trim().is_empty() || r.id.len() > 64 {
+            return Err(Error::invalid(at("id"), "must be 1 to 64 characters"));
+        }
+        if !ids.insert(r.id.as_str()) {
+            return Err(Error::invalid(at("id"), format!("`{}` is used by an earlier rule", r.id)));
+        }
+        if r.keywords.is_empty() || r.keywords.len() > MAX_KEYWORDS {
+            return Err(Error::invalid(at("keywords"), format!("must list 1 to {MAX_KEYWORDS} keywords")));
+        }
+        for (j, k) in r.keywords.iter().enumerate() {
+            if normalize(k).is_empty() || k.chars().count() > MAX_KEYWORD_CHARS {
+                return Err(Error::invalid(format!("rules[{i}].keywords[{j}]"), format!("must be 1 to {MAX_KEYWORD_CHARS} non-blank characters")));
+            }
+        }
+        check_text(&at("text"), &r.text)?;
+    }
+    Ok(())
+}
+
+/// What we remember per conversation (in the account's Durable Object).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub inbound_count: u64,
+    pub last_inbound_at: Option<u64>,
+    /// Messages the business sent since the user's last message.
+    pub window_sent: u32,
+    pub last_auto_reply_at: Option<u64>,
+    /// Ids of messages we sent recently, so their echoes are not counted twice.
+    #[serde(default)]
+    pub recent_sent: Vec<String>,
+}
+
+impl Conversation {
+    /// A user message opens a new window: 48 h and 10 messages.
+    pub fn record_inbound(&mut self, at: u64) {
+        self.inbound_count += 1;
+        self.last_inbound_at = Some(at);
+        self.window_sent = 0;
+    }
+
+    /// Messages the business may still send now.
+    pub fn budget(&self, now: u64) -> u32 {
+        match self.last_inbound_at {
+            Some(t) if now < t + WINDOW_SECS => WINDOW_MESSAGES.saturating_sub(self.window_sent),
+            _ => 0,
+        }
+    }
+
+    /// Counts a message the business sent (ours, or an echo of one sent elsewhere).
+    pub fn record_sent(&mut self, message_id: Option<&str>) {
+        if let Some(id) = message_id {
+            if self.recent_sent.iter().any(|m| m == id) {
+                return;
+            }
+            self.recent_sent.push(id.to_string());
+            if self.recent_sent.len() > 20 {
+                self.recent_sent.remove(0);
+            }
+        }
+        self.window_sent += 1;
+    }
+}
+
+/// The engine's decision for one inbound message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub mark_read: bool,
+    pub typing: bool,
+    /// `(source, text)`: source is `welcome`, `away` or a rule id.
+    pub messages: Vec<(String, String)>,
+    /// Why fewer (or no) messages are sent than the rules asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<String>,
+}
+
+/// Decides the reply to an inbound message. `conv` already includes this message.
+pub fn decide(
+    set: &RuleSet,
+    conv: &Conversation,
+    text: Option<&str>,
+    display_name: Option<&str>,
+    local: LocalTime,
+    now: u64,
+) -> Plan {
+    let mut plan = Plan { mark_read: set.mark_read, ..Plan::default() };
+    let first = conv.inbound_count == 1;
+    if !first && set.cooldown_secs > 0 {
+        if let Some(last) = conv.last_auto_reply_at {
+            if now < last + set.cooldown_secs {
+                plan.held_back = Some("cooldown".into());
+                return plan;
+            }
+        }
+    }
+    let mut wanted = Vec::new();
+    if first {
+        if let Some(w) = &set.welcome {
+            wanted.push(("welcome".to_string(), w.clone()));
+        }
+    }
+    let normalized = text.map(normalize).unwrap_or_default();
+    match &set.away {
+        Some(a) if !a.is_open(local) => wanted.push(("away".into(), a.text.clone())),
+        _ => {
+            if let Some(r) = set.rules.iter().find(|r| !normalized.is_empty() && r.matches(&normalized)) {
+                wanted.push((r.id.clone(), r.text.clone()));
+            }
+        }
+    }
+    let budget = conv.budget(now) as usize;
+    if wanted.len() > budget {
+        wanted.truncate(budget);
+        plan.held_back = Some("reply_window_budget".into());
+    }
+    plan.typing = set.typing && !wanted.is_empty();
+    plan.messages = wanted
+        .into_iter()
+        .map(|(src, t)| (src, render(&t, display_name)))
+        .collect();
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(json: &str) -> RuleSet {
+        parse_rules(json.as_bytes(), |z| z == "America/New_York").unwrap()
+    }
+
+    fn err(json: &str) -> (String, String) {
+        match parse_rules(json.as_bytes(), |z| z == "America/New_York").unwrap_err() {
+            Error::Invalid { field, reason } => (field, reason),
+            e => panic!("{e:?}"),
+        }
+    }
+
+    const MON_10: LocalTime = LocalTime { weekday: 0, minute: 600 };
+
+    fn conv(inbound: u64, at: u64) -> Conversation {
+        Conversation { inbound_count: inbound, last_inbound_at: Some(at), ..Conversation::default() }
+    }
+
+    #[test]
+    fn matching_table() {
+        let cases = [
+            (Mode::Exact, "price", "Price!", true),
+            (Mode::Exact, "price", "the price", false),
+            (Mode::Contains, "price", "what's the PRICE?", true),
+            (Mode::Contains, "pri", "prices", true),
+            (Mode::AnyOf, "price", "prices please", false),
+            (Mode::AnyOf, "price", "your price?", true),
+            (Mode::AnyOf, "opening hours", "what are your opening  hours", true),
+            (Mode::Contains, "cafe", "Un CAFÉ svp", true),
+            (Mode::AnyOf, "Crème brûlée", "creme brulee!", true),
+            (Mode::Exact, "straße", "STRASSE", true),
+        ];
+        for (mode, kw, msg, want) in cases {
+            let r = Rule { id: "r".into(), mode, keywords: vec![kw.into()], text: "t".into() };
+            assert_eq!(r.matches(&normalize(msg)), want, "{mode:?} {kw:?} in {msg:?}");
+        }
+    }
+
+    #[test]
+    fn first_match_wins_and_welcome_comes_first() {
+        let s = set(r#"{"welcome":"Hi {{display_name}}!","rules":[
+            {"id":"a","match":"contains","keywords":["x"],"text":"A"},
+            {"id":"b","match":"contains","keywords":["x"],"text":"B"}]}"#);
+        let p = decide(&s, &conv(1, 100), Some("x"), Some("Ada"), MON_10, 100);
+        assert_eq!(p.messages, vec![("welcome".into(), "Hi Ada!".into()), ("a".into(), "A".into())]);
+        let p = decide(&s, &conv(2, 100), Some("x"), None, MON_10, 100);
+        assert_eq!(p.messages, vec![("a".into(), "A".into())]);
+        let p = decide(&s, &conv(2, 100), Some("nothing"), None, MON_10, 100);
+        assert!(p.messages.is_empty());
+        assert_eq!(render("Hi {{display_name}}", None), "Hi there");
+    }
+
+    #[test]
+    fn away_hours_by_weekday_and_minute() {
+        let s = set(r#"{"away":{"text":"closed","open":{"mon":["09:00-17:30"],"sat":["10:00-12:00","13:00-24:00"]}},
+            "rules":[{"id":"a","match":"contains","keywords":["x"],"text":"A"}]}"#);
+        let at = |weekday, minute| decide(&s, &conv(2, 0), Some("x"), None, LocalTime { weekday, minute }, 0).messages;
+        assert_eq!(at(0, 9 * 60)[0].1, "A");
+        assert_eq!(at(0, 17 * 60 + 29)[0].1, "A");
+        assert_eq!(at(0, 17 * 60 + 30)[0].1, "closed");
+        assert_eq!(at(0, 8 * 60 + 59)[0].1, "closed");
+        assert_eq!(at(1, 10 * 60)[0].1, "closed", "a missing day is closed");
+        assert_eq!(at(5, 12 * 60 + 30)[0].1, "closed");
+        assert_eq!(at(5, 23 * 60 + 59)[0].1, "A");
+    }
+
+    #[test]
+    fn local_time_at_offsets() {
+        // 2024-07-01 00:30 UTC was a Monday.
+        let t = 1_719_793_800;
+        assert_eq!(LocalTime::at_offset(t, 0), LocalTime { weekday: 0, minute: 30 });
+        assert_eq!(LocalTime::at_offset(t, -60), LocalTime { weekday: 6, minute: 23 * 60 + 30 });
+        assert_eq!(LocalTime::at_offset(t, 330), LocalTime { weekday: 0, minute: 6 * 60 });
+        assert_eq!(Zone::parse("+05:30"), Some(Zone::Fixed(330)));
+        assert_eq!(Zone::parse("-03:00"), Some(Zone::Fixed(-180)));
+        assert_eq!(Zone::parse("utc"), Some(Zone::Fixed(0)));
+        assert_eq!(Zone::parse("+25:00"), None);
+        assert_eq!(Zone::parse("Europe/Paris"), Some(Zone::Named("Europe/Paris".into())));
+        assert_eq!(Zone::parse("Europe/Paris; drop"), None);
+    }
+
+    #[test]
+    fn cooldown_holds_back_but_first_message_is_exempt() {
+        let s = set(r#"{"cooldown_secs":600,"rules":[{"id":"a","match":"contains","keywords":["x"],"text":"A"}]}"#);
+        let mut c = conv(2, 1_000);
+        c.last_auto_reply_at = Some(900);
+        let p = decide(&s, &c, Some("x"), None, MON_10, 1_000);
+        assert!(p.messages.is_empty());
+        assert_eq!(p.held_back.as_deref(), Some("cooldown"));
+        assert_eq!(decide(&s, &c, Some("x"), None, MON_10, 1_500).messages.len(), 1);
+    }
+
+    #[test]
+    fn window_budget_never_allows_an_eleventh_message() {
+        let s = set(r#"{"welcome":"W","rules":[{"id":"a","match":"contains","keywords":["x"],"text":"A"}]}"#);
+        let mut c = conv(1, 0);
+        for i in 0..9 {
+            c.record_sent(Some(&format!("m{i}")));
+        }
+        c.record_sent(Some("m0"));
+        assert_eq!(c.budget(0), 1, "an echo of a counted message is not counted again");
+        let p = decide(&s, &c, Some("x"), None, MON_10, 0);
+        assert_eq!(p.messages.len(), 1);
+        assert_eq!(p.held_back.as_deref(), Some("reply_window_budget"));
+        c.record_sent(None);
+        assert_eq!(c.budget(0), 0);
+        assert!(decide(&s, &c, Some("x"), None, MON_10, 0).messages.is_empty());
+        c.record_inbound(10);
+        assert_eq!(c.budget(10), 10);
+        assert_eq!(c.budget(10 + WINDOW_SECS), 0, "48 h after the last user message");
+    }
+
+    #[test]
+    fn validation_names_rule_and_field() {
+        let cases = [
+            (r#"{"rules":[{"id":"a","match":"contains","keywords":[],"text":"A"}]}"#, "rules[0].keywords"),
+            (r#"{"rules":[{"id":"a","match":"contains","keywords":["x"],"text":""}]}"#, "rules[0].text"),
+            (r#"{"rules":[{"id":"a","match":"contains","keywords":["x"],"text":"A"},{"id":"a","match":"exact","keywords":["y"],"text":"B"}]}"#, "rules[1].id"),
+            (r#"{"rules":[{"id":"a","match":"regex","keywords":["x"],"text":"A"}]}"#, "rules[0].match"),
+            (r#"{"rules":[{"id":"a","match":"exact","keywords":["x"],"txt":"A"}]}"#, "rules[0].txt"),
+            (r#"{"rules":[{"id":"a","match":"exact","keywords":["  "],"text":"A"}]}"#, "rules[0].keywords[0]"),
+            (r#"{"timezone":"Mars/Olympus"}"#, "timezone"),
+            (r#"{"away":{"text":"x","open":{"mon":["9-5"]}}}"#, "away.open.mon[0]"),
+            (r#"{"away":{"text":"x","open":{"funday":[]}}}"#, "away.open.funday"),
+            (r#"{"cooldown_secs":-1}"#, "cooldown_secs"),
+            (r#"{"welcome":""}"#, "welcome"),
+            (r#"[]"#, "rules"),
+        ];
+        for (json, field) in cases {
+            assert_eq!(err(json).0, field, "{json}");
+        }
+        let long = format!(r#"{{"rules":[{{"id":"a","match":"exact","keywords":["x"],"text":"{}"}}]}}"#, "a".repeat(6001));
+        assert!(err(&long).1.contains("6000"));
+        assert_eq!(set(r#"{"timezone":"America/New_York"}"#).timezone, "America/New_York");
+        assert_eq!(set("{}"), RuleSet::default());
+    }
+}

@@ -1,0 +1,319 @@
+//! TikTok's direct-message webhooks: signature verification (pure, before any I/O) and the
+//! envelope with its string-encoded `content`, parsed losslessly.
+
+use crate::lossless;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Largest delivery accepted.
+pub const MAX_BODY: usize = 256 * 1024;
+/// Default accepted age of a signature timestamp, either way.
+pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
+
+/// Why a delivery's signature was refused. Messages name the problem, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("missing TikTok-Signature header")]
+    Missing,
+    #[error("malformed TikTok-Signature header: {0}")]
+    Malformed(&'static str),
+    #[error("signature timestamp is {age} s away from now (tolerance {tolerance} s)")]
+    Stale { age: u64, tolerance: u64 },
+    #[error("signature does not match the body")]
+    Mismatch,
+}
+
+/// The parts of `TikTok-Signature: t=<unix seconds>,s=<hex>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureHeader {
+    pub timestamp: u64,
+    /// Every `s=` value (rotation may send several); any one may match.
+    pub signatures: Vec<[u8; 32]>,
+}
+
+/// Parses the header by part name, trimming spaces; unknown parts are ignored.
+pub fn parse_signature(header: &str) -> Result<SignatureHeader, SignatureError> {
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    if header.len() > 1024 {
+        return Err(SignatureError::Malformed("header too long"));
+    }
+    for part in header.split(',') {
+        let Some((k, v)) = part.split_once('=') else {
+            if part.trim().is_empty() {
+                continue;
+            }
+            return Err(SignatureError::Malformed("parts must be name=value"));
+        };
+        let (k, v) = (k.trim(), v.trim());
+        match k {
+            "t" => {
+                if timestamp.is_some() {
+                    return Err(SignatureError::Malformed("t given twice"));
+                }
+                if v.is_empty() || v.len() > 12 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(SignatureError::Malformed("t must be unix seconds"));
+                }
+                timestamp = v.parse().ok();
+            }
+            "s" => {
+                let mut buf = [0u8; 32];
+                hex::decode_to_slice(v, &mut buf)
+                    .map_err(|_| SignatureError::Malformed("s must be 64 hex characters"))?;
+                signatures.push(buf);
+            }
+            _ => {}
+        }
+    }
+    let timestamp = timestamp.ok_or(SignatureError::Malformed("no t= part"))?;
+    if signatures.is_empty() {
+        return Err(SignatureError::Malformed("no s= part"));
+    }
+    Ok(SignatureHeader { timestamp, signatures })
+}
+
+/// `HMAC-SHA256(secret, "<t>.<body>")`.
+pub fn sign(secret: &[u8], timestamp: u64, body: &[u8]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.finalize().into_bytes().into()
+}
+
+/// Verifies a delivery: header present and well-formed, timestamp within `tolerance` of
+/// `now` (either direction), and one signature equal, compared in constant time.
+pub fn verify(
+    secret: &[u8],
+    header: Option<&str>,
+    body: &[u8],
+    now: u64,
+    tolerance: u64,
+) -> Result<(), SignatureError> {
+    let parsed = parse_signature(header.ok_or(SignatureError::Missing)?)?;
+    let age = now.abs_diff(parsed.timestamp);
+    if age > tolerance {
+        return Err(SignatureError::Stale { age, tolerance });
+    }
+    let expected = sign(secret, parsed.timestamp, body);
+    let ok = parsed
+        .signatures
+        .iter()
+        .fold(0u8, |acc, s| acc | s.ct_eq(&expected).unwrap_u8());
+    if ok == 1 {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// The outer envelope. `content` is a JSON string parsed a second time.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Envelope {
+    #[serde(default)]
+    pub client_key: Option<String>,
+    pub event: String,
+    #[serde(default)]
+    pub create_time: Option<i64>,
+    /// The business account the event belongs to.
+    #[serde(deserialize_with = "lossless::id")]
+    pub user_openid: String,
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Party {
+    #[serde(default, deserialize_with = "lossless::opt_id")]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Text {
+    #[serde(default)]
+    pub body: String,
+}
+
+/// The parts of a message event's `content` we use; everything else is ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Content {
+    #[serde(default, deserialize_with = "lossless::opt_id")]
+    pub conversation_id: Option<String>,
+    #[serde(default, deserialize_with = "lossless::opt_id")]
+    pub message_id: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub text: Option<Text>,
+    #[serde(default)]
+    pub from_user: Option<Party>,
+    #[serde(default, deserialize_with = "lossless::opt_id")]
+    pub from: Option<String>,
+    /// Milliseconds.
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+}
+
+/// What an event means for us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A user wrote to the business.
+    Inbound,
+    /// The business's own message, echoed back: never answered.
+    Echo,
+    /// Read receipts, EU-stripped messages, comments and events we do not know: logged only.
+    Other,
+}
+
+/// A verified, parsed delivery.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub name: String,
+    pub account: String,
+    pub kind: Kind,
+    pub content: Content,
+    /// De-duplication key: `content.message_id`, else a digest of the body.
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("body is not a TikTok event envelope: {0}")]
+    Envelope(String),
+}
+
+/// Parses a delivery. Unknown events and unparsable `content` still parse (as [`Kind::Other`]),
+/// because TikTok must get a 200 for them.
+pub fn parse(body: &[u8]) -> Result<Event, ParseError> {
+    let env: Envelope =
+        serde_json::from_slice(body).map_err(|e| ParseError::Envelope(e.to_string()))?;
+    let content: Content = env
+        .content
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default();
+    let from_business = content
+        .from_user
+        .as_ref()
+        .is_some_and(|u| u.role.as_deref() == Some("business_account") || u.id.as_deref() == Some(&env.user_openid));
+    let kind = match env.event.as_str() {
+        "im_send_msg" => Kind::Echo,
+        "im_receive_msg" if from_business => Kind::Echo,
+        "im_receive_msg" if content.conversation_id.is_some() && content.message_id.is_some() => Kind::Inbound,
+        _ => Kind::Other,
+    };
+    let key = match &content.message_id {
+        Some(id) => format!("m:{id}"),
+        None => format!("h:{}", hex::encode(&Sha256::digest(body)[..16])),
+    };
+    Ok(Event { name: env.event, account: env.user_openid, kind, content, key })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"cs-secret";
+    const BODY: &[u8] = br#"{"event":"x"}"#;
+
+    fn header(t: u64, body: &[u8]) -> String {
+        format!("t={t},s={}", hex::encode(sign(SECRET, t, body)))
+    }
+
+    #[test]
+    fn rfc4231_case_2_vector() {
+        // HMAC-SHA256(key "Jefe", "what do ya want for nothing?"), with our "<t>." prefix split off.
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
+        mac.update(b"what do ya want for nothing?");
+        assert_eq!(
+            hex::encode(mac.finalize().into_bytes()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn signature_table() {
+        let now = 1_720_000_000;
+        let good = header(now, BODY);
+        let sig = hex::encode(sign(SECRET, now, BODY));
+        let cases: Vec<(Option<String>, Result<(), &str>)> = vec![
+            (Some(good.clone()), Ok(())),
+            (Some(format!(" s = {sig} , t = {now} ")), Ok(())),
+            (Some(format!("t={now},s={},s={sig}", "0".repeat(64))), Ok(())),
+            (Some(format!("t={now},v=1,s={sig}")), Ok(())),
+            (Some(header(now - 300, BODY)), Ok(())),
+            (Some(header(now + 300, BODY)), Ok(())),
+            (None, Err("missing")),
+            (Some(String::new()), Err("malformed")),
+            (Some(format!("s={sig}")), Err("malformed")),
+            (Some(format!("t={now}")), Err("malformed")),
+            (Some(format!("t=abc,s={sig}")), Err("malformed")),
+            (Some(format!("t=-5,s={sig}")), Err("malformed")),
+            (Some(format!("t={now},s={}", &sig[..63])), Err("malformed")),
+            (Some(format!("t={now},s={}zz", &sig[..62])), Err("malformed")),
+            (Some(format!("t={now},t={now},s={sig}")), Err("malformed")),
+            (Some(format!("t={now};s={sig}")), Err("malformed")),
+            (Some(header(now - 301, BODY)), Err("stale")),
+            (Some(header(now + 301, BODY)), Err("stale")),
+            (Some(header(now, b"{\"event\":\"y\"}")), Err("mismatch")),
+            (Some(format!("t={},s={sig}", now - 1)), Err("mismatch")),
+            (Some(format!("t={now},s={}", sig.to_uppercase())), Ok(())),
+        ];
+        for (h, want) in cases {
+            let got = verify(SECRET, h.as_deref(), BODY, now, 300);
+            let kind = got.as_ref().map_err(|e| match e {
+                SignatureError::Missing => "missing",
+                SignatureError::Malformed(_) => "malformed",
+                SignatureError::Stale { .. } => "stale",
+                SignatureError::Mismatch => "mismatch",
+            });
+            assert_eq!(kind.map(|_| ()), want, "header {h:?}");
+        }
+    }
+
+    #[test]
+    fn errors_never_include_the_secret_or_signature() {
+        let e = verify(SECRET, Some("t=1,s=00"), BODY, 1, 300).unwrap_err().to_string();
+        assert!(!e.contains("cs-secret"));
+    }
+
+    #[test]
+    fn envelope_with_big_ids_and_string_content() {
+        let body = br#"{"client_key":"ck","event":"im_receive_msg","create_time":1720000000,"user_openid":"biz-1",
+            "content":"{\"conversation_id\":\"c-1\",\"message_id\":123456789012345678901234,\"type\":\"text\",\"text\":{\"body\":\"hello\"},\"from_user\":{\"id\":9007199254740993,\"role\":\"personal_account\"},\"timestamp\":1720000000000}"}"#;
+        let e = parse(body).unwrap();
+        assert_eq!(e.kind, Kind::Inbound);
+        assert_eq!(e.account, "biz-1");
+        assert_eq!(e.content.message_id.as_deref(), Some("123456789012345678901234"));
+        assert_eq!(e.content.from_user.unwrap().id.as_deref(), Some("9007199254740993"));
+        assert_eq!(e.key, "m:123456789012345678901234");
+        assert_eq!(e.content.text.unwrap().body, "hello");
+    }
+
+    #[test]
+    fn echoes_eu_stripped_unknown_and_broken_content_are_not_inbound() {
+        let env = |event: &str, content: &str| {
+            serde_json::json!({"event": event, "user_openid": "biz", "content": content}).to_string()
+        };
+        let msg = r#"{"conversation_id":"c","message_id":"m","type":"text","text":{"body":"hi"},"from_user":{"id":"u","role":"personal_account"}}"#;
+        assert_eq!(parse(env("im_send_msg", msg).as_bytes()).unwrap().kind, Kind::Echo);
+        let own = r#"{"conversation_id":"c","message_id":"m","from_user":{"id":"biz"}}"#;
+        assert_eq!(parse(env("im_receive_msg", own).as_bytes()).unwrap().kind, Kind::Echo);
+        let biz_role = r#"{"conversation_id":"c","message_id":"m","from_user":{"id":"x","role":"business_account"}}"#;
+        assert_eq!(parse(env("im_receive_msg", biz_role).as_bytes()).unwrap().kind, Kind::Echo);
+        let eu = parse(env("im_receive_msg_eu", r#"{"type":"text"}"#).as_bytes()).unwrap();
+        assert_eq!(eu.kind, Kind::Other);
+        assert!(eu.key.starts_with("h:"));
+        assert_eq!(parse(env("im_receive_msg", "not json").as_bytes()).unwrap().kind, Kind::Other);
+        assert_eq!(parse(env("brand_new_event", msg).as_bytes()).unwrap().kind, Kind::Other);
+        assert_eq!(parse(env("im_mark_read_msg", msg).as_bytes()).unwrap().kind, Kind::Other);
+        assert!(parse(b"[1,2]").is_err());
+        assert!(parse(br#"{"event":"x"}"#).is_err(), "no account");
+    }
+}
