@@ -237,6 +237,9 @@ pub fn render(template: &str, display_name: Option<&str>) -> String {
 /// Parses and validates a rule set; errors name the rule and field. `zone_ok` checks IANA
 /// names against the runtime's time zone database.
 pub fn parse_rules(json: &[u8], zone_ok: impl Fn(&str) -> bool) -> Result<RuleSet> {
+    if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Error::invalid("rules", "the rule set must be a JSON object"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(json);
     let set: RuleSet = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
