@@ -36,6 +36,30 @@ pub fn check_id(name: &str, v: &str) -> Result<()> {
     Ok(())
 }
 
+/// Parses a JSON request body into `T`, naming the offending field.
+pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T> {
+    if req.body.is_empty() {
+        return Err(Error::InvalidJson(
+            "the body is empty; send a JSON object".into(),
+        ));
+    }
+    if let Some(ct) = req.headers.get("content-type") {
+        if !ct.to_ascii_lowercase().contains("json") {
+            return Err(Error::invalid("content-type", "must be application/json"));
+        }
+    }
+    let de = &mut serde_json::Deserializer::from_slice(&req.body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() || path == "." {
+            Error::InvalidJson(inner.to_string())
+        } else {
+            Error::invalid(path, inner.to_string())
+        }
+    })
+}
+
 fn is_token_rejected(e: &Error) -> bool {
     matches!(
         e,

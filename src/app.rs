@@ -9,7 +9,7 @@ use crate::http::{Request, Response};
 use crate::ports::{Level, Platform};
 use crate::routes::{resolve, Endpoint};
 use crate::tiktok::{AppCredentials, Client};
-use crate::{api, oauth};
+use crate::{api, events, oauth};
 use serde_json::{json, Map, Value};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -30,15 +30,44 @@ impl Presence {
     }
 }
 
+/// Work a handler leaves for after the response (`ctx.wait_until` at the edge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    ProcessEvent { account: String, key: String },
+}
+
+impl Job {
+    /// Runs the job; failures are logged (the actor's alarm retries event processing).
+    pub async fn run<P: Platform>(self, p: &P) {
+        match self {
+            Job::ProcessEvent { account, key } => {
+                if let Err(e) = p.process_event(&account, &key).await {
+                    p.log(
+                        Level::Warn,
+                        "deferred processing failed; the actor's alarm will retry",
+                        json!({"account_id": account, "key": key, "code": e.code()}),
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Per-request context handed to handlers.
 pub struct Ctx<'a, P: Platform> {
     pub p: &'a P,
     cfg: &'a Result<Config>,
     pub presence: &'a Presence,
     pub request_id: String,
+    jobs: std::cell::RefCell<Vec<Job>>,
 }
 
 impl<P: Platform> Ctx<'_, P> {
+    /// Leaves `job` to run after the response is sent.
+    pub fn defer(&self, job: Job) {
+        self.jobs.borrow_mut().push(job);
+    }
+
     /// The validated config, or the error naming what is missing.
     pub fn config(&self) -> Result<&Config> {
         self.cfg.as_ref().map_err(|e| match e {
@@ -73,19 +102,20 @@ fn request_id<P: Platform>(p: &P, req: &Request) -> String {
         .unwrap_or_else(|| p.hex(8))
 }
 
-/// Handles one HTTP request end to end.
+/// Handles one HTTP request end to end; returns the response and the work left for after it.
 pub async fn handle<P: Platform>(
     p: &P,
     cfg: &Result<Config>,
     presence: &Presence,
     req: Request,
-) -> Response {
+) -> (Response, Vec<Job>) {
     let started = p.now_ms();
     let ctx = Ctx {
         p,
         cfg,
         presence,
         request_id: request_id(p, &req),
+        jobs: Default::default(),
     };
     let result = match resolve(req.method, req.path()) {
         Ok((endpoint, params)) => dispatch(&ctx, endpoint, params, &req).await,
@@ -111,7 +141,7 @@ pub async fn handle<P: Platform>(
         json!({"method": req.method.as_str(), "path": req.path(), "status": resp.status,
                "ms": p.now_ms().saturating_sub(started)}),
     );
-    resp
+    (resp, ctx.jobs.take())
 }
 
 /// Maps an error to its JSON response, logging server-side ones with their message.
@@ -149,6 +179,12 @@ async fn dispatch<P: Platform>(
         Endpoint::DeleteAccount => api::delete_account(ctx, req, param()).await,
         Endpoint::ListConversations => api::list_conversations(ctx, req).await,
         Endpoint::ListMessages => api::list_messages(ctx, req, param()).await,
+        Endpoint::WebhookReceive => events::receive(ctx, req).await,
+        Endpoint::WebhookChallenge => Ok(events::challenge(req)),
+        Endpoint::GetRules => events::get_rules(ctx, req).await,
+        Endpoint::PutRules => events::put_rules(ctx, req).await,
+        Endpoint::ListFailedEvents => events::list_failed(ctx, req).await,
+        Endpoint::ReplayEvent => events::replay_route(ctx, req).await,
     }
 }
 

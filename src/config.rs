@@ -7,6 +7,7 @@
 use crate::auth::ApiKeys;
 use crate::crypto::Keyring;
 use crate::error::Error;
+use crate::replies::RuleSet;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +103,37 @@ pub const SETTINGS: &[Setting] = &[
         required: false,
         doc: "how long a consent flow may take, in seconds (1..3600, default 600)",
     },
+    Setting {
+        name: "WEBHOOK_TOLERANCE_SECS",
+        kind: Kind::Var,
+        required: false,
+        doc: "accepted age of a webhook signature timestamp, either way (1..3600, default 300)",
+    },
+    Setting {
+        name: "EVENT_RETENTION_DAYS",
+        kind: Kind::Var,
+        required: false,
+        doc: "how long delivered message ids are remembered for de-duplication (1..90, default 7)",
+    },
+    Setting {
+        name: "DEFAULT_RULES",
+        kind: Kind::Var,
+        required: false,
+        doc: "auto-reply rule set (JSON) used until one is stored with PUT /v1/rules",
+    },
+    Setting {
+        name: "FORWARD_URLS",
+        kind: Kind::Var,
+        required: false,
+        doc:
+            "comma-separated URLs every verified event is forwarded to (signed with FORWARD_SECRET)",
+    },
+    Setting {
+        name: "FORWARD_SECRET",
+        kind: Kind::Secret,
+        required: false,
+        doc: "key for the webhook-signature header of forwarded events (needed with FORWARD_URLS)",
+    },
 ];
 
 /// The Worker's configuration, fully validated.
@@ -121,6 +153,11 @@ pub struct Config {
     pub return_to_allowed: Vec<String>,
     pub refresh_margin_secs: u64,
     pub state_ttl_secs: u64,
+    pub webhook_tolerance_secs: u64,
+    pub event_retention_secs: u64,
+    pub default_rules: RuleSet,
+    pub forward_urls: Vec<url::Url>,
+    pub forward_secret: Option<Secret>,
 }
 
 /// Reads and validates every setting. `lookup` returns a value if it is set and non-empty.
@@ -201,6 +238,36 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
         }
     }
     let state_ttl_secs = number(&get, &mut problems, "OAUTH_STATE_TTL_SECS", 600, 1, 3_600);
+    let webhook_tolerance_secs =
+        number(&get, &mut problems, "WEBHOOK_TOLERANCE_SECS", 300, 1, 3_600);
+    let event_retention_secs =
+        number(&get, &mut problems, "EVENT_RETENTION_DAYS", 7, 1, 90) * 86_400;
+    let default_rules = match get("DEFAULT_RULES") {
+        None => RuleSet::default(),
+        // Named time zones are checked by the runtime when rules are used.
+        Some(raw) => crate::replies::parse_rules(raw.as_bytes(), |_| true).unwrap_or_else(|e| {
+            problems.push(format!("malformed var DEFAULT_RULES: {e}"));
+            RuleSet::default()
+        }),
+    };
+    let mut forward_urls = Vec::new();
+    for raw in get("FORWARD_URLS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        match url::Url::parse(raw) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => forward_urls.push(u),
+            _ => {
+                problems.push("malformed var FORWARD_URLS: must list absolute http(s) URLs".into())
+            }
+        }
+    }
+    let forward_secret = get("FORWARD_SECRET").map(Secret::new);
+    if !forward_urls.is_empty() && forward_secret.is_none() {
+        problems.push("missing secret FORWARD_SECRET (needed because FORWARD_URLS is set)".into());
+    }
     let refresh_margin_secs = number(
         &get,
         &mut problems,
@@ -237,6 +304,11 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
                 return_to_allowed,
                 refresh_margin_secs,
                 state_ttl_secs,
+                webhook_tolerance_secs,
+                event_retention_secs,
+                default_rules,
+                forward_urls,
+                forward_secret,
             })
         }
         _ => Err(Error::Config { problems }),

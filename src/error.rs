@@ -36,6 +36,8 @@ pub enum Error {
     Unauthorized(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
+    #[error("webhook signature refused: {0}")]
+    BadSignature(String),
     #[error("request body is not valid JSON: {0}")]
     InvalidJson(String),
     #[error("invalid `{field}`: {reason}")]
@@ -94,7 +96,7 @@ impl Error {
             Error::NotFound | Error::Missing { .. } => 404,
             Error::MethodNotAllowed { .. } => 405,
             Error::Config { .. } | Error::Storage(_) | Error::Internal(_) => 500,
-            Error::Unauthorized(_) => 401,
+            Error::Unauthorized(_) | Error::BadSignature(_) => 401,
             Error::Forbidden(_) => 403,
             Error::InvalidJson(_) | Error::Invalid { .. } => 400,
             Error::PayloadTooLarge { .. } => 413,
@@ -125,6 +127,7 @@ impl Error {
             Error::Config { .. } => "config_error",
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
+            Error::BadSignature(_) => "invalid_signature",
             Error::InvalidJson(_) => "invalid_json",
             Error::Invalid { .. } => "invalid_request",
             Error::PayloadTooLarge { .. } => "payload_too_large",

@@ -7,6 +7,7 @@
 
 use crate::error::Result;
 use crate::http::{Outbound, Response};
+use crate::replies::{LocalTime, Zone};
 use crate::secret::Secret;
 use serde_json::Value;
 
@@ -61,6 +62,31 @@ pub trait Clock {
     fn now_secs(&self) -> u64 {
         self.now_ms() / 1000
     }
+
+    /// Waits (retry backoff).
+    async fn sleep(&self, ms: u64);
+
+    /// Wall-clock time in `zone`; named zones need the runtime's time zone data.
+    fn local_time(&self, zone: &Zone, unix_secs: u64) -> Option<LocalTime> {
+        match zone {
+            Zone::Fixed(off) => Some(LocalTime::at_offset(unix_secs, *off)),
+            Zone::Named(_) => None,
+        }
+    }
+
+    /// Whether `name` is an IANA time zone the runtime knows.
+    fn zone_known(&self, _name: &str) -> bool {
+        false
+    }
+}
+
+/// The account actor's own storage: strongly consistent and private to one account.
+pub trait Local {
+    async fn local_get(&self, key: &str) -> Result<Option<String>>;
+    async fn local_put(&self, key: &str, value: &str) -> Result<()>;
+    async fn local_delete(&self, key: &str) -> Result<()>;
+    /// Up to `limit` entries whose key starts with `prefix`, in key order.
+    async fn local_list(&self, prefix: &str, limit: usize) -> Result<Vec<(String, String)>>;
 }
 
 /// Cryptographically secure randomness.
@@ -109,6 +135,12 @@ pub trait Accounts {
     async fn refresh_within(&self, account: &str, window_secs: u64) -> Result<()>;
     /// Drops whatever the coordinator keeps for `account` (after a disconnect).
     async fn forget(&self, account: &str) -> Result<()>;
+    /// Records a verified delivery durably unless its key was seen before; `true` if new.
+    async fn accept_event(&self, account: &str, key: &str, raw: &str) -> Result<bool>;
+    /// Processes an accepted event (replies, forwarding); idempotent.
+    async fn process_event(&self, account: &str, key: &str) -> Result<()>;
+    /// Retries a recorded failure; returns what happened.
+    async fn replay_failure(&self, account: &str, failure_id: &str) -> Result<Value>;
 }
 
 /// Everything a handler may touch, bundled so handlers take one generic parameter.

@@ -105,7 +105,11 @@ impl Zone {
         if s.eq_ignore_ascii_case("utc") || s == "Z" {
             return Some(Zone::Fixed(0));
         }
-        if let Some(rest) = s.strip_prefix('+').map(|r| (1, r)).or(s.strip_prefix('-').map(|r| (-1, r))) {
+        if let Some(rest) = s
+            .strip_prefix('+')
+            .map(|r| (1, r))
+            .or(s.strip_prefix('-').map(|r| (-1, r)))
+        {
             let (sign, hm) = rest;
             let (h, m) = hm.split_once(':')?;
             let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
@@ -116,7 +120,8 @@ impl Zone {
         }
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c));
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c));
         ok.then(|| Zone::Named(s.to_string()))
     }
 }
@@ -192,19 +197,42 @@ pub fn normalize(s: &str) -> String {
 /// Base letters of accented Latin letters (lower-case input).
 fn fold(c: char) -> Option<&'static str> {
     const TABLE: &[(&str, &str)] = &[
-        ("àáâãäåāăą", "a"), ("çćĉċč", "c"), ("ďđ", "d"), ("èéêëēĕėęě", "e"), ("ĝğġģ", "g"),
-        ("ĥħ", "h"), ("ìíîïĩīĭįı", "i"), ("ĵ", "j"), ("ķ", "k"), ("ĺļľŀł", "l"), ("ñńņňŉ", "n"),
-        ("òóôõöøōŏő", "o"), ("ŕŗř", "r"), ("śŝşšș", "s"), ("ţťŧț", "t"), ("ùúûüũūŭůűų", "u"),
-        ("ŵ", "w"), ("ýÿŷ", "y"), ("źżž", "z"), ("ß", "ss"), ("æ", "ae"), ("œ", "oe"),
+        ("àáâãäåāăą", "a"),
+        ("çćĉċč", "c"),
+        ("ďđ", "d"),
+        ("èéêëēĕėęě", "e"),
+        ("ĝğġģ", "g"),
+        ("ĥħ", "h"),
+        ("ìíîïĩīĭįı", "i"),
+        ("ĵ", "j"),
+        ("ķ", "k"),
+        ("ĺļľŀł", "l"),
+        ("ñńņňŉ", "n"),
+        ("òóôõöøōŏő", "o"),
+        ("ŕŗř", "r"),
+        ("śŝşšș", "s"),
+        ("ţťŧț", "t"),
+        ("ùúûüũūŭůűų", "u"),
+        ("ŵ", "w"),
+        ("ýÿŷ", "y"),
+        ("źżž", "z"),
+        ("ß", "ss"),
+        ("æ", "ae"),
+        ("œ", "oe"),
     ];
     if c.is_ascii() {
         return None;
     }
-    TABLE.iter().find(|(set, _)| set.contains(c)).map(|(_, b)| *b)
+    TABLE
+        .iter()
+        .find(|(set, _)| set.contains(c))
+        .map(|(_, b)| *b)
 }
 
 fn words(s: &str) -> Vec<&str> {
-    s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect()
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
 impl Rule {
@@ -230,7 +258,10 @@ impl Rule {
 
 /// Fills `{{display_name}}` (or "there" when TikTok did not say).
 pub fn render(template: &str, display_name: Option<&str>) -> String {
-    let name = display_name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or("there");
+    let name = display_name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("there");
     template.replace("{{display_name}}", name)
 }
 
@@ -238,12 +269,19 @@ pub fn render(template: &str, display_name: Option<&str>) -> String {
 /// names against the runtime's time zone database.
 pub fn parse_rules(json: &[u8], zone_ok: impl Fn(&str) -> bool) -> Result<RuleSet> {
     if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(Error::invalid("rules", "the rule set must be a JSON object"));
+        return Err(Error::invalid(
+            "rules",
+            "the rule set must be a JSON object",
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(json);
     let set: RuleSet = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "rules".to_string() } else { path };
+        let field = if path == "." {
+            "rules".to_string()
+        } else {
+            path
+        };
         Error::invalid(field, e.into_inner().to_string())
     })?;
     validate(&set, zone_ok)?;
@@ -253,7 +291,10 @@ pub fn parse_rules(json: &[u8], zone_ok: impl Fn(&str) -> bool) -> Result<RuleSe
 fn check_text(field: &str, t: &str) -> Result<()> {
     let n = t.chars().count();
     if t.trim().is_empty() || n > MAX_TEXT_CHARS {
-        return Err(Error::invalid(field, format!("must be 1 to {MAX_TEXT_CHARS} characters (has {n})")));
+        return Err(Error::invalid(
+            field,
+            format!("must be 1 to {MAX_TEXT_CHARS} characters (has {n})"),
+        ));
     }
     Ok(())
 }
@@ -261,10 +302,16 @@ fn check_text(field: &str, t: &str) -> Result<()> {
 pub fn validate(set: &RuleSet, zone_ok: impl Fn(&str) -> bool) -> Result<()> {
     match Zone::parse(&set.timezone) {
         Some(Zone::Named(n)) if !zone_ok(&n) => {
-            return Err(Error::invalid("timezone", format!("unknown time zone `{n}`")))
+            return Err(Error::invalid(
+                "timezone",
+                format!("unknown time zone `{n}`"),
+            ))
         }
         None => {
-            return Err(Error::invalid("timezone", "must be UTC, an offset like +02:00, or an IANA name"))
+            return Err(Error::invalid(
+                "timezone",
+                "must be UTC, an offset like +02:00, or an IANA name",
+            ))
         }
         _ => {}
     }
@@ -275,20 +322,32 @@ pub fn validate(set: &RuleSet, zone_ok: impl Fn(&str) -> bool) -> Result<()> {
         check_text("away.text", &a.text)?;
         for (day, ranges) in &a.open {
             if !DAYS.contains(&day.as_str()) {
-                return Err(Error::invalid(format!("away.open.{day}"), "day must be one of mon..sun"));
+                return Err(Error::invalid(
+                    format!("away.open.{day}"),
+                    "day must be one of mon..sun",
+                ));
             }
             for (i, r) in ranges.iter().enumerate() {
                 if parse_range(r).is_none() {
-                    return Err(Error::invalid(format!("away.open.{day}[{i}]"), format!("`{r}` is not HH:MM-HH:MM with start before end")));
+                    return Err(Error::invalid(
+                        format!("away.open.{day}[{i}]"),
+                        format!("`{r}` is not HH:MM-HH:MM with start before end"),
+                    ));
                 }
             }
         }
     }
     if set.cooldown_secs > 30 * 86_400 {
-        return Err(Error::invalid("cooldown_secs", "must be at most 2592000 (30 days)"));
+        return Err(Error::invalid(
+            "cooldown_secs",
+            "must be at most 2592000 (30 days)",
+        ));
     }
     if set.rules.len() > MAX_RULES {
-        return Err(Error::invalid("rules", format!("at most {MAX_RULES} rules")));
+        return Err(Error::invalid(
+            "rules",
+            format!("at most {MAX_RULES} rules"),
+        ));
     }
     let mut ids = std::collections::HashSet::new();
     for (i, r) in set.rules.iter().enumerate() {
@@ -297,14 +356,23 @@ pub fn validate(set: &RuleSet, zone_ok: impl Fn(&str) -> bool) -> Result<()> {
             return Err(Error::invalid(at("id"), "must be 1 to 64 characters"));
         }
         if !ids.insert(r.id.as_str()) {
-            return Err(Error::invalid(at("id"), format!("`{}` is used by an earlier rule", r.id)));
+            return Err(Error::invalid(
+                at("id"),
+                format!("`{}` is used by an earlier rule", r.id),
+            ));
         }
         if r.keywords.is_empty() || r.keywords.len() > MAX_KEYWORDS {
-            return Err(Error::invalid(at("keywords"), format!("must list 1 to {MAX_KEYWORDS} keywords")));
+            return Err(Error::invalid(
+                at("keywords"),
+                format!("must list 1 to {MAX_KEYWORDS} keywords"),
+            ));
         }
         for (j, k) in r.keywords.iter().enumerate() {
             if normalize(k).is_empty() || k.chars().count() > MAX_KEYWORD_CHARS {
-                return Err(Error::invalid(format!("rules[{i}].keywords[{j}]"), format!("must be 1 to {MAX_KEYWORD_CHARS} non-blank characters")));
+                return Err(Error::invalid(
+                    format!("rules[{i}].keywords[{j}]"),
+                    format!("must be 1 to {MAX_KEYWORD_CHARS} non-blank characters"),
+                ));
             }
         }
         check_text(&at("text"), &r.text)?;
@@ -377,7 +445,10 @@ pub fn decide(
     local: LocalTime,
     now: u64,
 ) -> Plan {
-    let mut plan = Plan { mark_read: set.mark_read, ..Plan::default() };
+    let mut plan = Plan {
+        mark_read: set.mark_read,
+        ..Plan::default()
+    };
     let first = conv.inbound_count == 1;
     if !first && set.cooldown_secs > 0 {
         if let Some(last) = conv.last_auto_reply_at {
@@ -397,7 +468,11 @@ pub fn decide(
     match &set.away {
         Some(a) if !a.is_open(local) => wanted.push(("away".into(), a.text.clone())),
         _ => {
-            if let Some(r) = set.rules.iter().find(|r| !normalized.is_empty() && r.matches(&normalized)) {
+            if let Some(r) = set
+                .rules
+                .iter()
+                .find(|r| !normalized.is_empty() && r.matches(&normalized))
+            {
                 wanted.push((r.id.clone(), r.text.clone()));
             }
         }
@@ -430,10 +505,17 @@ mod tests {
         }
     }
 
-    const MON_10: LocalTime = LocalTime { weekday: 0, minute: 600 };
+    const MON_10: LocalTime = LocalTime {
+        weekday: 0,
+        minute: 600,
+    };
 
     fn conv(inbound: u64, at: u64) -> Conversation {
-        Conversation { inbound_count: inbound, last_inbound_at: Some(at), ..Conversation::default() }
+        Conversation {
+            inbound_count: inbound,
+            last_inbound_at: Some(at),
+            ..Conversation::default()
+        }
     }
 
     #[test]
@@ -445,14 +527,28 @@ mod tests {
             (Mode::Contains, "pri", "prices", true),
             (Mode::AnyOf, "price", "prices please", false),
             (Mode::AnyOf, "price", "your price?", true),
-            (Mode::AnyOf, "opening hours", "what are your opening  hours", true),
+            (
+                Mode::AnyOf,
+                "opening hours",
+                "what are your opening  hours",
+                true,
+            ),
             (Mode::Contains, "cafe", "Un CAFÉ svp", true),
             (Mode::AnyOf, "Crème brûlée", "creme brulee!", true),
             (Mode::Exact, "straße", "STRASSE", true),
         ];
         for (mode, kw, msg, want) in cases {
-            let r = Rule { id: "r".into(), mode, keywords: vec![kw.into()], text: "t".into() };
-            assert_eq!(r.matches(&normalize(msg)), want, "{mode:?} {kw:?} in {msg:?}");
+            let r = Rule {
+                id: "r".into(),
+                mode,
+                keywords: vec![kw.into()],
+                text: "t".into(),
+            };
+            assert_eq!(
+                r.matches(&normalize(msg)),
+                want,
+                "{mode:?} {kw:?} in {msg:?}"
+            );
         }
     }
 
@@ -462,7 +558,13 @@ mod tests {
             {"id":"a","match":"contains","keywords":["x"],"text":"A"},
             {"id":"b","match":"contains","keywords":["x"],"text":"B"}]}"#);
         let p = decide(&s, &conv(1, 100), Some("x"), Some("Ada"), MON_10, 100);
-        assert_eq!(p.messages, vec![("welcome".into(), "Hi Ada!".into()), ("a".into(), "A".into())]);
+        assert_eq!(
+            p.messages,
+            vec![
+                ("welcome".into(), "Hi Ada!".into()),
+                ("a".into(), "A".into())
+            ]
+        );
         let p = decide(&s, &conv(2, 100), Some("x"), None, MON_10, 100);
         assert_eq!(p.messages, vec![("a".into(), "A".into())]);
         let p = decide(&s, &conv(2, 100), Some("nothing"), None, MON_10, 100);
@@ -472,9 +574,21 @@ mod tests {
 
     #[test]
     fn away_hours_by_weekday_and_minute() {
-        let s = set(r#"{"away":{"text":"closed","open":{"mon":["09:00-17:30"],"sat":["10:00-12:00","13:00-24:00"]}},
-            "rules":[{"id":"a","match":"contains","keywords":["x"],"text":"A"}]}"#);
-        let at = |weekday, minute| decide(&s, &conv(2, 0), Some("x"), None, LocalTime { weekday, minute }, 0).messages;
+        let s = set(
+            r#"{"away":{"text":"closed","open":{"mon":["09:00-17:30"],"sat":["10:00-12:00","13:00-24:00"]}},
+            "rules":[{"id":"a","match":"contains","keywords":["x"],"text":"A"}]}"#,
+        );
+        let at = |weekday, minute| {
+            decide(
+                &s,
+                &conv(2, 0),
+                Some("x"),
+                None,
+                LocalTime { weekday, minute },
+                0,
+            )
+            .messages
+        };
         assert_eq!(at(0, 9 * 60)[0].1, "A");
         assert_eq!(at(0, 17 * 60 + 29)[0].1, "A");
         assert_eq!(at(0, 17 * 60 + 30)[0].1, "closed");
@@ -488,60 +602,124 @@ mod tests {
     fn local_time_at_offsets() {
         // 2024-07-01 00:30 UTC was a Monday.
         let t = 1_719_793_800;
-        assert_eq!(LocalTime::at_offset(t, 0), LocalTime { weekday: 0, minute: 30 });
-        assert_eq!(LocalTime::at_offset(t, -60), LocalTime { weekday: 6, minute: 23 * 60 + 30 });
-        assert_eq!(LocalTime::at_offset(t, 330), LocalTime { weekday: 0, minute: 6 * 60 });
+        assert_eq!(
+            LocalTime::at_offset(t, 0),
+            LocalTime {
+                weekday: 0,
+                minute: 30
+            }
+        );
+        assert_eq!(
+            LocalTime::at_offset(t, -60),
+            LocalTime {
+                weekday: 6,
+                minute: 23 * 60 + 30
+            }
+        );
+        assert_eq!(
+            LocalTime::at_offset(t, 330),
+            LocalTime {
+                weekday: 0,
+                minute: 6 * 60
+            }
+        );
         assert_eq!(Zone::parse("+05:30"), Some(Zone::Fixed(330)));
         assert_eq!(Zone::parse("-03:00"), Some(Zone::Fixed(-180)));
         assert_eq!(Zone::parse("utc"), Some(Zone::Fixed(0)));
         assert_eq!(Zone::parse("+25:00"), None);
-        assert_eq!(Zone::parse("Europe/Paris"), Some(Zone::Named("Europe/Paris".into())));
+        assert_eq!(
+            Zone::parse("Europe/Paris"),
+            Some(Zone::Named("Europe/Paris".into()))
+        );
         assert_eq!(Zone::parse("Europe/Paris; drop"), None);
     }
 
     #[test]
     fn cooldown_holds_back_but_first_message_is_exempt() {
-        let s = set(r#"{"cooldown_secs":600,"rules":[{"id":"a","match":"contains","keywords":["x"],"text":"A"}]}"#);
+        let s = set(
+            r#"{"cooldown_secs":600,"rules":[{"id":"a","match":"contains","keywords":["x"],"text":"A"}]}"#,
+        );
         let mut c = conv(2, 1_000);
         c.last_auto_reply_at = Some(900);
         let p = decide(&s, &c, Some("x"), None, MON_10, 1_000);
         assert!(p.messages.is_empty());
         assert_eq!(p.held_back.as_deref(), Some("cooldown"));
-        assert_eq!(decide(&s, &c, Some("x"), None, MON_10, 1_500).messages.len(), 1);
+        assert_eq!(
+            decide(&s, &c, Some("x"), None, MON_10, 1_500)
+                .messages
+                .len(),
+            1
+        );
     }
 
     #[test]
     fn window_budget_never_allows_an_eleventh_message() {
-        let s = set(r#"{"welcome":"W","rules":[{"id":"a","match":"contains","keywords":["x"],"text":"A"}]}"#);
+        let s = set(
+            r#"{"welcome":"W","rules":[{"id":"a","match":"contains","keywords":["x"],"text":"A"}]}"#,
+        );
         let mut c = conv(1, 0);
         for i in 0..9 {
             c.record_sent(Some(&format!("m{i}")));
         }
         c.record_sent(Some("m0"));
-        assert_eq!(c.budget(0), 1, "an echo of a counted message is not counted again");
+        assert_eq!(
+            c.budget(0),
+            1,
+            "an echo of a counted message is not counted again"
+        );
         let p = decide(&s, &c, Some("x"), None, MON_10, 0);
         assert_eq!(p.messages.len(), 1);
         assert_eq!(p.held_back.as_deref(), Some("reply_window_budget"));
         c.record_sent(None);
         assert_eq!(c.budget(0), 0);
-        assert!(decide(&s, &c, Some("x"), None, MON_10, 0).messages.is_empty());
+        assert!(decide(&s, &c, Some("x"), None, MON_10, 0)
+            .messages
+            .is_empty());
         c.record_inbound(10);
         assert_eq!(c.budget(10), 10);
-        assert_eq!(c.budget(10 + WINDOW_SECS), 0, "48 h after the last user message");
+        assert_eq!(
+            c.budget(10 + WINDOW_SECS),
+            0,
+            "48 h after the last user message"
+        );
     }
 
     #[test]
     fn validation_names_rule_and_field() {
         let cases = [
-            (r#"{"rules":[{"id":"a","match":"contains","keywords":[],"text":"A"}]}"#, "rules[0].keywords"),
-            (r#"{"rules":[{"id":"a","match":"contains","keywords":["x"],"text":""}]}"#, "rules[0].text"),
-            (r#"{"rules":[{"id":"a","match":"contains","keywords":["x"],"text":"A"},{"id":"a","match":"exact","keywords":["y"],"text":"B"}]}"#, "rules[1].id"),
-            (r#"{"rules":[{"id":"a","match":"regex","keywords":["x"],"text":"A"}]}"#, "rules[0].match"),
-            (r#"{"rules":[{"id":"a","match":"exact","keywords":["x"],"txt":"A"}]}"#, "rules[0].txt"),
-            (r#"{"rules":[{"id":"a","match":"exact","keywords":["  "],"text":"A"}]}"#, "rules[0].keywords[0]"),
+            (
+                r#"{"rules":[{"id":"a","match":"contains","keywords":[],"text":"A"}]}"#,
+                "rules[0].keywords",
+            ),
+            (
+                r#"{"rules":[{"id":"a","match":"contains","keywords":["x"],"text":""}]}"#,
+                "rules[0].text",
+            ),
+            (
+                r#"{"rules":[{"id":"a","match":"contains","keywords":["x"],"text":"A"},{"id":"a","match":"exact","keywords":["y"],"text":"B"}]}"#,
+                "rules[1].id",
+            ),
+            (
+                r#"{"rules":[{"id":"a","match":"regex","keywords":["x"],"text":"A"}]}"#,
+                "rules[0].match",
+            ),
+            (
+                r#"{"rules":[{"id":"a","match":"exact","keywords":["x"],"txt":"A"}]}"#,
+                "rules[0].txt",
+            ),
+            (
+                r#"{"rules":[{"id":"a","match":"exact","keywords":["  "],"text":"A"}]}"#,
+                "rules[0].keywords[0]",
+            ),
             (r#"{"timezone":"Mars/Olympus"}"#, "timezone"),
-            (r#"{"away":{"text":"x","open":{"mon":["9-5"]}}}"#, "away.open.mon[0]"),
-            (r#"{"away":{"text":"x","open":{"funday":[]}}}"#, "away.open.funday"),
+            (
+                r#"{"away":{"text":"x","open":{"mon":["9-5"]}}}"#,
+                "away.open.mon[0]",
+            ),
+            (
+                r#"{"away":{"text":"x","open":{"funday":[]}}}"#,
+                "away.open.funday",
+            ),
             (r#"{"cooldown_secs":-1}"#, "cooldown_secs"),
             (r#"{"welcome":""}"#, "welcome"),
             (r#"[]"#, "rules"),
@@ -549,9 +727,15 @@ mod tests {
         for (json, field) in cases {
             assert_eq!(err(json).0, field, "{json}");
         }
-        let long = format!(r#"{{"rules":[{{"id":"a","match":"exact","keywords":["x"],"text":"{}"}}]}}"#, "a".repeat(6001));
+        let long = format!(
+            r#"{{"rules":[{{"id":"a","match":"exact","keywords":["x"],"text":"{}"}}]}}"#,
+            "a".repeat(6001)
+        );
         assert!(err(&long).1.contains("6000"));
-        assert_eq!(set(r#"{"timezone":"America/New_York"}"#).timezone, "America/New_York");
+        assert_eq!(
+            set(r#"{"timezone":"America/New_York"}"#).timezone,
+            "America/New_York"
+        );
         assert_eq!(set("{}"), RuleSet::default());
     }
 }

@@ -14,6 +14,12 @@ pub enum Endpoint {
     DeleteAccount,
     ListConversations,
     ListMessages,
+    WebhookReceive,
+    WebhookChallenge,
+    GetRules,
+    PutRules,
+    ListFailedEvents,
+    ReplayEvent,
 }
 
 #[derive(Debug)]
@@ -51,6 +57,28 @@ pub const ROUTES: &[RouteDef] = &[
     RouteDef {
         pattern: "/v1/conversations",
         methods: &[(Method::Get, Endpoint::ListConversations)],
+    },
+    RouteDef {
+        pattern: "/webhooks/tiktok",
+        methods: &[
+            (Method::Post, Endpoint::WebhookReceive),
+            (Method::Get, Endpoint::WebhookChallenge),
+        ],
+    },
+    RouteDef {
+        pattern: "/v1/rules",
+        methods: &[
+            (Method::Get, Endpoint::GetRules),
+            (Method::Put, Endpoint::PutRules),
+        ],
+    },
+    RouteDef {
+        pattern: "/v1/events/failed",
+        methods: &[(Method::Get, Endpoint::ListFailedEvents)],
+    },
+    RouteDef {
+        pattern: "/v1/events/replay",
+        methods: &[(Method::Post, Endpoint::ReplayEvent)],
     },
     RouteDef {
         pattern: "/v1/conversations/{id}/messages",

@@ -105,6 +105,10 @@ impl Clock for Fake {
     fn now_ms(&self) -> u64 {
         self.now_ms.get()
     }
+
+    async fn sleep(&self, ms: u64) {
+        self.now_ms.set(self.now_ms.get() + ms);
+    }
 }
 
 impl Rng for Fake {

@@ -71,7 +71,10 @@ pub fn parse_signature(header: &str) -> Result<SignatureHeader, SignatureError> 
     if signatures.is_empty() {
         return Err(SignatureError::Malformed("no s= part"));
     }
-    Ok(SignatureHeader { timestamp, signatures })
+    Ok(SignatureHeader {
+        timestamp,
+        signatures,
+    })
 }
 
 /// `HMAC-SHA256(secret, "<t>.<body>")`.
@@ -198,21 +201,28 @@ pub fn parse(body: &[u8]) -> Result<Event, ParseError> {
         .as_deref()
         .and_then(|c| serde_json::from_str(c).ok())
         .unwrap_or_default();
-    let from_business = content
-        .from_user
-        .as_ref()
-        .is_some_and(|u| u.role.as_deref() == Some("business_account") || u.id.as_deref() == Some(&env.user_openid));
+    let from_business = content.from_user.as_ref().is_some_and(|u| {
+        u.role.as_deref() == Some("business_account") || u.id.as_deref() == Some(&env.user_openid)
+    });
     let kind = match env.event.as_str() {
         "im_send_msg" => Kind::Echo,
         "im_receive_msg" if from_business => Kind::Echo,
-        "im_receive_msg" if content.conversation_id.is_some() && content.message_id.is_some() => Kind::Inbound,
+        "im_receive_msg" if content.conversation_id.is_some() && content.message_id.is_some() => {
+            Kind::Inbound
+        }
         _ => Kind::Other,
     };
     let key = match &content.message_id {
         Some(id) => format!("m:{id}"),
         None => format!("h:{}", hex::encode(&Sha256::digest(body)[..16])),
     };
-    Ok(Event { name: env.event, account: env.user_openid, kind, content, key })
+    Ok(Event {
+        name: env.event,
+        account: env.user_openid,
+        kind,
+        content,
+        key,
+    })
 }
 
 #[cfg(test)]
@@ -245,7 +255,10 @@ mod tests {
         let cases: Vec<(Option<String>, Result<(), &str>)> = vec![
             (Some(good.clone()), Ok(())),
             (Some(format!(" s = {sig} , t = {now} ")), Ok(())),
-            (Some(format!("t={now},s={},s={sig}", "0".repeat(64))), Ok(())),
+            (
+                Some(format!("t={now},s={},s={sig}", "0".repeat(64))),
+                Ok(()),
+            ),
             (Some(format!("t={now},v=1,s={sig}")), Ok(())),
             (Some(header(now - 300, BODY)), Ok(())),
             (Some(header(now + 300, BODY)), Ok(())),
@@ -256,7 +269,10 @@ mod tests {
             (Some(format!("t=abc,s={sig}")), Err("malformed")),
             (Some(format!("t=-5,s={sig}")), Err("malformed")),
             (Some(format!("t={now},s={}", &sig[..63])), Err("malformed")),
-            (Some(format!("t={now},s={}zz", &sig[..62])), Err("malformed")),
+            (
+                Some(format!("t={now},s={}zz", &sig[..62])),
+                Err("malformed"),
+            ),
             (Some(format!("t={now},t={now},s={sig}")), Err("malformed")),
             (Some(format!("t={now};s={sig}")), Err("malformed")),
             (Some(header(now - 301, BODY)), Err("stale")),
@@ -279,7 +295,9 @@ mod tests {
 
     #[test]
     fn errors_never_include_the_secret_or_signature() {
-        let e = verify(SECRET, Some("t=1,s=00"), BODY, 1, 300).unwrap_err().to_string();
+        let e = verify(SECRET, Some("t=1,s=00"), BODY, 1, 300)
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("cs-secret"));
     }
 
@@ -290,8 +308,14 @@ mod tests {
         let e = parse(body).unwrap();
         assert_eq!(e.kind, Kind::Inbound);
         assert_eq!(e.account, "biz-1");
-        assert_eq!(e.content.message_id.as_deref(), Some("123456789012345678901234"));
-        assert_eq!(e.content.from_user.unwrap().id.as_deref(), Some("9007199254740993"));
+        assert_eq!(
+            e.content.message_id.as_deref(),
+            Some("123456789012345678901234")
+        );
+        assert_eq!(
+            e.content.from_user.unwrap().id.as_deref(),
+            Some("9007199254740993")
+        );
         assert_eq!(e.key, "m:123456789012345678901234");
         assert_eq!(e.content.text.unwrap().body, "hello");
     }
@@ -299,20 +323,43 @@ mod tests {
     #[test]
     fn echoes_eu_stripped_unknown_and_broken_content_are_not_inbound() {
         let env = |event: &str, content: &str| {
-            serde_json::json!({"event": event, "user_openid": "biz", "content": content}).to_string()
+            serde_json::json!({"event": event, "user_openid": "biz", "content": content})
+                .to_string()
         };
         let msg = r#"{"conversation_id":"c","message_id":"m","type":"text","text":{"body":"hi"},"from_user":{"id":"u","role":"personal_account"}}"#;
-        assert_eq!(parse(env("im_send_msg", msg).as_bytes()).unwrap().kind, Kind::Echo);
+        assert_eq!(
+            parse(env("im_send_msg", msg).as_bytes()).unwrap().kind,
+            Kind::Echo
+        );
         let own = r#"{"conversation_id":"c","message_id":"m","from_user":{"id":"biz"}}"#;
-        assert_eq!(parse(env("im_receive_msg", own).as_bytes()).unwrap().kind, Kind::Echo);
+        assert_eq!(
+            parse(env("im_receive_msg", own).as_bytes()).unwrap().kind,
+            Kind::Echo
+        );
         let biz_role = r#"{"conversation_id":"c","message_id":"m","from_user":{"id":"x","role":"business_account"}}"#;
-        assert_eq!(parse(env("im_receive_msg", biz_role).as_bytes()).unwrap().kind, Kind::Echo);
+        assert_eq!(
+            parse(env("im_receive_msg", biz_role).as_bytes())
+                .unwrap()
+                .kind,
+            Kind::Echo
+        );
         let eu = parse(env("im_receive_msg_eu", r#"{"type":"text"}"#).as_bytes()).unwrap();
         assert_eq!(eu.kind, Kind::Other);
         assert!(eu.key.starts_with("h:"));
-        assert_eq!(parse(env("im_receive_msg", "not json").as_bytes()).unwrap().kind, Kind::Other);
-        assert_eq!(parse(env("brand_new_event", msg).as_bytes()).unwrap().kind, Kind::Other);
-        assert_eq!(parse(env("im_mark_read_msg", msg).as_bytes()).unwrap().kind, Kind::Other);
+        assert_eq!(
+            parse(env("im_receive_msg", "not json").as_bytes())
+                .unwrap()
+                .kind,
+            Kind::Other
+        );
+        assert_eq!(
+            parse(env("brand_new_event", msg).as_bytes()).unwrap().kind,
+            Kind::Other
+        );
+        assert_eq!(
+            parse(env("im_mark_read_msg", msg).as_bytes()).unwrap().kind,
+            Kind::Other
+        );
         assert!(parse(b"[1,2]").is_err());
         assert!(parse(br#"{"event":"x"}"#).is_err(), "no account");
     }

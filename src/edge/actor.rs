@@ -7,28 +7,39 @@
 //! writes through to KV (the vault everyone else reads): whichever copy is newer wins, so a
 //! stale KV read right after a refresh can never resurrect a rotated refresh token.
 
-use super::platform::{runtime_ports, Kv};
+use super::platform::{log_line, runtime_ports, Kv};
 use super::{error_json, lookup};
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
-use crate::ports::{Bucket, KeyPage, Store};
+use crate::events;
+use crate::ports::{Bucket, KeyPage, Level, Local, Store};
 use crate::secret::Secret;
 use crate::tokens;
 use futures_util::lock::Mutex;
 use serde::Deserialize;
 use serde_json::json;
-use worker::{durable_object, Env, Request, Response, State, Storage};
+use worker::{durable_object, Env, ListOptions, Request, Response, State, Storage};
 
-/// Internal protocol between the Worker and its actors.
+/// Internal protocol between the Worker and its actors: one JSON body for every route.
 #[derive(Debug, Deserialize)]
-pub struct TokenCall {
+pub struct ActorCall {
     pub account: String,
     #[serde(default)]
     pub rejected: Option<String>,
     /// Overrides the configured margin (the cron's look-ahead window).
     #[serde(default)]
     pub margin: Option<u64>,
+    /// Event de-duplication key, or failure id for `/replay`.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub raw: Option<String>,
 }
+
+/// How soon the alarm looks at events accepted but not yet processed.
+const PENDING_ALARM_MS: i64 = 20_000;
+/// How often the alarm forgets old message ids when nothing is pending.
+const SWEEP_ALARM_MS: i64 = 6 * 3600 * 1000;
 
 #[durable_object]
 pub struct AccountActor {
@@ -39,13 +50,14 @@ pub struct AccountActor {
 }
 
 /// The ports inside the actor: KV plus this object's storage for token records.
-struct ActorPlatform {
+struct ActorPlatform<'a> {
     kv: Kv,
     storage: Storage,
     cfg: Config,
+    token_lock: &'a Mutex<()>,
 }
 
-runtime_ports!(ActorPlatform);
+runtime_ports!(ActorPlatform<'_>);
 
 fn updated_at(raw: &str) -> u64 {
     serde_json::from_str::<serde_json::Value>(raw)
@@ -58,7 +70,7 @@ fn storage_err(op: &str) -> impl Fn(worker::Error) -> Error + '_ {
     move |_| Error::Storage(format!("Durable Object {op}"))
 }
 
-impl Store for ActorPlatform {
+impl Store for ActorPlatform<'_> {
     async fn get(&self, bucket: Bucket, key: &str) -> Result<Option<String>> {
         let shared = self.kv.get(bucket, key).await?;
         if bucket != Bucket::Tokens {
@@ -100,25 +112,89 @@ impl Store for ActorPlatform {
     }
 }
 
-impl crate::ports::Accounts for ActorPlatform {
+impl Local for ActorPlatform<'_> {
+    async fn local_get(&self, key: &str) -> Result<Option<String>> {
+        self.storage.get(key).await.map_err(storage_err("get"))
+    }
+
+    async fn local_put(&self, key: &str, value: &str) -> Result<()> {
+        self.storage
+            .put(key, value)
+            .await
+            .map_err(storage_err("put"))
+    }
+
+    async fn local_delete(&self, key: &str) -> Result<()> {
+        self.storage
+            .delete(key)
+            .await
+            .map(drop)
+            .map_err(storage_err("delete"))
+    }
+
+    async fn local_list(&self, prefix: &str, limit: usize) -> Result<Vec<(String, String)>> {
+        let opts = ListOptions::new().prefix(prefix).limit(limit);
+        let map = self
+            .storage
+            .list_with_options(opts)
+            .await
+            .map_err(storage_err("list"))?;
+        let mut out = Vec::new();
+        map.for_each(&mut |v, k| {
+            if let (Some(k), Some(v)) = (k.as_string(), v.as_string()) {
+                out.push((k, v));
+            }
+        });
+        out.sort();
+        Ok(out)
+    }
+}
+
+impl crate::ports::Accounts for ActorPlatform<'_> {
+    /// Serialised by the actor's lock: at most one refresh in flight per account.
     async fn access_token(&self, account: &str, rejected: Option<&str>) -> Result<Secret> {
+        let _guard = self.token_lock.lock().await;
         let margin = self.cfg.refresh_margin_secs;
         let a = tokens::ensure_fresh(self, &self.cfg, account, margin, rejected).await?;
         Ok(a.access_token)
     }
 
     async fn refresh_within(&self, account: &str, window_secs: u64) -> Result<()> {
+        let _guard = self.token_lock.lock().await;
         tokens::ensure_fresh(self, &self.cfg, account, window_secs, None)
             .await
             .map(drop)
     }
 
     async fn forget(&self, account: &str) -> Result<()> {
-        self.storage
-            .delete(&format!("acct:{account}"))
-            .await
-            .map(drop)
-            .map_err(storage_err("delete"))
+        let _guard = self.token_lock.lock().await;
+        self.local_delete(&format!("acct:{account}")).await
+    }
+
+    async fn accept_event(&self, _account: &str, key: &str, raw: &str) -> Result<bool> {
+        let fresh = events::accept(self, key, raw).await?;
+        if fresh
+            && self
+                .storage
+                .get_alarm()
+                .await
+                .map_err(storage_err("alarm"))?
+                .is_none()
+        {
+            self.storage
+                .set_alarm(PENDING_ALARM_MS)
+                .await
+                .map_err(storage_err("alarm"))?;
+        }
+        Ok(fresh)
+    }
+
+    async fn process_event(&self, _account: &str, key: &str) -> Result<()> {
+        events::process(self, &self.cfg, key).await
+    }
+
+    async fn replay_failure(&self, account: &str, id: &str) -> Result<serde_json::Value> {
+        events::replay(self, &self.cfg, account, id).await
     }
 }
 
@@ -139,46 +215,78 @@ impl worker::DurableObject for AccountActor {
         };
         Ok(resp)
     }
+
+    /// Processes accepted events whose deferred job never ran and forgets old message ids.
+    async fn alarm(&self) -> worker::Result<Response> {
+        let outcome = match self.platform() {
+            Ok(p) => events::sweep(&p, &p.cfg).await,
+            Err(e) => Err(e),
+        };
+        let next = match outcome {
+            Ok(true) => PENDING_ALARM_MS,
+            Ok(false) => SWEEP_ALARM_MS,
+            Err(e) => {
+                log_line(
+                    Level::Error,
+                    "actor alarm failed",
+                    json!({"code": e.code(), "message": e.to_string()}),
+                );
+                PENDING_ALARM_MS
+            }
+        };
+        self.state.storage().set_alarm(next).await?;
+        Response::ok("swept")
+    }
 }
 
 impl AccountActor {
-    fn platform(&self) -> Result<ActorPlatform> {
+    fn platform(&self) -> Result<ActorPlatform<'_>> {
         let cfg = config::load(|k| lookup(&self.env, k))?;
         Ok(ActorPlatform {
             kv: Kv::new(&self.env),
             storage: self.state.storage(),
             cfg,
+            token_lock: &self.token_lock,
         })
     }
 
     async fn route(&self, mut req: Request) -> Result<serde_json::Value> {
         use crate::ports::Accounts;
         let path = req.path();
-        let call: TokenCall = req
+        let call: ActorCall = req
             .json()
             .await
             .map_err(|e| Error::Internal(format!("actor request: {e}")))?;
         let p = self.platform()?;
+        let key = || {
+            call.key
+                .clone()
+                .ok_or_else(|| Error::Internal("actor call without key".into()))
+        };
         match path.as_str() {
-            "/token" => {
-                let _guard = self.token_lock.lock().await;
-                match call.margin {
-                    Some(window) => p
-                        .refresh_within(&call.account, window)
-                        .await
-                        .map(|_| json!({})),
-                    None => {
-                        let t = p
-                            .access_token(&call.account, call.rejected.as_deref())
-                            .await?;
-                        Ok(json!({ "access_token": t.expose() }))
-                    }
+            "/token" => match call.margin {
+                Some(window) => p
+                    .refresh_within(&call.account, window)
+                    .await
+                    .map(|_| json!({})),
+                None => {
+                    let t = p
+                        .access_token(&call.account, call.rejected.as_deref())
+                        .await?;
+                    Ok(json!({ "access_token": t.expose() }))
                 }
+            },
+            "/forget" => p.forget(&call.account).await.map(|_| json!({})),
+            "/accept" => {
+                let raw = call.raw.clone().unwrap_or_default();
+                let fresh = p.accept_event(&call.account, &key()?, &raw).await?;
+                Ok(json!({ "fresh": fresh }))
             }
-            "/forget" => {
-                let _guard = self.token_lock.lock().await;
-                p.forget(&call.account).await.map(|_| json!({}))
-            }
+            "/process" => p
+                .process_event(&call.account, &key()?)
+                .await
+                .map(|_| json!({})),
+            "/replay" => p.replay_failure(&call.account, &key()?).await,
             other => Err(Error::Internal(format!("actor has no route {other}"))),
         }
     }

@@ -146,18 +146,38 @@ impl Accounts for WorkerPlatform {
             .await
             .map(drop)
     }
+
+    async fn accept_event(&self, account: &str, key: &str, raw: &str) -> Result<bool> {
+        let body = json!({"account": account, "key": key, "raw": raw});
+        let v = self.actor(account, "/accept", body).await?;
+        Ok(v["fresh"].as_bool().unwrap_or(false))
+    }
+
+    async fn process_event(&self, account: &str, key: &str) -> Result<()> {
+        let body = json!({"account": account, "key": key});
+        self.actor(account, "/process", body).await.map(drop)
+    }
+
+    async fn replay_failure(&self, account: &str, id: &str) -> Result<Value> {
+        let body = json!({"account": account, "key": id});
+        self.actor(account, "/replay", body).await
+    }
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     console_error_panic_hook::set_once();
     let platform = WorkerPlatform::new(&env);
     let cfg = config::load(|k| lookup(&env, k));
     let presence = presence(&env);
-    let resp = match into_core(req).await {
+    let (resp, jobs) = match into_core(req).await {
         Ok(r) => app::handle(&platform, &cfg, &presence, r).await,
-        Err(resp) => resp,
+        Err(resp) => (resp, Vec::new()),
     };
+    for job in jobs {
+        let platform = WorkerPlatform::new(&env);
+        ctx.wait_until(async move { job.run(&platform).await });
+    }
     into_worker(resp)
 }
 

@@ -141,6 +141,29 @@ macro_rules! runtime_ports {
             fn now_ms(&self) -> u64 {
                 worker::Date::now().as_millis()
             }
+
+            async fn sleep(&self, ms: u64) {
+                worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+            }
+
+            fn local_time(
+                &self,
+                zone: &crate::replies::Zone,
+                unix_secs: u64,
+            ) -> Option<crate::replies::LocalTime> {
+                match zone {
+                    crate::replies::Zone::Fixed(off) => {
+                        Some(crate::replies::LocalTime::at_offset(unix_secs, *off))
+                    }
+                    crate::replies::Zone::Named(name) => {
+                        $crate::edge::platform::intl_local_time(name, unix_secs)
+                    }
+                }
+            }
+
+            fn zone_known(&self, name: &str) -> bool {
+                $crate::edge::platform::intl_local_time(name, 0).is_some()
+            }
         }
 
         impl crate::ports::Rng for $t {
@@ -169,6 +192,49 @@ macro_rules! runtime_ports {
     };
 }
 pub(crate) use runtime_ports;
+
+/// Weekday and minute in an IANA zone, from the runtime's `Intl` data; `None` for a zone it
+/// does not know (the constructor's RangeError is caught, not thrown through Rust).
+pub fn intl_local_time(zone: &str, unix_secs: u64) -> Option<crate::replies::LocalTime> {
+    use worker::js_sys::{Array, Date, Function, Object, Reflect};
+    use worker::wasm_bindgen::{JsCast, JsValue};
+    let get = |o: &JsValue, k: &str| Reflect::get(o, &JsValue::from_str(k)).ok();
+    let intl = get(&worker::js_sys::global().into(), "Intl")?;
+    let ctor: Function = get(&intl, "DateTimeFormat")?.dyn_into().ok()?;
+    let opts = Object::new();
+    for (k, v) in [
+        ("timeZone", zone),
+        ("weekday", "short"),
+        ("hour", "2-digit"),
+        ("minute", "2-digit"),
+        ("hourCycle", "h23"),
+    ] {
+        Reflect::set(&opts, &JsValue::from_str(k), &JsValue::from_str(v)).ok()?;
+    }
+    let dtf = Reflect::construct(&ctor, &Array::of2(&JsValue::from_str("en-US"), &opts)).ok()?;
+    let format: Function = get(&dtf, "formatToParts")?.dyn_into().ok()?;
+    let date = Date::new(&JsValue::from_f64(unix_secs as f64 * 1000.0));
+    let parts: Array = format.call1(&dtf, &date).ok()?.dyn_into().ok()?;
+    let (mut weekday, mut hour, mut minute) = (None, None, None);
+    for part in parts.iter() {
+        let kind = get(&part, "type")?.as_string()?;
+        let value = get(&part, "value")?.as_string()?;
+        match kind.as_str() {
+            "weekday" => {
+                weekday = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+                    .iter()
+                    .position(|d| *d == value)
+            }
+            "hour" => hour = value.parse::<u16>().ok(),
+            "minute" => minute = value.parse::<u16>().ok(),
+            _ => {}
+        }
+    }
+    Some(crate::replies::LocalTime {
+        weekday: weekday? as u8,
+        minute: (hour? % 24) * 60 + minute?,
+    })
+}
 
 /// One JSON object per line, so `wrangler tail` and Logpush can parse them.
 pub fn log_line(level: Level, msg: &str, fields: Value) {
