@@ -7,6 +7,7 @@
 mod foundation;
 mod harness;
 mod oauth;
+mod webhooks;
 
 use harness::Worker;
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -143,6 +144,18 @@ fn main() {
         oauth::delete_revokes_and_wipes,
         oauth::delete_wipes_even_when_revoke_fails,
         oauth::accounts_api_needs_admin,
+        webhooks::keyword_reply_is_sent,
+        webhooks::welcome_then_keywords_with_typing_and_mark_read,
+        webhooks::away_hours_use_iana_time_zone,
+        webhooks::cooldown_limits_replies,
+        webhooks::echoes_and_own_messages_are_never_answered,
+        webhooks::unknown_events_and_types_get_200,
+        webhooks::bad_and_stale_signatures_get_401,
+        webhooks::duplicate_storm_replies_once,
+        webhooks::transient_faults_are_retried,
+        webhooks::persistent_faults_are_recorded_and_replayable,
+        webhooks::forwarding_is_signed_retried_and_replayable,
+        webhooks::rules_api_validates_and_round_trips,
     ];
     let env: Arc<OnceLock<Arc<Env>>> = Arc::new(OnceLock::new());
     let trials = all

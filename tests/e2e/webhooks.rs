@@ -1,0 +1,469 @@
+//! Issue 4: webhook receiver, de-duplication, auto-replies, retries, failures, forwarding.
+
+use crate::harness::{Worker, ADMIN_KEY, CLIENT_SECRET, SENDER_KEY};
+use crate::oauth::{connect, futures_join_all};
+use crate::{send, Env, Reply};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tiktok_sim::{Fault, SentMessage, Sim, Sink};
+
+async fn put_rules(env: &Env, rules: Value) {
+    let r = env
+        .call("PUT", "/v1/rules", Some(ADMIN_KEY), Some(&rules))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+fn message(conv: &str, id: &str, text: &str) -> Value {
+    json!({"conversation_id": conv, "message_id": id, "type": "text", "text": {"body": text},
+           "from_user": {"id": "user-77", "role": "personal_account", "display_name": "Ada"},
+           "timestamp": tiktok_sim::now() * 1000})
+}
+
+fn hook(env: &Env) -> String {
+    env.url("/webhooks/tiktok")
+}
+
+/// Delivers a signed `im_receive_msg` and returns the Worker's answer and its latency.
+async fn deliver(env: &Env, account: &str, content: Value) -> ((u16, String), Duration) {
+    let body = env.sim.event("im_receive_msg", account, &content);
+    let t = Instant::now();
+    let r = env.sim.deliver(&hook(env), &body).await.expect("delivery");
+    (r, t.elapsed())
+}
+
+fn sent_to(env: &Env, conv: &str) -> Vec<SentMessage> {
+    env.sim
+        .sent()
+        .into_iter()
+        .filter(|m| m.conversation_id == conv)
+        .collect()
+}
+
+fn texts(env: &Env, conv: &str) -> Vec<String> {
+    sent_to(env, conv)
+        .into_iter()
+        .filter(|m| m.message_type == "TEXT")
+        .map(|m| {
+            m.body["text"]["body"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Waits until `conv` has `n` texts (or 8 s), then a little longer to catch extras.
+async fn wait_texts(env: &Env, conv: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while texts(env, conv).len() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    texts(env, conv)
+}
+
+/// For "nothing more happens": gives deferred processing time to (wrongly) send.
+async fn settle(env: &Env, conv: &str) -> Vec<String> {
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    texts(env, conv)
+}
+
+const KEYWORDS: &str = r#"{"rules":[{"id":"price","match":"any_of","keywords":["price","prices"],"text":"Our prices are on the site."}]}"#;
+
+pub async fn keyword_reply_is_sent(env: Arc<Env>) {
+    connect(&env, "e2e-wh-kw").await;
+    put_rules(&env, serde_json::from_str(KEYWORDS).unwrap()).await;
+    let ((status, body), latency) = deliver(
+        &env,
+        "e2e-wh-kw",
+        message("kw-c1", "kw-m1", "What's the PRICE?"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    eprintln!(
+        "webhook ack latency (new message, reply deferred): {} ms",
+        latency.as_millis()
+    );
+    assert_eq!(
+        wait_texts(&env, "kw-c1", 1).await,
+        vec!["Our prices are on the site."]
+    );
+    let other = deliver(&env, "e2e-wh-kw", message("kw-c2", "kw-m2", "hello there"))
+        .await
+        .0;
+    assert_eq!(other.0, 200);
+    assert!(
+        wait_texts(&env, "kw-c2", 1).await.is_empty(),
+        "no rule matched: no reply"
+    );
+}
+
+pub async fn welcome_then_keywords_with_typing_and_mark_read(env: Arc<Env>) {
+    connect(&env, "e2e-wh-welcome").await;
+    put_rules(&env, json!({"welcome": "Hi {{display_name}}!", "typing": true, "mark_read": true,
+        "rules": [{"id": "price", "match": "contains", "keywords": ["price"], "text": "Prices: see site."}]}))
+    .await;
+    deliver(&env, "e2e-wh-welcome", message("wel-c", "wel-m1", "hello")).await;
+    assert_eq!(wait_texts(&env, "wel-c", 1).await, vec!["Hi Ada!"]);
+    let actions: Vec<String> = sent_to(&env, "wel-c")
+        .into_iter()
+        .filter(|m| m.message_type == "SENDER_ACTION")
+        .map(|m| m.body["sender_action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(actions, vec!["MARK_READ", "TYPING"]);
+    deliver(&env, "e2e-wh-welcome", message("wel-c", "wel-m2", "price?")).await;
+    assert_eq!(
+        wait_texts(&env, "wel-c", 2).await,
+        vec!["Hi Ada!", "Prices: see site."],
+        "welcome only once"
+    );
+}
+
+pub async fn away_hours_use_iana_time_zone(env: Arc<Env>) {
+    connect(&env, "e2e-wh-away").await;
+    let bad = env
+        .call(
+            "PUT",
+            "/v1/rules",
+            Some(ADMIN_KEY),
+            Some(&json!({"timezone": "Mars/Olympus"})),
+        )
+        .await;
+    assert_eq!(
+        bad.expect_error(400, "invalid_request")["error"]["details"]["field"],
+        "timezone"
+    );
+    let all_day: Value = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|d| (d.to_string(), json!(["00:00-24:00"])))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    let kw = json!([{"id": "hi", "match": "exact", "keywords": ["hi"], "text": "Hello!"}]);
+    put_rules(&env, json!({"timezone": "America/New_York", "away": {"text": "We are closed.", "open": all_day}, "rules": kw})).await;
+    deliver(&env, "e2e-wh-away", message("away-open", "away-m1", "Hi")).await;
+    assert_eq!(wait_texts(&env, "away-open", 1).await, vec!["Hello!"]);
+    put_rules(&env, json!({"timezone": "America/New_York", "away": {"text": "We are closed.", "open": {}}, "rules": kw})).await;
+    deliver(&env, "e2e-wh-away", message("away-closed", "away-m2", "Hi")).await;
+    assert_eq!(
+        wait_texts(&env, "away-closed", 1).await,
+        vec!["We are closed."]
+    );
+}
+
+pub async fn cooldown_limits_replies(env: Arc<Env>) {
+    connect(&env, "e2e-wh-cool").await;
+    put_rules(&env, json!({"cooldown_secs": 3600, "rules": [{"id": "p", "match": "contains", "keywords": ["price"], "text": "P"}]})).await;
+    deliver(&env, "e2e-wh-cool", message("cool-c", "cool-m1", "price")).await;
+    assert_eq!(wait_texts(&env, "cool-c", 1).await.len(), 1);
+    deliver(
+        &env,
+        "e2e-wh-cool",
+        message("cool-c", "cool-m2", "price again"),
+    )
+    .await;
+    assert_eq!(
+        settle(&env, "cool-c").await.len(),
+        1,
+        "second reply held back by the cooldown"
+    );
+}
+
+pub async fn echoes_and_own_messages_are_never_answered(env: Arc<Env>) {
+    connect(&env, "e2e-wh-echo").await;
+    put_rules(&env, serde_json::from_str(KEYWORDS).unwrap()).await;
+    let echo = env.sim.event(
+        "im_send_msg",
+        "e2e-wh-echo",
+        &message("echo-c", "echo-m1", "price"),
+    );
+    assert_eq!(env.sim.deliver(&hook(&env), &echo).await.unwrap().0, 200);
+    let mut own = message("echo-c", "echo-m2", "price");
+    own["from_user"] = json!({"id": "e2e-wh-echo", "role": "business_account"});
+    deliver(&env, "e2e-wh-echo", own).await;
+    assert!(settle(&env, "echo-c").await.is_empty());
+}
+
+pub async fn unknown_events_and_types_get_200(env: Arc<Env>) {
+    for (event, content) in [
+        ("im_mark_read_msg", json!({"conversation_id": "u-c"})),
+        ("im_receive_msg_eu", json!({"type": "text"})),
+        ("brand_new_event", json!({"anything": [1, 2, 3]})),
+    ] {
+        let body = env.sim.event(event, "e2e-wh-unknown", &content);
+        let (status, text) = env.sim.deliver(&hook(&env), &body).await.unwrap();
+        assert_eq!(status, 200, "{event}: {text}");
+    }
+    let r = env
+        .call("GET", "/webhooks/tiktok?challenge=abc123", None, None)
+        .await;
+    assert_eq!((r.status, r.text.as_str()), (200, "abc123"));
+}
+
+async fn raw_delivery(env: &Env, body: &str, sig: Option<String>) -> Reply {
+    let mut rb = env
+        .http
+        .post(hook(env))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(s) = sig {
+        rb = rb.header("TikTok-Signature", s);
+    }
+    send(rb).await
+}
+
+pub async fn bad_and_stale_signatures_get_401(env: Arc<Env>) {
+    let body = env.sim.event(
+        "im_receive_msg",
+        "e2e-wh-sig",
+        &message("sig-c", "sig-m", "price"),
+    );
+    let now = tiktok_sim::now();
+    let cases = [
+        None,
+        Some("garbage".to_string()),
+        Some(Sim::signature("wrong-secret", now, &body)),
+        Some(Sim::signature(CLIENT_SECRET, now - 301, &body)),
+        Some(Sim::signature(CLIENT_SECRET, now + 400, &body)),
+        Some(Sim::signature(CLIENT_SECRET, now, &format!("{body} "))),
+    ];
+    for sig in cases {
+        let r = raw_delivery(&env, &body, sig.clone()).await;
+        r.expect_error(401, "invalid_signature");
+        assert!(!r.text.contains(CLIENT_SECRET));
+    }
+    let ok = raw_delivery(
+        &env,
+        &body,
+        Some(Sim::signature(CLIENT_SECRET, now - 290, &body)),
+    )
+    .await;
+    assert_eq!(
+        ok.status, 200,
+        "290 s old is within the tolerance: {}",
+        ok.text
+    );
+    let huge = "x".repeat(300 * 1024);
+    raw_delivery(&env, &huge, Some(Sim::signature(CLIENT_SECRET, now, &huge)))
+        .await
+        .expect_error(413, "payload_too_large");
+}
+
+pub async fn duplicate_storm_replies_once(env: Arc<Env>) {
+    connect(&env, "e2e-wh-storm").await;
+    put_rules(&env, serde_json::from_str(KEYWORDS).unwrap()).await;
+    let body = env.sim.event(
+        "im_receive_msg",
+        "e2e-wh-storm",
+        &message("storm-c", "storm-m1", "price"),
+    );
+    let url = hook(&env);
+    let started = Instant::now();
+    let results = futures_join_all((0..50).map(|_| env.sim.deliver(&url, &body))).await;
+    let elapsed = started.elapsed();
+    let mut fresh = 0;
+    for r in results {
+        let (status, text) = r.unwrap();
+        assert_eq!(status, 200, "{text}");
+        if text.contains("\"duplicate\":false") {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 1, "exactly one delivery accepted as new");
+    let replies = wait_texts(&env, "storm-c", 1).await;
+    eprintln!(
+        "duplicate storm: 50 concurrent deliveries → {} reply(ies), all acked in {} ms",
+        replies.len(),
+        elapsed.as_millis()
+    );
+    assert_eq!(replies.len(), 1);
+    // Redelivery later is still recognised.
+    let (status, text) = env.sim.deliver(&url, &body).await.unwrap();
+    assert_eq!((status, text.contains("\"duplicate\":true")), (200, true));
+}
+
+pub async fn transient_faults_are_retried(env: Arc<Env>) {
+    connect(&env, "e2e-wh-retry").await;
+    put_rules(&env, serde_json::from_str(KEYWORDS).unwrap()).await;
+    env.sim.push_faults(
+        "/message/send/",
+        [
+            Fault::Code { code: 51065 },
+            Fault::Http { status: 502 },
+            Fault::Code { code: 40100 },
+        ],
+    );
+    deliver(
+        &env,
+        "e2e-wh-retry",
+        message("retry-c", "retry-m1", "price"),
+    )
+    .await;
+    assert_eq!(
+        wait_texts(&env, "retry-c", 1).await.len(),
+        1,
+        "delivered on the 4th attempt"
+    );
+    env.sim.clear_faults();
+}
+
+pub async fn persistent_faults_are_recorded_and_replayable(env: Arc<Env>) {
+    connect(&env, "e2e-wh-fail").await;
+    put_rules(&env, serde_json::from_str(KEYWORDS).unwrap()).await;
+    env.sim.push_faults(
+        "/message/send/",
+        (0..4).map(|_| Fault::Code { code: 51065 }),
+    );
+    deliver(&env, "e2e-wh-fail", message("fail-c", "fail-m1", "price")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let failures = loop {
+        let r = env
+            .call(
+                "GET",
+                "/v1/events/failed?account_id=e2e-wh-fail",
+                Some(ADMIN_KEY),
+                None,
+            )
+            .await;
+        let f = r.json()["failures"].as_array().cloned().unwrap_or_default();
+        if !f.is_empty() || Instant::now() > deadline {
+            break f;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let f = &failures[0];
+    assert_eq!(
+        (
+            f["stage"].as_str(),
+            f["code"].as_str(),
+            f["attempts"].as_u64()
+        ),
+        (Some("reply"), Some("tiktok_system_error"), Some(4))
+    );
+    assert!(texts(&env, "fail-c").is_empty());
+    env.call("GET", "/v1/events/failed", Some(SENDER_KEY), None)
+        .await
+        .expect_error(403, "forbidden");
+    let replay = json!({"account_id": "e2e-wh-fail", "id": f["id"]});
+    let r = env
+        .call("POST", "/v1/events/replay", Some(ADMIN_KEY), Some(&replay))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["replayed"], true);
+    assert_eq!(texts(&env, "fail-c"), vec!["Our prices are on the site."]);
+    let r = env
+        .call(
+            "GET",
+            "/v1/events/failed?account_id=e2e-wh-fail",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert!(r.json()["failures"].as_array().unwrap().is_empty());
+    env.call("POST", "/v1/events/replay", Some(ADMIN_KEY), Some(&replay))
+        .await
+        .expect_error(404, "not_found");
+}
+
+pub async fn forwarding_is_signed_retried_and_replayable(env: Arc<Env>) {
+    let sink = Sink::start().await.unwrap();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let w = Worker::start(&env.sim, "forward", |v| {
+        v.push(("FORWARD_URLS", Some(sink.url.clone())));
+        v.push(("FORWARD_SECRET", Some(secret.into())));
+    });
+    let url = format!("{}/webhooks/tiktok", w.url);
+    let body = env.sim.event(
+        "im_mark_read_msg",
+        "e2e-wh-fwd",
+        &json!({"conversation_id": "fwd-c", "message_id": "fwd-m1"}),
+    );
+    assert_eq!(env.sim.deliver(&url, &body).await.unwrap().0, 200);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while sink.received().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (headers, got) = sink.received().pop().expect("forwarded");
+    assert_eq!(got, body, "TikTok's delivery is forwarded unchanged");
+    let (id, ts) = (&headers["webhook-id"], &headers["webhook-timestamp"]);
+    assert!(id.starts_with("evt_"));
+    let expected = standard_webhooks_signature(secret, id, ts, &got);
+    assert_eq!(headers["webhook-signature"], expected);
+
+    sink.fail_next(4);
+    let body2 = env.sim.event(
+        "im_mark_read_msg",
+        "e2e-wh-fwd",
+        &json!({"conversation_id": "fwd-c", "message_id": "fwd-m2"}),
+    );
+    assert_eq!(env.sim.deliver(&url, &body2).await.unwrap().0, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let failures = loop {
+        let r = env
+            .call_at(&w.url, "GET", "/v1/events/failed", Some(ADMIN_KEY), None)
+            .await;
+        let f = r.json()["failures"].as_array().cloned().unwrap_or_default();
+        if !f.is_empty() || Instant::now() > deadline {
+            break f;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0]["stage"], "forward");
+    let replay = json!({"account_id": "e2e-wh-fwd", "id": failures[0]["id"]});
+    let r = env
+        .call_at(
+            &w.url,
+            "POST",
+            "/v1/events/replay",
+            Some(ADMIN_KEY),
+            Some(&replay),
+        )
+        .await;
+    assert_eq!(r.json()["replayed"], true, "{}", r.text);
+    assert_eq!(sink.received().last().unwrap().1, body2);
+}
+
+/// Standard Webhooks v1, computed here independently of the Worker's code.
+fn standard_webhooks_signature(secret: &str, id: &str, ts: &str, body: &str) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64.decode(secret.trim_start_matches("whsec_")).unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.{body}").as_bytes());
+    format!("v1,{}", b64.encode(mac.finalize().into_bytes()))
+}
+
+pub async fn rules_api_validates_and_round_trips(env: Arc<Env>) {
+    env.call("GET", "/v1/rules", Some(SENDER_KEY), None)
+        .await
+        .expect_error(403, "forbidden");
+    let bad = json!({"rules": [{"id": "a", "match": "contains", "keywords": ["x"], "text": "ok"},
+                               {"id": "b", "match": "contains", "keywords": [], "text": "ok"}]});
+    let r = env
+        .call("PUT", "/v1/rules", Some(ADMIN_KEY), Some(&bad))
+        .await;
+    assert_eq!(
+        r.expect_error(400, "invalid_request")["error"]["details"]["field"],
+        "rules[1].keywords"
+    );
+    let r = send(
+        env.http
+            .put(env.url("/v1/rules"))
+            .bearer_auth(ADMIN_KEY)
+            .body("{not json"),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let good: Value = serde_json::from_str(KEYWORDS).unwrap();
+    put_rules(&env, good).await;
+    let got = env
+        .call("GET", "/v1/rules", Some(ADMIN_KEY), None)
+        .await
+        .json();
+    assert_eq!(got["source"], "stored");
+    assert_eq!(got["rules"]["rules"][0]["id"], "price");
+}
