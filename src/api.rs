@@ -272,3 +272,537 @@ pub async fn list_messages<P: Platform>(
         }),
     ))
 }
+
+// ---------- outbound messages ----------
+
+pub use crate::tiktok::types::SenderAction;
+
+/// Images TikTok accepts.
+pub const MAX_IMAGE_BYTES: usize = 3 * 1024 * 1024;
+const MAX_SEND_BODY: usize = 64 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendRequest {
+    account_id: String,
+    conversation_id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    image: Option<ImageRef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageRef {
+    #[serde(default)]
+    media_id: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+/// A validated send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Planned {
+    Text(String),
+    Image(String),
+    ImageUrl(url::Url),
+    Action(SenderAction),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendPlan {
+    pub account: String,
+    pub conversation: String,
+    pub what: Planned,
+}
+
+impl Planned {
+    fn kind(&self) -> &'static str {
+        match self {
+            Planned::Text(_) => "text",
+            Planned::Image(_) | Planned::ImageUrl(_) => "image",
+            Planned::Action(SenderAction::Typing) => "typing",
+            Planned::Action(SenderAction::MarkRead) => "mark_read",
+        }
+    }
+}
+
+/// Validates a `POST /v1/messages` body; errors name the field.
+pub fn validate_send(body: &[u8]) -> Result<SendPlan> {
+    if body.len() > MAX_SEND_BODY {
+        return Err(Error::PayloadTooLarge {
+            limit: MAX_SEND_BODY,
+        });
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let r: SendRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Error::InvalidJson(inner.to_string())
+        } else if path == "." {
+            Error::invalid("body", inner.to_string())
+        } else {
+            Error::invalid(path, inner.to_string())
+        }
+    })?;
+    check_id("account_id", &r.account_id)?;
+    check_id("conversation_id", &r.conversation_id)?;
+    let what = match r.kind.as_str() {
+        "text" => {
+            if r.image.is_some() {
+                return Err(Error::invalid(
+                    "image",
+                    "a text message carries no image (send text or image, not both)",
+                ));
+            }
+            let t = r
+                .text
+                .ok_or_else(|| Error::invalid("text", "is required for type text"))?;
+            let n = t.chars().count();
+            if t.trim().is_empty() || n > crate::replies::MAX_TEXT_CHARS {
+                return Err(Error::invalid(
+                    "text",
+                    format!("must be 1 to 6000 characters (has {n})"),
+                ));
+            }
+            Planned::Text(t)
+        }
+        "image" => {
+            if r.text.is_some() {
+                return Err(Error::invalid(
+                    "text",
+                    "an image message carries no text (send text or image, not both)",
+                ));
+            }
+            let img = r
+                .image
+                .ok_or_else(|| Error::invalid("image", "is required for type image"))?;
+            match (img.media_id, img.url) {
+                (Some(id), None) => {
+                    check_id("image.media_id", &id)?;
+                    Planned::Image(id)
+                }
+                (None, Some(u)) => {
+                    let url = url::Url::parse(&u)
+                        .map_err(|_| Error::invalid("image.url", "must be an absolute URL"))?;
+                    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+                        return Err(Error::invalid("image.url", "must be an http(s) URL"));
+                    }
+                    Planned::ImageUrl(url)
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        "image",
+                        "give exactly one of media_id or url",
+                    ))
+                }
+            }
+        }
+        "typing" | "mark_read" => {
+            if r.text.is_some() || r.image.is_some() {
+                return Err(Error::invalid(
+                    "type",
+                    format!("{} carries no text or image", r.kind),
+                ));
+            }
+            Planned::Action(if r.kind == "typing" {
+                SenderAction::Typing
+            } else {
+                SenderAction::MarkRead
+            })
+        }
+        other => {
+            return Err(Error::invalid(
+                "type",
+                format!(
+                    "`{}` is not one of text, image, typing, mark_read",
+                    other.chars().take(40).collect::<String>()
+                ),
+            ))
+        }
+    };
+    Ok(SendPlan {
+        account: r.account_id,
+        conversation: r.conversation_id,
+        what,
+    })
+}
+
+/// The image type from its first bytes: JPEG or PNG only.
+pub fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(b"\xFF\xD8\xFF") {
+        Some("image/jpeg")
+    } else {
+        None
+    }
+}
+
+/// Fetches an image for upload, enforcing the size cap and type.
+async fn fetch_image<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    url: &url::Url,
+) -> Result<(Vec<u8>, &'static str)> {
+    let bad = |reason: String| Error::invalid("image.url", reason);
+    let resp = ctx
+        .p
+        .send(crate::http::Outbound {
+            method: crate::http::Method::Get,
+            url: url.to_string(),
+            headers: crate::http::Headers::new().with("accept", "image/png, image/jpeg"),
+            body: None,
+            timeout_ms: 10_000,
+        })
+        .await
+        .map_err(|e| bad(format!("could not be fetched ({e:?})")))?;
+    if resp.status != 200 {
+        return Err(bad(format!("answered HTTP {}", resp.status)));
+    }
+    if resp.body.len() > MAX_IMAGE_BYTES {
+        return Err(bad(format!(
+            "image is {} bytes; TikTok accepts at most {MAX_IMAGE_BYTES}",
+            resp.body.len()
+        )));
+    }
+    let ct = sniff_image(&resp.body).ok_or_else(|| bad("is not a JPEG or PNG image".into()))?;
+    Ok((resp.body, ct))
+}
+
+fn only_transient(e: &Error) -> bool {
+    crate::events::retryable(e)
+        && !matches!(
+            e,
+            Error::Upstream {
+                failure: UpstreamFailure::Api { code: 40100, .. },
+                ..
+            }
+        )
+}
+
+/// Retries 51065, 5xx and timeouts (not 40100: the caller gets 429 and decides).
+async fn transient_retries<P: Platform, T>(p: &P, op: impl AsyncFn() -> Result<T>) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(e) if only_transient(&e) && attempt < crate::events::ATTEMPTS => {
+                let mut j = [0u8; 1];
+                p.fill(&mut j);
+                p.sleep(crate::events::backoff_ms(attempt, j[0])).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn perform_send<P: Platform>(ctx: &Ctx<'_, P>, plan: &SendPlan) -> Result<Value> {
+    let cfg = ctx.config()?;
+    let client = Client::new(ctx.p, &cfg.api_base);
+    let (acct, conv) = (&plan.account, &plan.conversation);
+    let mut media_id = None;
+    let outgoing = match &plan.what {
+        Planned::Text(t) => crate::tiktok::types::Outgoing::Text(t.clone()),
+        Planned::Image(id) => crate::tiktok::types::Outgoing::Image {
+            media_id: id.clone(),
+        },
+        Planned::Action(a) => crate::tiktok::types::Outgoing::Action(*a),
+        Planned::ImageUrl(u) => {
+            // Checks the account before fetching anything.
+            ctx.p.access_token(acct, None).await?;
+            let (bytes, ct) = fetch_image(ctx, u).await?;
+            let id = with_token(ctx, acct, async |t: &str| {
+                transient_retries(ctx.p, async || {
+                    client.upload_image(t, acct, &bytes, ct).await
+                })
+                .await
+            })
+            .await?;
+            media_id = Some(id.clone());
+            crate::tiktok::types::Outgoing::Image { media_id: id }
+        }
+    };
+    let sent = with_token(ctx, acct, async |t: &str| {
+        transient_retries(ctx.p, async || client.send(t, acct, conv, &outgoing).await).await
+    })
+    .await?;
+    let mut out = json!({
+        "account_id": acct, "conversation_id": conv, "type": plan.what.kind(),
+        "message_id": sent.message_id, "create_time": sent.create_time,
+    });
+    if let Some(m) = media_id.or(match &plan.what {
+        Planned::Image(id) => Some(id.clone()),
+        _ => None,
+    }) {
+        out["media_id"] = json!(m);
+    }
+    Ok(out)
+}
+
+/// `POST /v1/messages`.
+pub async fn send_message<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
+    ctx.authorize(req, Role::Sender)?;
+    ctx.config()?;
+    if let Some(ct) = req.headers.get("content-type") {
+        if !ct.to_ascii_lowercase().contains("json") {
+            return Err(Error::invalid("content-type", "must be application/json"));
+        }
+    }
+    let plan = validate_send(&req.body)?;
+    let Some(key) = req.headers.get("idempotency-key") else {
+        let v = perform_send(ctx, &plan).await?;
+        return Ok(Response::json(200, &v));
+    };
+    crate::idempotency::check_key(key)?;
+    let key_hash = crate::idempotency::hash(key.as_bytes());
+    // Canonical JSON (sorted keys), so formatting differences do not count as another body.
+    let canonical: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let body_hash = crate::idempotency::hash(canonical.to_string().as_bytes());
+    match ctx
+        .p
+        .idempotency_begin(&plan.account, &key_hash, &body_hash)
+        .await?
+    {
+        crate::idempotency::Begin::Replay { response } => {
+            let mut r = Response::json(
+                response.status,
+                &serde_json::from_str::<Value>(&response.body).unwrap_or(Value::Null),
+            );
+            r.headers.set("idempotent-replayed", "true");
+            Ok(r)
+        }
+        crate::idempotency::Begin::New => {
+            let result = perform_send(ctx, &plan).await;
+            let (status, body) = match &result {
+                Ok(v) => (200, v.to_string()),
+                Err(e) => (e.status(), e.body(&ctx.request_id).to_string()),
+            };
+            let stored = crate::idempotency::Stored { status, body };
+            if let Err(e) = ctx
+                .p
+                .idempotency_finish(&plan.account, &key_hash, &body_hash, stored)
+                .await
+            {
+                ctx.log(
+                    Level::Warn,
+                    "idempotency record not stored",
+                    json!({"code": e.code()}),
+                );
+            }
+            result.map(|v| Response::json(200, &v))
+        }
+    }
+}
+
+// ---------- webhook subscription ----------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscriptionRequest {
+    #[serde(default)]
+    callback_url: Option<String>,
+}
+
+fn app_creds(cfg: &crate::config::Config) -> AppCredentials<'_> {
+    AppCredentials {
+        client_key: &cfg.client_key,
+        client_secret: &cfg.client_secret,
+    }
+}
+
+/// `PUT /v1/webhook-subscription` (admin): registers this Worker's `/webhooks/tiktok` (or the
+/// given URL) for `DIRECT_MESSAGE` events. The app secret travels in the request body only.
+pub async fn put_subscription<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
+    ctx.authorize(req, Role::Admin)?;
+    let cfg = ctx.config()?;
+    let body: SubscriptionRequest = if req.body.iter().all(u8::is_ascii_whitespace) {
+        SubscriptionRequest::default()
+    } else {
+        json_body(req)?
+    };
+    let url = match body.callback_url {
+        Some(u) => {
+            let parsed = url::Url::parse(&u)
+                .map_err(|_| Error::invalid("callback_url", "must be an absolute URL"))?;
+            if !matches!(parsed.scheme(), "https" | "http") {
+                return Err(Error::invalid(
+                    "callback_url",
+                    "must be an http(s) URL (TikTok requires https)",
+                ));
+            }
+            parsed.to_string()
+        }
+        None => format!("{}/webhooks/tiktok", req.origin()),
+    };
+    let client = Client::new(ctx.p, &cfg.api_base);
+    transient_retries(ctx.p, async || {
+        client.webhook_update(app_creds(cfg), &url).await
+    })
+    .await?;
+    ctx.log(Level::Info, "webhook subscription updated", json!({}));
+    Ok(Response::json(
+        200,
+        &json!({"event_type": "DIRECT_MESSAGE", "callback_url": url}),
+    ))
+}
+
+/// `GET /v1/webhook-subscription` (admin).
+pub async fn get_subscription<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
+    ctx.authorize(req, Role::Admin)?;
+    let cfg = ctx.config()?;
+    let client = Client::new(ctx.p, &cfg.api_base);
+    let data = transient_retries(ctx.p, async || client.webhook_list(app_creds(cfg)).await).await?;
+    let subs: Vec<Value> = data
+        .get("list")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| json!({"event_type": s.get("event_type"), "callback_url": s.get("callback_url")}))
+        .collect();
+    Ok(Response::json(200, &json!({"subscriptions": subs})))
+}
+
+/// `DELETE /v1/webhook-subscription` (admin).
+pub async fn delete_subscription<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
+    ctx.authorize(req, Role::Admin)?;
+    let cfg = ctx.config()?;
+    let client = Client::new(ctx.p, &cfg.api_base);
+    transient_retries(ctx.p, async || client.webhook_delete(app_creds(cfg)).await).await?;
+    Ok(Response::json(
+        200,
+        &json!({"deleted": true, "event_type": "DIRECT_MESSAGE"}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: &str) -> (String, String) {
+        match validate_send(body.as_bytes()).unwrap_err() {
+            Error::Invalid { field, reason } => (field, reason),
+            Error::InvalidJson(m) => ("<json>".into(), m),
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn valid_sends() {
+        let p = validate_send(
+            br#"{"account_id":"a","conversation_id":"c+1","type":"text","text":"hi"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.what, Planned::Text("hi".into()));
+        assert_eq!(p.conversation, "c+1");
+        let p = validate_send(
+            br#"{"account_id":"a","conversation_id":"c","type":"image","image":{"media_id":"m"}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.what, Planned::Image("m".into()));
+        let p = validate_send(br#"{"account_id":"a","conversation_id":"c","type":"image","image":{"url":"https://x.example/a.png"}}"#).unwrap();
+        assert!(matches!(p.what, Planned::ImageUrl(_)));
+        let p = validate_send(br#"{"account_id":"a","conversation_id":"c","type":"mark_read"}"#)
+            .unwrap();
+        assert_eq!(p.what, Planned::Action(SenderAction::MarkRead));
+        let six_k = format!(
+            r#"{{"account_id":"a","conversation_id":"c","type":"text","text":"{}"}}"#,
+            "é".repeat(6000)
+        );
+        assert!(
+            validate_send(six_k.as_bytes()).is_ok(),
+            "6000 characters, not bytes"
+        );
+    }
+
+    #[test]
+    fn invalid_sends_name_the_field() {
+        let cases = [
+            (
+                r#"{"conversation_id":"c","type":"text","text":"x"}"#,
+                "body",
+            ),
+            (
+                r#"{"account_id":"","conversation_id":"c","type":"text","text":"x"}"#,
+                "account_id",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"video"}"#,
+                "type",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"text"}"#,
+                "text",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"text","text":"   "}"#,
+                "text",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"text","text":"x","image":{"media_id":"m"}}"#,
+                "image",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"image","text":"x"}"#,
+                "text",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"image"}"#,
+                "image",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"image","image":{}}"#,
+                "image",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"image","image":{"media_id":"m","url":"https://x/"}}"#,
+                "image",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"image","image":{"url":"ftp://x/a.png"}}"#,
+                "image.url",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"image","image":{"url":"nope"}}"#,
+                "image.url",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"typing","text":"x"}"#,
+                "type",
+            ),
+            (
+                r#"{"account_id":5,"conversation_id":"c","type":"text","text":"x"}"#,
+                "account_id",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"text","text":"x","extra":1}"#,
+                "extra",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c\u0000","type":"text","text":"x"}"#,
+                "conversation_id",
+            ),
+            (r#"{"account_id":"a""#, "<json>"),
+        ];
+        for (body, field) in cases {
+            assert_eq!(err(body).0, field, "{body}");
+        }
+        let long = format!(
+            r#"{{"account_id":"a","conversation_id":"c","type":"text","text":"{}"}}"#,
+            "a".repeat(6001)
+        );
+        assert!(err(&long).1.contains("6001"));
+    }
+
+    #[test]
+    fn images_are_sniffed_by_magic_bytes() {
+        assert_eq!(sniff_image(b"\x89PNG\r\n\x1a\nrest"), Some("image/png"));
+        assert_eq!(sniff_image(b"\xFF\xD8\xFF\xE0rest"), Some("image/jpeg"));
+        assert_eq!(sniff_image(b"GIF89a"), None);
+        assert_eq!(sniff_image(b""), None);
+    }
+}

@@ -13,6 +13,8 @@ use crate::{api, events, oauth};
 use serde_json::{json, Map, Value};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// `Retry-After` on 429 answers.
+pub const RETRY_AFTER_SECS: u64 = 5;
 
 /// What the edge found in `Env`: presence only, never values.
 #[derive(Debug, Clone, Default)]
@@ -160,6 +162,11 @@ pub fn error_response<P: Platform>(ctx: &Ctx<'_, P>, e: &Error) -> Response {
     if let Error::Unauthorized(_) = e {
         resp.headers.set("www-authenticate", "Bearer");
     }
+    if e.status() == 429 {
+        // TikTok gives no hint; a few seconds is what its throttling needs in practice.
+        resp.headers
+            .set("retry-after", RETRY_AFTER_SECS.to_string());
+    }
     resp
 }
 
@@ -185,6 +192,10 @@ async fn dispatch<P: Platform>(
         Endpoint::PutRules => events::put_rules(ctx, req).await,
         Endpoint::ListFailedEvents => events::list_failed(ctx, req).await,
         Endpoint::ReplayEvent => events::replay_route(ctx, req).await,
+        Endpoint::SendMessage => api::send_message(ctx, req).await,
+        Endpoint::PutSubscription => api::put_subscription(ctx, req).await,
+        Endpoint::GetSubscription => api::get_subscription(ctx, req).await,
+        Endpoint::DeleteSubscription => api::delete_subscription(ctx, req).await,
     }
 }
 
@@ -244,4 +255,43 @@ async fn probe_tiktok<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Value> {
         Err(e) => json!({"reachable": !matches!(e.code(), "tiktok_timeout" | "tiktok_unreachable"),
                          "credentials_accepted": false, "error": e.code(), "ms": ms}),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::ROUTES;
+
+    #[test]
+    fn openapi_lists_exactly_the_routes_served() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().unwrap();
+        for r in ROUTES {
+            let p = paths
+                .get(r.pattern)
+                .unwrap_or_else(|| panic!("{} undocumented", r.pattern));
+            for (m, _) in r.methods {
+                let m = m.as_str().to_ascii_lowercase();
+                assert!(p.get(&m).is_some(), "{} {} undocumented", m, r.pattern);
+            }
+            let documented = p
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "parameters")
+                .count();
+            assert_eq!(
+                documented,
+                r.methods.len(),
+                "{} documents methods it does not serve",
+                r.pattern
+            );
+        }
+        assert_eq!(
+            paths.len(),
+            ROUTES.len(),
+            "documented paths the router does not serve"
+        );
+    }
 }

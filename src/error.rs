@@ -48,6 +48,8 @@ pub enum Error {
     Missing { what: String },
     #[error("{0}")]
     Conflict(String),
+    #[error("this Idempotency-Key was already used with a different request body")]
+    IdempotencyMismatch,
     #[error("TikTok call `{endpoint}` failed: {}", describe_upstream(.failure))]
     Upstream {
         endpoint: &'static str,
@@ -101,6 +103,7 @@ impl Error {
             Error::InvalidJson(_) | Error::Invalid { .. } => 400,
             Error::PayloadTooLarge { .. } => 413,
             Error::Conflict(_) | Error::AccountNeedsReauth { .. } => 409,
+            Error::IdempotencyMismatch => 422,
             Error::Vault { .. } => 500,
             Error::Relayed { status, .. } => *status,
             Error::Upstream { failure, .. } => match failure {
@@ -132,6 +135,7 @@ impl Error {
             Error::Invalid { .. } => "invalid_request",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Conflict(_) => "conflict",
+            Error::IdempotencyMismatch => "idempotency_key_reused",
             Error::AccountNeedsReauth { .. } => "account_needs_reauth",
             Error::Vault { .. } => "vault_unreadable",
             Error::Relayed { code, .. } => code,

@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod idempotency;
 pub mod lossless;
 pub mod oauth;
 pub mod ports;

@@ -7,6 +7,7 @@
 
 use crate::error::Result;
 use crate::http::{Outbound, Response};
+use crate::idempotency::{Begin, Stored};
 use crate::replies::{LocalTime, Zone};
 use crate::secret::Secret;
 use serde_json::Value;
@@ -141,6 +142,21 @@ pub trait Accounts {
     async fn process_event(&self, account: &str, key: &str) -> Result<()>;
     /// Retries a recorded failure; returns what happened.
     async fn replay_failure(&self, account: &str, failure_id: &str) -> Result<Value>;
+    /// Claims an idempotency key for a send (see [`crate::idempotency`]).
+    async fn idempotency_begin(
+        &self,
+        account: &str,
+        key_hash: &str,
+        body_hash: &str,
+    ) -> Result<Begin>;
+    /// Stores the claimed key's result.
+    async fn idempotency_finish(
+        &self,
+        account: &str,
+        key_hash: &str,
+        body_hash: &str,
+        response: Stored,
+    ) -> Result<()>;
 }
 
 /// Everything a handler may touch, bundled so handlers take one generic parameter.

@@ -20,6 +20,10 @@ pub enum Endpoint {
     PutRules,
     ListFailedEvents,
     ReplayEvent,
+    SendMessage,
+    PutSubscription,
+    GetSubscription,
+    DeleteSubscription,
 }
 
 #[derive(Debug)]
@@ -79,6 +83,18 @@ pub const ROUTES: &[RouteDef] = &[
     RouteDef {
         pattern: "/v1/events/replay",
         methods: &[(Method::Post, Endpoint::ReplayEvent)],
+    },
+    RouteDef {
+        pattern: "/v1/messages",
+        methods: &[(Method::Post, Endpoint::SendMessage)],
+    },
+    RouteDef {
+        pattern: "/v1/webhook-subscription",
+        methods: &[
+            (Method::Put, Endpoint::PutSubscription),
+            (Method::Get, Endpoint::GetSubscription),
+            (Method::Delete, Endpoint::DeleteSubscription),
+        ],
     },
     RouteDef {
         pattern: "/v1/conversations/{id}/messages",

@@ -127,3 +127,29 @@ impl Log for Fake {
             .push((level, msg.to_string(), fields));
     }
 }
+
+impl crate::ports::Local for Fake {
+    async fn local_get(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.kv.borrow().get(&(9, key.to_string())).cloned())
+    }
+    async fn local_put(&self, key: &str, value: &str) -> Result<()> {
+        self.kv
+            .borrow_mut()
+            .insert((9, key.to_string()), value.to_string());
+        Ok(())
+    }
+    async fn local_delete(&self, key: &str) -> Result<()> {
+        self.kv.borrow_mut().remove(&(9, key.to_string()));
+        Ok(())
+    }
+    async fn local_list(&self, prefix: &str, limit: usize) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .kv
+            .borrow()
+            .iter()
+            .filter(|((b, k), _)| *b == 9 && k.starts_with(prefix))
+            .take(limit)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}

@@ -12,6 +12,7 @@ use super::{error_json, lookup};
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
 use crate::events;
+use crate::idempotency::{self, Begin, Stored};
 use crate::ports::{Bucket, KeyPage, Level, Local, Store};
 use crate::secret::Secret;
 use crate::tokens;
@@ -34,6 +35,8 @@ pub struct ActorCall {
     pub key: Option<String>,
     #[serde(default)]
     pub raw: Option<String>,
+    #[serde(default)]
+    pub response: Option<Stored>,
 }
 
 /// How soon the alarm looks at events accepted but not yet processed.
@@ -196,6 +199,46 @@ impl crate::ports::Accounts for ActorPlatform<'_> {
     async fn replay_failure(&self, account: &str, id: &str) -> Result<serde_json::Value> {
         events::replay(self, &self.cfg, account, id).await
     }
+
+    async fn idempotency_begin(
+        &self,
+        _account: &str,
+        key_hash: &str,
+        body_hash: &str,
+    ) -> Result<Begin> {
+        let begin = idempotency::begin(self, key_hash, body_hash).await?;
+        self.ensure_alarm().await?;
+        Ok(begin)
+    }
+
+    async fn idempotency_finish(
+        &self,
+        _account: &str,
+        key_hash: &str,
+        body_hash: &str,
+        response: Stored,
+    ) -> Result<()> {
+        idempotency::finish(self, key_hash, body_hash, response).await
+    }
+}
+
+impl ActorPlatform<'_> {
+    /// Makes sure the housekeeping alarm is scheduled.
+    async fn ensure_alarm(&self) -> Result<()> {
+        if self
+            .storage
+            .get_alarm()
+            .await
+            .map_err(storage_err("alarm"))?
+            .is_none()
+        {
+            self.storage
+                .set_alarm(PENDING_ALARM_MS)
+                .await
+                .map_err(storage_err("alarm"))?;
+        }
+        Ok(())
+    }
 }
 
 impl worker::DurableObject for AccountActor {
@@ -219,7 +262,10 @@ impl worker::DurableObject for AccountActor {
     /// Processes accepted events whose deferred job never ran and forgets old message ids.
     async fn alarm(&self) -> worker::Result<Response> {
         let outcome = match self.platform() {
-            Ok(p) => events::sweep(&p, &p.cfg).await,
+            Ok(p) => match idempotency::sweep(&p).await {
+                Ok(()) => events::sweep(&p, &p.cfg).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         let next = match outcome {
@@ -287,6 +333,26 @@ impl AccountActor {
                 .await
                 .map(|_| json!({})),
             "/replay" => p.replay_failure(&call.account, &key()?).await,
+            "/idem/begin" => {
+                let begin = p
+                    .idempotency_begin(&call.account, &key()?, call.raw.as_deref().unwrap_or(""))
+                    .await?;
+                serde_json::to_value(begin).map_err(|e| Error::Internal(e.to_string()))
+            }
+            "/idem/finish" => {
+                let response = call
+                    .response
+                    .clone()
+                    .ok_or_else(|| Error::Internal("finish without response".into()))?;
+                p.idempotency_finish(
+                    &call.account,
+                    &key()?,
+                    call.raw.as_deref().unwrap_or(""),
+                    response,
+                )
+                .await
+                .map(|_| json!({}))
+            }
             other => Err(Error::Internal(format!("actor has no route {other}"))),
         }
     }

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::http::{
     Headers as CoreHeaders, Method as CoreMethod, Request as CoreRequest, Response as CoreResponse,
 };
+use crate::idempotency::{Begin, Stored};
 use crate::ports::{Accounts, Level};
 use crate::secret::Secret;
 use crate::tokens;
@@ -161,6 +162,29 @@ impl Accounts for WorkerPlatform {
     async fn replay_failure(&self, account: &str, id: &str) -> Result<Value> {
         let body = json!({"account": account, "key": id});
         self.actor(account, "/replay", body).await
+    }
+
+    async fn idempotency_begin(
+        &self,
+        account: &str,
+        key_hash: &str,
+        body_hash: &str,
+    ) -> Result<Begin> {
+        let body = json!({"account": account, "key": key_hash, "raw": body_hash});
+        let v = self.actor(account, "/idem/begin", body).await?;
+        serde_json::from_value(v).map_err(|e| Error::Internal(format!("account actor answer: {e}")))
+    }
+
+    async fn idempotency_finish(
+        &self,
+        account: &str,
+        key_hash: &str,
+        body_hash: &str,
+        response: Stored,
+    ) -> Result<()> {
+        let body =
+            json!({"account": account, "key": key_hash, "raw": body_hash, "response": response});
+        self.actor(account, "/idem/finish", body).await.map(drop)
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod foundation;
 mod harness;
+mod messages;
 mod oauth;
 mod webhooks;
 
@@ -156,6 +157,17 @@ fn main() {
         webhooks::persistent_faults_are_recorded_and_replayable,
         webhooks::forwarding_is_signed_retried_and_replayable,
         webhooks::rules_api_validates_and_round_trips,
+        messages::text_is_sent_with_exact_ids,
+        messages::sender_actions_are_sent,
+        messages::image_by_url_is_uploaded_then_sent,
+        messages::idempotency_key_sends_once,
+        messages::rejected_token_is_refreshed_once,
+        messages::tiktok_errors_map_to_stable_codes,
+        messages::transient_errors_are_retried_then_succeed_or_502,
+        messages::listings_work_with_plus_in_ids,
+        messages::webhook_subscription_put_get_delete,
+        messages::auth_failures,
+        messages::openapi_documents_every_route,
     ];
     let env: Arc<OnceLock<Arc<Env>>> = Arc::new(OnceLock::new());
     let trials = all
