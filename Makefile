@@ -10,5 +10,8 @@ test:
 build:
 	bash scripts/bootstrap.sh && bash scripts/build.sh && bash scripts/wasm-size.sh
 
+bench:
+	bash scripts/bootstrap.sh && cargo run --release -q -p tiktok-bench
+
 clean:
 	rm -rf build target/dry-run .wrangler

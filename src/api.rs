@@ -135,7 +135,7 @@ pub async fn delete_account<P: Platform>(
     }
     let revoke = match vault.get(id).await {
         Ok(Some(acct)) => {
-            let client = Client::new(ctx.p, &cfg.api_base);
+            let client = Client::for_config(ctx.p, cfg);
             let app = AppCredentials {
                 client_key: &cfg.client_key,
                 client_secret: &cfg.client_secret,
@@ -206,7 +206,7 @@ pub async fn list_conversations<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) ->
         ),
         None => None,
     };
-    let client = Client::new(ctx.p, &cfg.api_base);
+    let client = Client::for_config(ctx.p, cfg);
     let page: ConversationPage = with_token(ctx, &account, async |t: &str| {
         client
             .list_conversations(t, &account, kind, cursor.as_deref(), limit)
@@ -259,7 +259,7 @@ pub async fn list_messages<P: Platform>(
     let cfg = ctx.config()?;
     let account = id_param(req, "account_id")?;
     check_id("conversation_id", conversation)?;
-    let client = Client::new(ctx.p, &cfg.api_base);
+    let client = Client::for_config(ctx.p, cfg);
     let page: MessagePage = with_token(ctx, &account, async |t: &str| {
         client.list_messages(t, &account, conversation).await
     })
@@ -502,7 +502,7 @@ async fn transient_retries<P: Platform, T>(p: &P, op: impl AsyncFn() -> Result<T
 
 async fn perform_send<P: Platform>(ctx: &Ctx<'_, P>, plan: &SendPlan) -> Result<Value> {
     let cfg = ctx.config()?;
-    let client = Client::new(ctx.p, &cfg.api_base);
+    let client = Client::for_config(ctx.p, cfg);
     let (acct, conv) = (&plan.account, &plan.conversation);
     let mut media_id = None;
     let outgoing = match &plan.what {
@@ -638,7 +638,7 @@ pub async fn put_subscription<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> R
         }
         None => format!("{}/webhooks/tiktok", req.origin()),
     };
-    let client = Client::new(ctx.p, &cfg.api_base);
+    let client = Client::for_config(ctx.p, cfg);
     transient_retries(ctx.p, async || {
         client.webhook_update(app_creds(cfg), &url).await
     })
@@ -654,7 +654,7 @@ pub async fn put_subscription<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> R
 pub async fn get_subscription<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
     ctx.authorize(req, Role::Admin)?;
     let cfg = ctx.config()?;
-    let client = Client::new(ctx.p, &cfg.api_base);
+    let client = Client::for_config(ctx.p, cfg);
     let data = transient_retries(ctx.p, async || client.webhook_list(app_creds(cfg)).await).await?;
     let subs: Vec<Value> = data
         .get("list")
@@ -671,7 +671,7 @@ pub async fn get_subscription<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> R
 pub async fn delete_subscription<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
     ctx.authorize(req, Role::Admin)?;
     let cfg = ctx.config()?;
-    let client = Client::new(ctx.p, &cfg.api_base);
+    let client = Client::for_config(ctx.p, cfg);
     transient_retries(ctx.p, async || client.webhook_delete(app_creds(cfg)).await).await?;
     Ok(Response::json(
         200,

@@ -242,7 +242,7 @@ async fn health<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response
 
 async fn probe_tiktok<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Value> {
     let cfg = ctx.config()?;
-    let client = Client::new(ctx.p, &cfg.api_base);
+    let client = Client::for_config(ctx.p, cfg);
     let app = AppCredentials {
         client_key: &cfg.client_key,
         client_secret: &cfg.client_secret,

@@ -134,6 +134,18 @@ pub const SETTINGS: &[Setting] = &[
         required: false,
         doc: "key for the webhook-signature header of forwarded events (needed with FORWARD_URLS)",
     },
+    Setting {
+        name: "EVENT_PROCESSING_TIMEOUT_SECS",
+        kind: Kind::Var,
+        required: false,
+        doc: "an event still processing after this long is recorded as interrupted (10..3600, default 300)",
+    },
+    Setting {
+        name: "TIKTOK_TIMEOUT_MS",
+        kind: Kind::Var,
+        required: false,
+        doc: "deadline of one call to TikTok in milliseconds (200..30000, default 10000)",
+    },
 ];
 
 /// The Worker's configuration, fully validated.
@@ -158,6 +170,8 @@ pub struct Config {
     pub default_rules: RuleSet,
     pub forward_urls: Vec<url::Url>,
     pub forward_secret: Option<Secret>,
+    pub processing_timeout_secs: u64,
+    pub tiktok_timeout_ms: u64,
 }
 
 /// Reads and validates every setting. `lookup` returns a value if it is set and non-empty.
@@ -268,6 +282,22 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
     if !forward_urls.is_empty() && forward_secret.is_none() {
         problems.push("missing secret FORWARD_SECRET (needed because FORWARD_URLS is set)".into());
     }
+    let processing_timeout_secs = number(
+        &get,
+        &mut problems,
+        "EVENT_PROCESSING_TIMEOUT_SECS",
+        300,
+        10,
+        3_600,
+    );
+    let tiktok_timeout_ms = number(
+        &get,
+        &mut problems,
+        "TIKTOK_TIMEOUT_MS",
+        10_000,
+        200,
+        30_000,
+    );
     let refresh_margin_secs = number(
         &get,
         &mut problems,
@@ -309,6 +339,8 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
                 default_rules,
                 forward_urls,
                 forward_secret,
+                processing_timeout_secs,
+                tiktok_timeout_ms,
             })
         }
         _ => Err(Error::Config { problems }),

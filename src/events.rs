@@ -115,6 +115,9 @@ pub enum Stage {
     },
     /// A forwarding target that did not take the event.
     Forward { url: String },
+    /// Processing started but never finished (the runtime was restarted mid-way): some replies
+    /// may have gone out. Replaying processes the whole event again.
+    Interrupted,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -164,17 +167,28 @@ async fn record_failure<P: Platform>(p: &P, f: &Failure) -> Result<()> {
     .await
 }
 
-/// Processes the pending event `key`, if it is still pending. Idempotent.
+/// Processes the pending event `key`, if it is pending and not already being processed.
+/// The pending record is marked started first and removed when done; one that stays started
+/// (the runtime died mid-way) is recorded as [`Stage::Interrupted`] by [`sweep`], never
+/// silently re-sent.
 pub async fn process<P: Platform + Local>(p: &P, cfg: &Config, key: &str) -> Result<()> {
     let Some(pending) = p.local_get(&pending_key(key)).await? else {
         return Ok(());
     };
-    let raw = serde_json::from_str::<Value>(&pending)
-        .ok()
-        .and_then(|v| v["raw"].as_str().map(str::to_string))
-        .unwrap_or_default();
-    // Removed first: a crash from here on repeats nothing already sent; what fails is recorded.
+    let mut rec = serde_json::from_str::<Value>(&pending).unwrap_or(Value::Null);
+    if rec.get("started_at").is_some_and(|v| !v.is_null()) {
+        return Ok(());
+    }
+    let raw = rec["raw"].as_str().unwrap_or_default().to_string();
+    rec["started_at"] = json!(p.now_ms());
+    p.local_put(&pending_key(key), &rec.to_string()).await?;
+    let outcome = run(p, cfg, key, &raw).await;
     p.local_delete(&pending_key(key)).await?;
+    outcome
+}
+
+async fn run<P: Platform + Local>(p: &P, cfg: &Config, key: &str, raw: &str) -> Result<()> {
+    let raw = raw.to_string();
     let Ok(event) = webhook::parse(raw.as_bytes()) else {
         return Ok(());
     };
@@ -307,7 +321,7 @@ async fn execute<P: Platform + Local>(
     conv_id: &str,
     plan: &Plan,
 ) -> Result<Option<Failed>> {
-    let client = Client::new(p, &cfg.api_base);
+    let client = Client::for_config(p, cfg);
     let mut actions = Vec::new();
     if plan.mark_read {
         actions.push(SenderAction::MarkRead);
@@ -518,25 +532,46 @@ async fn forward<P: Platform>(
 
 // ---------- housekeeping and replay (in the actor) ----------
 
-/// The alarm's work: process pending events whose job never ran, forget old message ids.
-/// Returns whether anything is left pending (so the alarm should come back soon).
+/// The alarm's work: process pending events whose job never ran, record those whose
+/// processing was interrupted, forget old message ids. Returns whether anything is left
+/// pending (so the alarm should come back soon).
 pub async fn sweep<P: Platform + Local>(p: &P, cfg: &Config) -> Result<bool> {
     let now = p.now_ms();
     let mut left = false;
     for (k, v) in p.local_list("pending:", 100).await? {
-        let at = serde_json::from_str::<Value>(&v)
-            .ok()
-            .and_then(|v| v["accepted_at"].as_u64())
-            .unwrap_or(0);
-        if now.saturating_sub(at) >= PENDING_GRACE_MS {
-            p.log(
-                Level::Warn,
-                "processing an accepted event whose job never ran",
-                json!({"key": &k[8..]}),
-            );
-            process(p, cfg, &k["pending:".len()..]).await?;
-        } else {
-            left = true;
+        let key = &k["pending:".len()..];
+        let rec = serde_json::from_str::<Value>(&v).unwrap_or(Value::Null);
+        let accepted = rec["accepted_at"].as_u64().unwrap_or(0);
+        match rec["started_at"].as_u64() {
+            None if now.saturating_sub(accepted) >= PENDING_GRACE_MS => {
+                p.log(
+                    Level::Warn,
+                    "processing an accepted event whose job never ran",
+                    json!({"key": key}),
+                );
+                process(p, cfg, key).await?;
+            }
+            Some(started) if now.saturating_sub(started) >= cfg.processing_timeout_secs * 1000 => {
+                let raw = rec["raw"].as_str().unwrap_or_default().to_string();
+                let account = webhook::parse(raw.as_bytes())
+                    .map(|e| e.account)
+                    .unwrap_or_default();
+                let f = Failure {
+                    id: failure_id(&account, key, &Stage::Interrupted),
+                    account_id: account,
+                    event_key: key.to_string(),
+                    stage: Stage::Interrupted,
+                    code: "processing_interrupted".into(),
+                    message: "processing started but did not finish (runtime restarted); replies may be partly sent".into(),
+                    attempts: 1,
+                    failed_at: p.now_secs(),
+                    replays: 0,
+                    event: raw,
+                };
+                record_failure(p, &f).await?;
+                p.local_delete(&k).await?;
+            }
+            _ => left = true,
         }
     }
     let cutoff = now.saturating_sub(cfg.event_retention_secs * 1000);
@@ -565,11 +600,18 @@ pub async fn replay<P: Platform + Local>(
     let mut f: Failure = serde_json::from_str(&raw)
         .map_err(|_| Error::Storage("failure record unreadable".into()))?;
     let outcome = match &f.stage {
+        Stage::Interrupted => {
+            let rec = json!({"raw": f.event, "accepted_at": p.now_ms()});
+            p.local_put(&pending_key(&f.event_key), &rec.to_string())
+                .await?;
+            process(p, cfg, &f.event_key).await?;
+            None
+        }
         Stage::Reply {
             conversation_id,
             texts,
         } => {
-            let client = Client::new(p, &cfg.api_base);
+            let client = Client::for_config(p, cfg);
             send_texts(p, &client, account, conversation_id, texts).await?
         }
         Stage::Forward { url } => {

@@ -28,3 +28,6 @@ mod edge;
 
 #[cfg(test)]
 pub(crate) mod testutil;
+
+#[cfg(test)]
+mod props;

@@ -242,7 +242,7 @@ async fn connect<P: Platform>(
             "TikTok sent no authorization code.",
         )
     })?;
-    let client = Client::new(ctx.p, &cfg.api_base);
+    let client = Client::for_config(ctx.p, cfg);
     let app = AppCredentials {
         client_key: &cfg.client_key,
         client_secret: &cfg.client_secret,

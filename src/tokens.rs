@@ -260,7 +260,7 @@ pub async fn ensure_fresh<P: Store + Transport + Clock + Rng>(
     if !can_refresh(&acct.meta, now) {
         return Err(mark_reauth(&vault, acct, now).await);
     }
-    let client = Client::new(p, &cfg.api_base);
+    let client = Client::for_config(p, cfg);
     let app = AppCredentials {
         client_key: &cfg.client_key,
         client_secret: &cfg.client_secret,

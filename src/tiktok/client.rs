@@ -62,6 +62,15 @@ impl<'a, T: Transport> Client<'a, T> {
         }
     }
 
+    /// A client for the configured API base and per-call deadline.
+    pub fn for_config(transport: &'a T, cfg: &'a crate::config::Config) -> Self {
+        Client {
+            transport,
+            base: &cfg.api_base,
+            timeout_ms: cfg.tiktok_timeout_ms,
+        }
+    }
+
     /// `POST /tt_user/oauth2/token/`: `code` must already be URL-decoded once.
     pub async fn exchange_code(
         &self,

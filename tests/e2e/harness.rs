@@ -144,6 +144,18 @@ impl Worker {
             .collect()
     }
 
+    /// Restarts with changed settings (same port and persisted state).
+    pub fn restart_with(
+        &mut self,
+        sim: &Sim,
+        edit: impl FnOnce(&mut Vec<(&'static str, Option<String>)>),
+    ) {
+        let mut vars = default_vars(sim, self.port);
+        edit(&mut vars);
+        write_config(&self.dir, &vars);
+        self.restart();
+    }
+
     /// Stops the process and starts it again on the same port and state (a restart).
     pub fn restart(&mut self) {
         self.kill();

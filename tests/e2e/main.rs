@@ -4,6 +4,8 @@
 //! One shared Worker and simulator serve most tests (each test uses its own account and
 //! conversation ids); tests that need special settings start their own instance.
 
+mod badinput;
+mod faults;
 mod foundation;
 mod harness;
 mod messages;
@@ -168,6 +170,12 @@ fn main() {
         messages::webhook_subscription_put_get_delete,
         messages::auth_failures,
         messages::openapi_documents_every_route,
+        badinput::malformed_requests_get_clean_4xx,
+        faults::refresh_faults_are_reported_and_recoverable,
+        faults::send_faults_are_reported,
+        faults::reply_faults_are_recorded_and_replayable,
+        faults::connection_refused_is_reported_and_recorded,
+        faults::restart_mid_processing_is_recorded_and_replayable,
     ];
     let env: Arc<OnceLock<Arc<Env>>> = Arc::new(OnceLock::new());
     let trials = all

@@ -1,0 +1,341 @@
+//! `make bench`: builds the release `.wasm`, serves it with Miniflare's API (workerd without
+//! wrangler dev's proxy), uses the in-process TikTok simulator as TikTok, drives bounded
+//! loopback load and prints a table of figures (also written to `bench/results/latest.md`).
+//!
+//! Env: BENCH_SECS (per path, default 10), BENCH_CONCURRENCY (default 16).
+
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tiktok_sim::Sim;
+
+const KEY: &str = "bench-client-key";
+const SECRET: &str = "bench-client-secret";
+const ADMIN: &str = "bench-admin-key-0123456789abcdef";
+const ENC: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const ACCOUNT: &str = "bench-biz";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// CPU seconds (user + system) used so far by every workerd process below `ancestor`.
+fn workerd_cpu_secs(ancestor: u32) -> f64 {
+    let mut ticks = 0u64;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if !stat.contains("(workerd)") || !descends_from(pid, ancestor) {
+            continue;
+        }
+        let after = &stat[stat.rfind(')').unwrap_or(0) + 2..];
+        let f: Vec<&str> = after.split(' ').collect();
+        ticks += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        ticks += f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    }
+    ticks as f64 / 100.0
+}
+
+fn descends_from(mut pid: u32, ancestor: u32) -> bool {
+    for _ in 0..16 {
+        if pid == ancestor {
+            return true;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        let after = &stat[stat.rfind(')').unwrap_or(0) + 2..];
+        match after.split(' ').nth(1).and_then(|v| v.parse().ok()) {
+            Some(p) if p > 1 => pid = p,
+            _ => return false,
+        }
+    }
+    false
+}
+
+struct Phase {
+    name: &'static str,
+    requests: u64,
+    errors: u64,
+    secs: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    cpu_per_1000: f64,
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+/// Runs `make` for `secs` with `conc` tasks; returns latencies (µs) and error count.
+async fn load<F, Fut>(secs: u64, conc: u64, make: F) -> (Vec<u64>, u64, f64)
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let make = Arc::new(make);
+    let counter = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (make, counter, errors) = (make.clone(), counter.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while Instant::now() < deadline {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                if !make(n).await {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                lat.push(t.elapsed().as_micros() as u64);
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap_or_default());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    (all, errors.load(Ordering::Relaxed), elapsed)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let secs = env_num("BENCH_SECS", 10);
+    let conc = env_num("BENCH_CONCURRENCY", 16);
+    let root = root();
+    let status = Command::new("bash")
+        .arg("scripts/build.sh")
+        .current_dir(&root)
+        .status()
+        .expect("build");
+    assert!(status.success(), "build failed");
+
+    let sim = Sim::start(KEY, SECRET, 0).await.expect("simulator");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let vars = json!({
+        "TIKTOK_CLIENT_KEY": KEY, "TIKTOK_CLIENT_SECRET": SECRET, "API_KEYS": format!("admin:{ADMIN}"),
+        "TOKEN_ENCRYPTION_KEY": ENC, "TIKTOK_API_BASE": sim.api_base(), "TIKTOK_AUTH_URL": sim.auth_url(),
+        "OAUTH_REDIRECT_URI": format!("http://127.0.0.1:{port}/oauth/callback"),
+    });
+    let spawned = Instant::now();
+    let mut child = Command::new("node")
+        .arg("bench/serve.mjs")
+        .current_dir(&root)
+        .env("PORT", port.to_string())
+        .env("WORKER_VARS", vars.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("node bench/serve.mjs");
+    let pid = child.id();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("ready line");
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(parts.first(), Some(&"ready"), "serve.mjs: {line}");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let first = http
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .expect("first response");
+    assert!(first.status().is_success());
+    let cold_ms = spawned.elapsed().as_secs_f64() * 1000.0;
+    let mf_ready_ms: f64 = parts.get(2).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let t = Instant::now();
+    http.get(format!("{base}/health")).send().await.unwrap();
+    let warm_health_ms = t.elapsed().as_secs_f64() * 1000.0;
+
+    // Connect the account and store rules that answer every message.
+    let start = http
+        .get(format!("{base}/oauth/start"))
+        .send()
+        .await
+        .unwrap();
+    let loc = start.headers()["location"].to_str().unwrap().to_string();
+    let auth = http
+        .get(format!("{loc}&sim_open_id={ACCOUNT}"))
+        .send()
+        .await
+        .unwrap();
+    let cb = auth.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        http.get(cb).send().await.unwrap().status().is_success(),
+        "account connected"
+    );
+    let rules = json!({"rules": [{"id": "p", "match": "contains", "keywords": ["price"], "text": "Prices are on the site."}]});
+    let r = http
+        .put(format!("{base}/v1/rules"))
+        .bearer_auth(ADMIN)
+        .json(&rules)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+
+    let mut phases = Vec::new();
+
+    // Webhook path: valid signature, new message, auto-reply in wait_until.
+    let sent_before = sim.sent().len();
+    let cpu0 = workerd_cpu_secs(pid);
+    let (h, s, hook) = (http.clone(), sim.clone(), format!("{base}/webhooks/tiktok"));
+    let (lat, errors, elapsed) = load(secs, conc, move |n| {
+        let (h, s, hook) = (h.clone(), s.clone(), hook.clone());
+        async move {
+            let content = json!({"conversation_id": format!("bench-c{}", n % 997), "message_id": format!("bench-m{n}"),
+                "type": "text", "text": {"body": "what is the price?"}, "from_user": {"id": "u", "role": "personal_account"}});
+            let body = s.event("im_receive_msg", ACCOUNT, &content);
+            let sig = Sim::signature(SECRET, tiktok_sim::now(), &body);
+            matches!(h.post(&hook).header("TikTok-Signature", sig).body(body).send().await, Ok(r) if r.status().is_success())
+        }
+    })
+    .await;
+    let accepted = lat.len() as u64 - errors;
+    let drain_deadline = Instant::now() + Duration::from_secs(60);
+    while ((sim.sent().len() - sent_before) as u64) < accepted && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let replies = (sim.sent().len() - sent_before) as u64;
+    let cpu = workerd_cpu_secs(pid) - cpu0;
+    phases.push(Phase {
+        name: "webhook (verify + accept; reply after response)",
+        requests: lat.len() as u64,
+        errors,
+        secs: elapsed,
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+        cpu_per_1000: cpu / lat.len().max(1) as f64 * 1000.0,
+    });
+
+    // Send path: POST /v1/messages text.
+    let cpu0 = workerd_cpu_secs(pid);
+    let (h, url) = (http.clone(), format!("{base}/v1/messages"));
+    let (lat, errors, elapsed) = load(secs, conc, move |n| {
+        let (h, url) = (h.clone(), url.clone());
+        async move {
+            let body = json!({"account_id": ACCOUNT, "conversation_id": format!("bench-s{}", n % 997), "type": "text", "text": "Your order shipped"});
+            matches!(h.post(&url).bearer_auth(ADMIN).json(&body).send().await, Ok(r) if r.status().is_success())
+        }
+    })
+    .await;
+    let cpu = workerd_cpu_secs(pid) - cpu0;
+    phases.push(Phase {
+        name: "send (POST /v1/messages text)",
+        requests: lat.len() as u64,
+        errors,
+        secs: elapsed,
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+        cpu_per_1000: cpu / lat.len().max(1) as f64 * 1000.0,
+    });
+
+    // SAFETY: kill(2) with a negative pid signals only our child's own process group.
+    unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
+    let _ = child.wait();
+
+    let wasm = root.join("build/index_bg.wasm");
+    let raw = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
+    let gz = Command::new("bash")
+        .arg("-c")
+        .arg("gzip -9 -c build/index_bg.wasm | wc -c")
+        .current_dir(&root)
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or(0);
+    let inst = Command::new("node")
+        .arg("bench/wasm-instantiate.mjs")
+        .current_dir(&root)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let inst: Vec<&str> = inst.split_whitespace().collect();
+    let machine = Command::new("bash")
+        .arg("-c")
+        .arg(
+            "echo \"$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\"",
+        )
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+
+    let mut out = String::new();
+    out.push_str(&format!("Machine: {machine}; load: {conc} concurrent connections, {secs} s per path, loopback; the simulator runs in the load generator's process.\n\n"));
+    out.push_str("| path | requests | errors | req/s | p50 ms | p99 ms | workerd CPU s / 1000 req |\n|---|---|---|---|---|---|---|\n");
+    for p in &phases {
+        out.push_str(&format!(
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.3} |\n",
+            p.name,
+            p.requests,
+            p.errors,
+            p.requests as f64 / p.secs,
+            p.p50_ms,
+            p.p99_ms,
+            p.cpu_per_1000
+        ));
+    }
+    out.push_str(&format!("\nAuto-replies delivered for the webhook path: {replies} of {accepted} accepted (CPU figure includes them).\n\n"));
+    out.push_str("| figure | value |\n|---|---|\n");
+    out.push_str(&format!(
+        "| .wasm raw | {:.0} KiB |\n| .wasm gzip -9 | {:.0} KiB |\n",
+        raw as f64 / 1024.0,
+        gz as f64 / 1024.0
+    ));
+    out.push_str(&format!(
+        "| cold start: spawn → first response (Miniflare + workerd + module) | {cold_ms:.0} ms |\n"
+    ));
+    out.push_str(&format!("| of which Miniflare ready | {mf_ready_ms:.0} ms |\n| warm /health round trip | {warm_health_ms:.2} ms |\n"));
+    if inst.len() == 2 {
+        out.push_str(&format!("| .wasm compile in V8 (node, median of 5) | {} ms |\n| .wasm instantiate in V8 | {} ms |\n", inst[0], inst[1]));
+    }
+    println!("\n{out}");
+    let dir = root.join("bench/results");
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("latest.md");
+    std::fs::write(&path, &out).expect("write results");
+    println!("results written to {}", path.display());
+}
