@@ -118,6 +118,7 @@ struct State {
     webhook: Option<String>,
     requests: Vec<Recorded>,
     faults: Vec<(String, VecDeque<Fault>)>,
+    issued: Vec<String>,
 }
 
 struct Shared {
@@ -191,6 +192,11 @@ impl Sim {
             .into_iter()
             .filter(|r| r.path.ends_with(suffix))
             .collect()
+    }
+
+    /// Every access and refresh token issued so far (for secret-hygiene checks).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.lock().issued.clone()
     }
 
     /// Successfully sent messages.
@@ -563,6 +569,8 @@ fn issue(st: &mut State, open_id: &str, scope: &str, n: u64) -> Value {
     let access = format!("act.sim{n}x{:x}", now());
     let refresh = format!("rft.sim{n}x{:x}", now());
     let (at, rt) = (st.settings.access_ttl, st.settings.refresh_ttl);
+    st.issued.push(access.clone());
+    st.issued.push(refresh.clone());
     st.access.insert(
         access.clone(),
         Grant {

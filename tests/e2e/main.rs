@@ -8,6 +8,7 @@ mod badinput;
 mod faults;
 mod foundation;
 mod harness;
+mod hygiene;
 mod messages;
 mod oauth;
 mod webhooks;
@@ -176,6 +177,8 @@ fn main() {
         faults::reply_faults_are_recorded_and_replayable,
         faults::connection_refused_is_reported_and_recorded,
         faults::restart_mid_processing_is_recorded_and_replayable,
+        // Last: it scans everything the shared Worker logged during the whole run.
+        hygiene::no_secret_or_token_in_logs_or_responses,
     ];
     let env: Arc<OnceLock<Arc<Env>>> = Arc::new(OnceLock::new());
     let trials = all
