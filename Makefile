@@ -1,5 +1,5 @@
 # The two commands (README.md): `make dev` runs the Worker locally, `make test` runs every test.
-.PHONY: dev test bench build clean
+.PHONY: dev test bench fuzz build clean
 
 dev:
 	bash scripts/dev.sh
@@ -12,6 +12,9 @@ build:
 
 bench:
 	bash scripts/bootstrap.sh && cargo run --release -q -p tiktok-bench
+
+fuzz:
+	bash scripts/fuzz.sh
 
 clean:
 	rm -rf build target/dry-run .wrangler
