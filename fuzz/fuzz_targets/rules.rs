@@ -1,0 +1,26 @@
+#![no_main]
+//! The auto-reply rules validator, then the engine on what it accepts.
+use libfuzzer_sys::fuzz_target;
+use tiktok_messaging_worker::replies::{decide, parse_rules, Conversation, LocalTime};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(set) = parse_rules(data, |_| true) {
+        let conv = Conversation {
+            inbound_count: 1,
+            last_inbound_at: Some(0),
+            ..Conversation::default()
+        };
+        let text = String::from_utf8_lossy(data);
+        let _ = decide(
+            &set,
+            &conv,
+            Some(&text),
+            Some("Ada"),
+            LocalTime {
+                weekday: 2,
+                minute: 600,
+            },
+            0,
+        );
+    }
+});
