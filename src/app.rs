@@ -260,7 +260,172 @@ async fn probe_tiktok<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::{Headers, Method};
+    use crate::ports::Clock;
     use crate::routes::ROUTES;
+    use crate::testutil::{block_on, Fake};
+
+    const ADMIN: &str = "0123456789abcdef0123";
+
+    fn platform() -> (Fake, Result<Config>) {
+        let cfg = crate::config::load(|k| crate::config::tests::full().get(k).cloned());
+        let mut f = Fake::new(1_720_000_000);
+        f.cfg = cfg.as_ref().ok().cloned();
+        (f, cfg)
+    }
+
+    fn req(method: Method, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
+        Request {
+            method,
+            url: url::Url::parse(url).unwrap(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (*k, v.to_string()))
+                .collect::<Headers>(),
+            body: body.to_vec(),
+        }
+    }
+
+    fn call(f: &Fake, cfg: &Result<Config>, r: Request) -> (Response, Vec<Job>) {
+        block_on(handle(f, cfg, &Presence::default(), r))
+    }
+
+    fn envelope(data: Value) -> Response {
+        Response::json(
+            200,
+            &json!({"code": 0, "message": "OK", "request_id": "r", "data": data}),
+        )
+    }
+
+    #[test]
+    fn oauth_flow_stores_an_encrypted_account_and_state_is_single_use() {
+        let (f, cfg) = platform();
+        let (start, _) = call(
+            &f,
+            &cfg,
+            req(Method::Get, "https://w.example/oauth/start", &[], b""),
+        );
+        assert_eq!(start.status, 302);
+        let loc = url::Url::parse(start.headers.get("location").unwrap()).unwrap();
+        let state = loc
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .unwrap()
+            .1
+            .into_owned();
+        f.answer(envelope(json!({"access_token": "act.NATIVE", "refresh_token": "rft.NATIVE",
+            "access_token_expire_in": 86400, "refresh_token_expire_in": 31536000, "open_id": "biz-9",
+            "scope": "user.info.basic"})));
+        let cb = format!("https://w.example/oauth/callback?code=a%2Ab&state={state}");
+        let (page, _) = call(&f, &cfg, req(Method::Get, &cb, &[], b""));
+        assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
+        let sent: Value = serde_json::from_slice(f.sent()[0].body.as_ref().unwrap()).unwrap();
+        assert_eq!(sent["auth_code"], "a*b");
+        assert_eq!(sent["redirect_uri"], "https://w.example/oauth/callback");
+        let raw = f.raw(crate::ports::Bucket::Tokens, "acct:biz-9").unwrap();
+        assert!(!raw.contains("NATIVE"), "tokens sealed at rest");
+        let (again, _) = call(&f, &cfg, req(Method::Get, &cb, &[], b""));
+        assert_eq!(again.status, 400);
+        assert_eq!(f.sent().len(), 1, "no second exchange");
+        let logs = format!("{:?}", f.logs.borrow());
+        assert!(
+            !logs.contains("NATIVE") && !logs.contains(&state),
+            "no token or state in logs"
+        );
+    }
+
+    #[test]
+    fn webhook_is_verified_accepted_once_and_answered_after_the_response() {
+        let (f, cfg) = platform();
+        let acct = crate::tokens::Account::from_grant(
+            "biz",
+            &serde_json::from_value(json!({"access_token": "act.x", "refresh_token": "rft.x",
+                "access_token_expire_in": 86400, "refresh_token_expire_in": 999999}))
+            .unwrap(),
+            f.now_secs(),
+            &cfg.as_ref().unwrap().keyring,
+            &f,
+        );
+        block_on(crate::tokens::Vault::new(&f, &cfg.as_ref().unwrap().keyring).put(&acct)).unwrap();
+        let rules =
+            r#"{"rules":[{"id":"p","match":"contains","keywords":["price"],"text":"Prices!"}]}"#;
+        let (r, _) = call(
+            &f,
+            &cfg,
+            req(
+                Method::Put,
+                "https://w/v1/rules",
+                &[("authorization", &format!("Bearer {ADMIN}"))],
+                rules.as_bytes(),
+            ),
+        );
+        assert_eq!(r.status, 200);
+        let body = json!({"event": "im_receive_msg", "user_openid": "biz", "content":
+            json!({"conversation_id": "c", "message_id": "m1", "type": "text", "text": {"body": "price?"}}).to_string()}).to_string();
+        let now = f.now_secs();
+        let sig = format!(
+            "t={now},s={}",
+            hex::encode(crate::webhook::sign(
+                b"cs-very-secret",
+                now,
+                body.as_bytes()
+            ))
+        );
+        let hook = |sig: &str| {
+            req(
+                Method::Post,
+                "https://w/webhooks/tiktok",
+                &[("tiktok-signature", sig)],
+                body.as_bytes(),
+            )
+        };
+        let (bad, jobs) = call(&f, &cfg, hook("t=1,s=00"));
+        assert_eq!((bad.status, jobs.len()), (401, 0));
+        let (ok, jobs) = call(&f, &cfg, hook(&sig));
+        assert_eq!((ok.status, jobs.len()), (200, 1));
+        assert!(f.sent().is_empty(), "nothing sent before the response");
+        let (dup, none) = call(&f, &cfg, hook(&sig));
+        assert_eq!((dup.status, none.len()), (200, 0));
+        f.answer(envelope(json!({"message_id": "out-1", "create_time": 1})));
+        for j in jobs {
+            block_on(j.run(&f));
+        }
+        let sent = f.sent();
+        assert_eq!(sent.len(), 1);
+        let b: Value = serde_json::from_slice(sent[0].body.as_ref().unwrap()).unwrap();
+        assert_eq!(b["text"]["body"], "Prices!");
+        assert_eq!(sent[0].headers.get("access-token"), Some("act.x"));
+    }
+
+    #[test]
+    fn every_answer_has_a_request_id_and_one_log_line_without_query() {
+        let (f, cfg) = platform();
+        let (r, _) = call(
+            &f,
+            &cfg,
+            req(Method::Get, "https://w/nope?code=SECRET", &[], b""),
+        );
+        assert_eq!(r.status, 404);
+        let rid = r.headers.get("x-request-id").unwrap().to_string();
+        let logs = f.logs.borrow();
+        let (_, msg, fields) = logs.last().unwrap();
+        assert_eq!(msg, "request");
+        assert_eq!(fields["request_id"], rid.as_str());
+        assert!(!fields.to_string().contains("SECRET"));
+        drop(logs);
+        let (r, _) = call(
+            &f,
+            &cfg,
+            req(
+                Method::Head,
+                "https://w/health",
+                &[("cf-ray", "abc-AMS")],
+                b"",
+            ),
+        );
+        assert_eq!((r.status, r.body.len()), (200, 0));
+        assert_eq!(r.headers.get("x-request-id"), Some("abc-AMS"));
+    }
 
     #[test]
     fn openapi_lists_exactly_the_routes_served() {

@@ -26,6 +26,8 @@ use std::collections::{BTreeMap, VecDeque};
 /// sent), a settable clock, counting randomness and captured logs.
 #[derive(Default)]
 pub struct Fake {
+    /// Set for tests that use the [`crate::ports::Accounts`] port (it needs the app's config).
+    pub cfg: Option<crate::config::Config>,
     kv: RefCell<BTreeMap<(u8, String), String>>,
     answers: RefCell<VecDeque<std::result::Result<Response, TransportError>>>,
     sent: RefCell<Vec<Outbound>>,
@@ -151,5 +153,61 @@ impl crate::ports::Local for Fake {
             .take(limit)
             .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect())
+    }
+}
+
+impl Fake {
+    fn config(&self) -> Result<&crate::config::Config> {
+        self.cfg
+            .as_ref()
+            .ok_or_else(|| crate::error::Error::Internal("Fake without config".into()))
+    }
+}
+
+/// The coordinator run in-process: calls are sequential in a test, as the actor makes them.
+impl crate::ports::Accounts for Fake {
+    async fn access_token(
+        &self,
+        account: &str,
+        rejected: Option<&str>,
+    ) -> Result<crate::secret::Secret> {
+        let cfg = self.config()?;
+        let a = crate::tokens::ensure_fresh(self, cfg, account, cfg.refresh_margin_secs, rejected)
+            .await?;
+        Ok(a.access_token)
+    }
+    async fn refresh_within(&self, account: &str, window_secs: u64) -> Result<()> {
+        crate::tokens::ensure_fresh(self, self.config()?, account, window_secs, None)
+            .await
+            .map(drop)
+    }
+    async fn forget(&self, _account: &str) -> Result<()> {
+        Ok(())
+    }
+    async fn accept_event(&self, _account: &str, key: &str, raw: &str) -> Result<bool> {
+        crate::events::accept(self, key, raw).await
+    }
+    async fn process_event(&self, _account: &str, key: &str) -> Result<()> {
+        crate::events::process(self, self.config()?, key).await
+    }
+    async fn replay_failure(&self, account: &str, id: &str) -> Result<Value> {
+        crate::events::replay(self, self.config()?, account, id).await
+    }
+    async fn idempotency_begin(
+        &self,
+        _account: &str,
+        k: &str,
+        b: &str,
+    ) -> Result<crate::idempotency::Begin> {
+        crate::idempotency::begin(self, k, b).await
+    }
+    async fn idempotency_finish(
+        &self,
+        _account: &str,
+        k: &str,
+        b: &str,
+        r: crate::idempotency::Stored,
+    ) -> Result<()> {
+        crate::idempotency::finish(self, k, b, r).await
     }
 }
