@@ -326,6 +326,19 @@ mod tests {
         assert!(!raw.contains("NATIVE"), "tokens sealed at rest");
         let (again, _) = call(&f, &cfg, req(Method::Get, &cb, &[], b""));
         assert_eq!(again.status, 400);
+        // A stale KV replica still showing the state: the Durable Object claim refuses it.
+        let stale = format!("{{\"created_at\":{}}}", f.now_secs());
+        block_on(crate::ports::Store::put(
+            &f,
+            crate::ports::Bucket::State,
+            &format!("oauth_state:{state}"),
+            &stale,
+            None,
+        ))
+        .unwrap();
+        let (stale_replay, _) = call(&f, &cfg, req(Method::Get, &cb, &[], b""));
+        assert_eq!(stale_replay.status, 400);
+        assert!(String::from_utf8_lossy(&stale_replay.body).contains("already used"));
         assert_eq!(f.sent().len(), 1, "no second exchange");
         let logs = format!("{:?}", f.logs.borrow());
         assert!(

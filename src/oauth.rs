@@ -209,7 +209,21 @@ async fn connect<P: Platform>(
                 format!("This sign-in link is unknown, expired or was already used. {again}"),
             )
         })?;
-    // Single use: consumed before anything else can happen with it.
+    // Single use: claimed in a Durable Object (strongly consistent, unlike a KV delete seen
+    // late by another location), then removed from KV, before anything else happens with it.
+    if !ctx
+        .p
+        .claim_once(&format!("oauth-state:{state}"))
+        .await
+        .map_err(internal)?
+    {
+        return Err(Page::new(
+            400,
+            "state_invalid",
+            "Invalid or used sign-in link",
+            format!("This sign-in link was already used. {again}"),
+        ));
+    }
     ctx.p.delete(Bucket::State, &key).await.map_err(internal)?;
     if ctx.p.now_secs() >= record.created_at + cfg.state_ttl_secs {
         return Err(Page::new(

@@ -142,6 +142,9 @@ pub trait Accounts {
     async fn process_event(&self, account: &str, key: &str) -> Result<()>;
     /// Retries a recorded failure; returns what happened.
     async fn replay_failure(&self, account: &str, failure_id: &str) -> Result<Value>;
+    /// Marks `key` used, strongly consistently; `false` if it was used before (single-use
+    /// OAuth states, which KV alone cannot guarantee).
+    async fn claim_once(&self, key: &str) -> Result<bool>;
     /// Claims an idempotency key for a send (see [`crate::idempotency`]).
     async fn idempotency_begin(
         &self,

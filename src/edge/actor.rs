@@ -200,6 +200,16 @@ impl crate::ports::Accounts for ActorPlatform<'_> {
         events::replay(self, &self.cfg, account, id).await
     }
 
+    async fn claim_once(&self, key: &str) -> Result<bool> {
+        let k = format!("claimed:{key}");
+        if self.local_get(&k).await?.is_some() {
+            return Ok(false);
+        }
+        self.local_put(&k, &worker::Date::now().as_millis().to_string())
+            .await?;
+        Ok(true)
+    }
+
     async fn idempotency_begin(
         &self,
         _account: &str,
@@ -333,6 +343,7 @@ impl AccountActor {
                 .await
                 .map(|_| json!({})),
             "/replay" => p.replay_failure(&call.account, &key()?).await,
+            "/claim" => Ok(json!({ "fresh": p.claim_once(&key()?).await? })),
             "/idem/begin" => {
                 let begin = p
                     .idempotency_begin(&call.account, &key()?, call.raw.as_deref().unwrap_or(""))

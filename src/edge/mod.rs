@@ -164,6 +164,14 @@ impl Accounts for WorkerPlatform {
         self.actor(account, "/replay", body).await
     }
 
+    async fn claim_once(&self, key: &str) -> Result<bool> {
+        // One object per claimed key: no contention, and the claim is its only state.
+        let v = self
+            .actor(key, "/claim", json!({"account": key, "key": key}))
+            .await?;
+        Ok(v["fresh"].as_bool().unwrap_or(false))
+    }
+
     async fn idempotency_begin(
         &self,
         account: &str,
