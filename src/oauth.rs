@@ -354,6 +354,14 @@ mod tests {
     }
 
     #[test]
+    fn unicode_host_names_need_punycode() {
+        // idna_adapter 1.0 (ASCII only) keeps the .wasm small; punycode hosts work.
+        let allowed = vec!["https://xn--bcher-kva.example".to_string()];
+        assert!(check_return_to("https://xn--bcher-kva.example/ok", &allowed).is_ok());
+        assert!(check_return_to("https://bücher.example/ok", &allowed).is_err());
+    }
+
+    #[test]
     fn pages_escape_what_tiktok_sent() {
         let r = page(
             400,
