@@ -729,6 +729,7 @@ pub async fn put_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::Clock;
 
     #[test]
     fn retry_classification() {
@@ -771,6 +772,77 @@ mod tests {
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
         let plain = forward_signature("plain-secret", "evt_1", 5, b"{}");
         assert!(plain.starts_with("v1,") && plain.len() == 3 + 44);
+    }
+
+    fn fake() -> crate::testutil::Fake {
+        let mut f = crate::testutil::Fake::new(1_720_000_000);
+        f.cfg =
+            Some(crate::config::load(|k| crate::config::tests::full().get(k).cloned()).unwrap());
+        f
+    }
+
+    #[test]
+    fn message_ids_are_remembered_for_the_retention_then_forgotten() {
+        use crate::testutil::block_on;
+        let f = fake();
+        let cfg = f.cfg.clone().unwrap();
+        let raw = r#"{"event":"im_mark_read_msg","user_openid":"biz","content":"{}"}"#;
+        assert!(block_on(accept(&f, "m:1", raw)).unwrap());
+        block_on(process(&f, &cfg, "m:1")).unwrap();
+        f.advance(6 * 86_400);
+        block_on(sweep(&f, &cfg)).unwrap();
+        assert!(
+            !block_on(accept(&f, "m:1", raw)).unwrap(),
+            "a redelivery 6 days later is a duplicate"
+        );
+        f.advance(2 * 86_400);
+        block_on(sweep(&f, &cfg)).unwrap();
+        assert!(
+            block_on(accept(&f, "m:1", raw)).unwrap(),
+            "forgotten after the 7-day retention"
+        );
+    }
+
+    #[test]
+    fn sweep_processes_orphans_and_records_interrupted_processing() {
+        use crate::ports::{Bucket, Local, Store};
+        use crate::testutil::block_on;
+        let f = fake();
+        let cfg = f.cfg.clone().unwrap();
+        let raw = r#"{"event":"im_mark_read_msg","user_openid":"biz","content":"{}"}"#;
+        block_on(accept(&f, "m:orphan", raw)).unwrap();
+        assert!(
+            block_on(sweep(&f, &cfg)).unwrap(),
+            "too young: left for its job"
+        );
+        f.advance(20);
+        block_on(sweep(&f, &cfg)).unwrap();
+        assert!(
+            block_on(f.local_get("pending:m:orphan")).unwrap().is_none(),
+            "processed by the alarm"
+        );
+        // Started, then the runtime died.
+        let started =
+            json!({"raw": raw, "accepted_at": f.now_ms(), "started_at": f.now_ms()}).to_string();
+        block_on(f.local_put("pending:m:cut", &started)).unwrap();
+        block_on(sweep(&f, &cfg)).unwrap();
+        assert!(block_on(f.list(Bucket::State, "failed:", None))
+            .unwrap()
+            .keys
+            .is_empty());
+        f.advance(cfg.processing_timeout_secs);
+        block_on(sweep(&f, &cfg)).unwrap();
+        let keys = block_on(f.list(Bucket::State, "failed:biz:", None))
+            .unwrap()
+            .keys;
+        assert_eq!(keys.len(), 1);
+        let rec: Failure =
+            serde_json::from_str(&block_on(f.get(Bucket::State, &keys[0])).unwrap().unwrap())
+                .unwrap();
+        assert_eq!(
+            (rec.stage, rec.code.as_str()),
+            (Stage::Interrupted, "processing_interrupted")
+        );
     }
 
     #[test]
