@@ -437,6 +437,45 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn wrangler_toml_matches_the_config_and_bindings() {
+        let doc: toml::Table = include_str!("../wrangler.toml").parse().unwrap();
+        for (k, _) in doc["vars"].as_table().unwrap() {
+            let s = SETTINGS
+                .iter()
+                .find(|s| s.name == k)
+                .unwrap_or_else(|| panic!("unknown var {k}"));
+            assert_eq!(s.kind, Kind::Var, "{k} is a secret: never in wrangler.toml");
+        }
+        let kv: Vec<&str> = doc["kv_namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["binding"].as_str().unwrap())
+            .collect();
+        assert_eq!(kv, ["TOKENS", "STATE"]);
+        let dobj = &doc["durable_objects"]["bindings"][0];
+        assert_eq!(
+            (dobj["name"].as_str(), dobj["class_name"].as_str()),
+            (Some("ACCOUNTS"), Some("AccountActor"))
+        );
+        assert!(doc["triggers"]["crons"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()));
+    }
+
+    #[test]
+    fn settings_are_documented_in_the_readme() {
+        let readme = include_str!("../README.md");
+        for s in SETTINGS {
+            assert!(
+                readme.contains(&format!("| `{}` |", s.name)),
+                "{} not in README",
+                s.name
+            );
+        }
+    }
+
+    #[test]
     fn settings_are_documented_in_dev_vars_example() {
         let example = include_str!("../.dev.vars.example");
         for s in SETTINGS {
