@@ -15,14 +15,16 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
 fi
 
 if [ "$("$CARGO_BIN/worker-build" --version 2>/dev/null)" != "$WORKER_BUILD_VERSION" ]; then
-  echo "bootstrap: installing worker-build $WORKER_BUILD_VERSION (a few minutes, once)"
-  cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked
+  echo "bootstrap: installing worker-build $WORKER_BUILD_VERSION (about 1.5 min, once)"
+  # --debug: these tools only orchestrate and rewrite glue; an unoptimised build compiles in
+  # half the time and still runs in about a second.
+  cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked --debug
 fi
 
 if [ "$("$CARGO_BIN/wasm-bindgen" --version 2>/dev/null | awk '{print $2}')" != "$BINDGEN_VERSION" ]; then
-  echo "bootstrap: installing wasm-bindgen-cli $BINDGEN_VERSION (a few minutes, once)"
+  echo "bootstrap: installing wasm-bindgen-cli $BINDGEN_VERSION (about 1 min, once)"
   # --locked fails on an index gap for this crate; the version pin is what matters.
-  cargo install wasm-bindgen-cli --version "$BINDGEN_VERSION"
+  cargo install wasm-bindgen-cli --version "$BINDGEN_VERSION" --debug
 fi
 
 # npm ci only when package-lock.json changed since the last install.
