@@ -190,6 +190,7 @@ async fn dispatch<P: Platform>(
         Endpoint::WebhookChallenge => Ok(events::challenge(req)),
         Endpoint::GetRules => events::get_rules(ctx, req).await,
         Endpoint::PutRules => events::put_rules(ctx, req).await,
+        Endpoint::DeleteRules => events::delete_rules(ctx, req).await,
         Endpoint::ListFailedEvents => events::list_failed(ctx, req).await,
         Endpoint::ReplayEvent => events::replay_route(ctx, req).await,
         Endpoint::SendMessage => api::send_message(ctx, req).await,

@@ -266,13 +266,55 @@ async fn note_echo<P: Platform + Local>(p: &P, event: &Event) -> Result<()> {
     Ok(())
 }
 
-/// The stored rule set, or the configured default.
-pub async fn load_rules<P: Platform>(p: &P, cfg: &Config) -> Result<RuleSet> {
-    match p.get(Bucket::State, RULES_KEY).await? {
-        Some(raw) => serde_json::from_str(&raw)
-            .map_err(|_| Error::Storage("stored rules are unreadable".into())),
-        None => Ok(cfg.default_rules.clone()),
+/// Where a rule set comes from, most specific first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RulesSource {
+    Account,
+    Global,
+    Default,
+}
+
+impl RulesSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RulesSource::Account => "account",
+            RulesSource::Global => "stored",
+            RulesSource::Default => "default",
+        }
     }
+}
+
+fn rules_key(account: Option<&str>) -> String {
+    match account {
+        Some(a) => format!("{RULES_KEY}:{a}"),
+        None => RULES_KEY.to_string(),
+    }
+}
+
+async fn stored_rules<P: Platform>(p: &P, key: &str) -> Result<Option<RuleSet>> {
+    match p.get(Bucket::State, key).await? {
+        Some(raw) => serde_json::from_str(&raw)
+            .map(Some)
+            .map_err(|_| Error::Storage("stored rules are unreadable".into())),
+        None => Ok(None),
+    }
+}
+
+/// The rule set in force for `account`: its own, else the global one, else `DEFAULT_RULES`.
+pub async fn load_rules<P: Platform>(
+    p: &P,
+    cfg: &Config,
+    account: Option<&str>,
+) -> Result<(RuleSet, RulesSource)> {
+    if let Some(a) = account {
+        if let Some(r) = stored_rules(p, &rules_key(Some(a))).await? {
+            return Ok((r, RulesSource::Account));
+        }
+    }
+    Ok(match stored_rules(p, RULES_KEY).await? {
+        Some(r) => (r, RulesSource::Global),
+        None => (cfg.default_rules.clone(), RulesSource::Default),
+    })
 }
 
 type Failed = (Stage, Error, u32);
@@ -283,7 +325,7 @@ async fn reply<P: Platform + Local>(p: &P, cfg: &Config, event: &Event) -> Resul
     let mut conv = load_conv(p, &conv_id).await?;
     conv.record_inbound(now);
     save_conv(p, &conv_id, &conv).await?;
-    let rules = load_rules(p, cfg).await?;
+    let (rules, _) = load_rules(p, cfg, Some(&event.account)).await?;
     let zone = Zone::parse(&rules.timezone).unwrap_or(Zone::Fixed(0));
     let local = p.local_time(&zone, now).unwrap_or_else(|| {
         p.log(
@@ -694,35 +736,69 @@ pub async fn replay_route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
     Ok(Response::json(200, &v))
 }
 
-/// `GET /v1/rules` (admin): the rule set in force.
+/// The optional `account_id` of the rules routes: per-account rules override the global set.
+fn rules_account(req: &Request) -> Result<Option<String>> {
+    match req.query("account_id") {
+        Some(a) => {
+            crate::api::check_id("account_id", &a)?;
+            Ok(Some(a))
+        }
+        None => Ok(None),
+    }
+}
+
+/// `GET /v1/rules[?account_id]` (admin): the rule set in force and where it comes from.
 pub async fn get_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
     ctx.authorize(req, Role::Admin)?;
     let cfg = ctx.config()?;
-    let stored = ctx.p.get(Bucket::State, RULES_KEY).await?.is_some();
-    let rules = load_rules(ctx.p, cfg).await?;
+    let account = rules_account(req)?;
+    let (rules, source) = load_rules(ctx.p, cfg, account.as_deref()).await?;
     Ok(Response::json(
         200,
-        &json!({"source": if stored { "stored" } else { "default" }, "rules": rules}),
+        &json!({"source": source.as_str(), "account_id": account, "rules": rules}),
     ))
 }
 
-/// `PUT /v1/rules` (admin): validates and stores a rule set.
+/// `PUT /v1/rules[?account_id]` (admin): validates and stores a rule set (global, or one
+/// account's own).
 pub async fn put_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
     ctx.authorize(req, Role::Admin)?;
     if req.body.len() > 256 * 1024 {
         return Err(Error::PayloadTooLarge { limit: 256 * 1024 });
     }
+    let account = rules_account(req)?;
     let set = replies::parse_rules(&req.body, |z| ctx.p.zone_known(z))?;
     let raw = serde_json::to_string(&set).map_err(|e| Error::Internal(e.to_string()))?;
-    ctx.p.put(Bucket::State, RULES_KEY, &raw, None).await?;
+    ctx.p
+        .put(Bucket::State, &rules_key(account.as_deref()), &raw, None)
+        .await?;
     ctx.log(
         Level::Info,
         "rules stored",
-        json!({"rules": set.rules.len()}),
+        json!({"rules": set.rules.len(), "account_id": account}),
     );
+    let source = if account.is_some() {
+        RulesSource::Account
+    } else {
+        RulesSource::Global
+    };
     Ok(Response::json(
         200,
-        &json!({"source": "stored", "rules": set}),
+        &json!({"source": source.as_str(), "account_id": account, "rules": set}),
+    ))
+}
+
+/// `DELETE /v1/rules?account_id` (admin): drops an account's own rules (the global set applies
+/// again), or without `account_id` the global set (`DEFAULT_RULES` applies again).
+pub async fn delete_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
+    ctx.authorize(req, Role::Admin)?;
+    let account = rules_account(req)?;
+    ctx.p
+        .delete(Bucket::State, &rules_key(account.as_deref()))
+        .await?;
+    Ok(Response::json(
+        200,
+        &json!({"deleted": true, "account_id": account}),
     ))
 }
 

@@ -18,6 +18,7 @@ pub enum Endpoint {
     WebhookChallenge,
     GetRules,
     PutRules,
+    DeleteRules,
     ListFailedEvents,
     ReplayEvent,
     SendMessage,
@@ -74,6 +75,7 @@ pub const ROUTES: &[RouteDef] = &[
         methods: &[
             (Method::Get, Endpoint::GetRules),
             (Method::Put, Endpoint::PutRules),
+            (Method::Delete, Endpoint::DeleteRules),
         ],
     },
     RouteDef {

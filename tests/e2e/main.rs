@@ -160,6 +160,7 @@ fn main() {
         webhooks::persistent_faults_are_recorded_and_replayable,
         webhooks::forwarding_is_signed_retried_and_replayable,
         webhooks::rules_api_validates_and_round_trips,
+        webhooks::per_account_rules_override_the_global_set,
         messages::text_is_sent_with_exact_ids,
         messages::sender_actions_are_sent,
         messages::image_by_url_is_uploaded_then_sent,

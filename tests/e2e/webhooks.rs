@@ -467,3 +467,54 @@ pub async fn rules_api_validates_and_round_trips(env: Arc<Env>) {
     assert_eq!(got["source"], "stored");
     assert_eq!(got["rules"]["rules"][0]["id"], "price");
 }
+
+pub async fn per_account_rules_override_the_global_set(env: Arc<Env>) {
+    connect(&env, "e2e-wh-own").await;
+    connect(&env, "e2e-wh-shared").await;
+    let rules = |text: &str| json!({"rules": [{"id": "hi", "match": "exact", "keywords": ["hi"], "text": text}]});
+    put_rules(&env, rules("Global hello")).await;
+    let own = env
+        .call(
+            "PUT",
+            "/v1/rules?account_id=e2e-wh-own",
+            Some(ADMIN_KEY),
+            Some(&rules("Own hello")),
+        )
+        .await;
+    assert_eq!(
+        (own.status, own.json()["source"].as_str()),
+        (200, Some("account")),
+        "{}",
+        own.text
+    );
+    deliver(&env, "e2e-wh-own", message("own-c1", "own-m1", "hi")).await;
+    deliver(
+        &env,
+        "e2e-wh-shared",
+        message("shared-c1", "shared-m1", "hi"),
+    )
+    .await;
+    assert_eq!(wait_texts(&env, "own-c1", 1).await, vec!["Own hello"]);
+    assert_eq!(wait_texts(&env, "shared-c1", 1).await, vec!["Global hello"]);
+    let got = env
+        .call(
+            "GET",
+            "/v1/rules?account_id=e2e-wh-shared",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(got["source"], "stored", "falls back to the global set");
+    let d = env
+        .call(
+            "DELETE",
+            "/v1/rules?account_id=e2e-wh-own",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(d.status, 200);
+    deliver(&env, "e2e-wh-own", message("own-c2", "own-m2", "hi")).await;
+    assert_eq!(wait_texts(&env, "own-c2", 1).await, vec!["Global hello"]);
+}
