@@ -457,9 +457,16 @@ async fn fetch_image<P: Platform>(
             headers: crate::http::Headers::new().with("accept", "image/png, image/jpeg"),
             body: None,
             timeout_ms: 10_000,
+            max_body: Some(MAX_IMAGE_BYTES),
         })
         .await
-        .map_err(|e| bad(format!("could not be fetched ({e:?})")))?;
+        .map_err(|e| match e {
+            crate::ports::TransportError::TooLarge => bad(format!(
+                "image is larger than {MAX_IMAGE_BYTES} bytes, TikTok's limit"
+            )),
+            crate::ports::TransportError::Timeout => bad("did not answer within 10 s".into()),
+            crate::ports::TransportError::Unreachable(_) => bad("could not be fetched".into()),
+        })?;
     if resp.status != 200 {
         return Err(bad(format!("answered HTTP {}", resp.status)));
     }

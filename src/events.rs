@@ -556,6 +556,7 @@ async fn forward<P: Platform>(
                 ),
             body: Some(raw.as_bytes().to_vec()),
             timeout_ms: 10_000,
+            max_body: Some(64 * 1024),
         };
         let fail = |failure| Error::Upstream {
             endpoint: "forward",

@@ -174,6 +174,8 @@ pub struct Outbound {
     pub body: Option<Vec<u8>>,
     /// Give up after this long; the transport reports a timeout.
     pub timeout_ms: u64,
+    /// Refuse a response body larger than this, without reading it all into memory.
+    pub max_body: Option<usize>,
 }
 
 /// Escapes text for inclusion in HTML element content or attribute values.

@@ -49,6 +49,8 @@ pub trait Store {
 pub enum TransportError {
     Timeout,
     Unreachable(String),
+    /// The response body exceeded [`Outbound::max_body`].
+    TooLarge,
 }
 
 /// Sends one HTTP request (the runtime's `fetch`).

@@ -442,7 +442,8 @@ fn authorize(shared: &Shared, query: &str) -> Response {
     (StatusCode::FOUND, [("location", to.to_string())]).into_response()
 }
 
-/// Test images: `ok.png`, `ok.jpg`, `big.jpg` (over 3 MB), `text.png` (not an image).
+/// Test images: `ok.png`, `ok.jpg`, `big.jpg` (over 3 MB), `stream.jpg` (5 MB, chunked, no
+/// content-length), `text.png` (not an image).
 fn image(name: &str) -> Response {
     let (ct, bytes): (&str, Vec<u8>) = match name {
         "ok.png" => (
@@ -458,6 +459,18 @@ fn image(name: &str) -> Response {
             [&b"\xFF\xD8\xFF\xE0"[..], &vec![0u8; MAX_IMAGE + 10]].concat(),
         ),
         "text.png" => ("image/png", b"hello, not an image".to_vec()),
+        "stream.jpg" => {
+            // 5 MB in chunks, without content-length: the size is only known while reading.
+            let chunks = (0..80).map(|i| {
+                let mut c = vec![0u8; 64 * 1024];
+                if i == 0 {
+                    c[..4].copy_from_slice(b"\xFF\xD8\xFF\xE0");
+                }
+                Ok::<_, std::io::Error>(c)
+            });
+            let body = Body::from_stream(futures_util::stream::iter(chunks));
+            return (StatusCode::OK, [("content-type", "image/jpeg")], body).into_response();
+        }
         _ => return (StatusCode::NOT_FOUND, "no such image").into_response(),
     };
     (StatusCode::OK, [("content-type", ct)], bytes).into_response()

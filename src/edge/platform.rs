@@ -96,42 +96,81 @@ fn method(m: CoreMethod) -> Method {
     }
 }
 
-/// `fetch` with a deadline: the request is aborted when `timeout_ms` passes first.
+/// `fetch` with a deadline (the request is aborted when `timeout_ms` passes first) and an
+/// optional body cap, enforced from `content-length` and while streaming, so an oversized
+/// answer is never held in memory.
 pub async fn fetch(out: Outbound) -> std::result::Result<CoreResponse, TransportError> {
-    {
-        let unreachable = |e: worker::Error| TransportError::Unreachable(e.to_string());
-        let headers = Headers::new();
-        for (k, v) in out.headers.iter() {
-            headers.set(k, v).map_err(unreachable)?;
-        }
-        let mut init = RequestInit::new();
-        init.with_method(method(out.method)).with_headers(headers);
-        if let Some(body) = out.body {
-            init.with_body(Some(worker::js_sys::Uint8Array::from(&body[..]).into()));
-        }
-        let req = Request::new_with_init(&out.url, &init).map_err(unreachable)?;
-        let controller = AbortController::default();
-        let signal = controller.signal();
-        let exchange = async {
-            let mut resp = Fetch::Request(req).send_with_signal(&signal).await?;
-            let body = resp.bytes().await?;
-            Ok::<_, worker::Error>((resp, body))
+    let unreachable = |e: worker::Error| TransportError::Unreachable(e.to_string());
+    let headers = Headers::new();
+    for (k, v) in out.headers.iter() {
+        headers.set(k, v).map_err(unreachable)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method(out.method)).with_headers(headers);
+    if let Some(body) = out.body {
+        init.with_body(Some(worker::js_sys::Uint8Array::from(&body[..]).into()));
+    }
+    let req = Request::new_with_init(&out.url, &init).map_err(unreachable)?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let limit = out.max_body;
+    let exchange = async {
+        let mut resp = Fetch::Request(req)
+            .send_with_signal(&signal)
+            .await
+            .map_err(unreachable)?;
+        let body = match limit {
+            None => resp.bytes().await.map_err(unreachable)?,
+            Some(limit) => read_capped(&mut resp, limit).await?,
         };
-        let timer = Delay::from(Duration::from_millis(out.timeout_ms));
-        let outcome = select(Box::pin(exchange), Box::pin(timer)).await;
-        match outcome {
-            Either::Left((Ok((resp, body)), _)) => Ok(CoreResponse {
-                status: resp.status_code(),
-                headers: resp.headers().entries().collect::<CoreHeaders>(),
-                body,
-            }),
-            Either::Left((Err(e), _)) => Err(unreachable(e)),
-            Either::Right(_) => {
-                controller.abort();
-                Err(TransportError::Timeout)
-            }
+        Ok::<_, TransportError>((resp, body))
+    };
+    let timer = Delay::from(Duration::from_millis(out.timeout_ms));
+    let outcome = select(Box::pin(exchange), Box::pin(timer)).await;
+    match outcome {
+        Either::Left((Ok((resp, body)), _)) => Ok(CoreResponse {
+            status: resp.status_code(),
+            headers: resp.headers().entries().collect::<CoreHeaders>(),
+            body,
+        }),
+        Either::Left((Err(e), _)) => {
+            controller.abort();
+            Err(e)
+        }
+        Either::Right(_) => {
+            controller.abort();
+            Err(TransportError::Timeout)
         }
     }
+}
+
+/// Reads at most `limit` bytes of a response body.
+async fn read_capped(
+    resp: &mut worker::Response,
+    limit: usize,
+) -> std::result::Result<Vec<u8>, TransportError> {
+    use futures_util::StreamExt;
+    let declared = resp
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(TransportError::TooLarge);
+    }
+    let mut stream = resp
+        .stream()
+        .map_err(|e| TransportError::Unreachable(e.to_string()))?;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(TransportError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Implements the runtime-only ports (clock, randomness, logs, fetch) for a platform type.

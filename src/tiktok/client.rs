@@ -275,6 +275,7 @@ impl<'a, T: Transport> Client<'a, T> {
             headers: headers.with("accept", "application/json"),
             body,
             timeout_ms: self.timeout_ms,
+            max_body: None,
         };
         let fail = |failure, request_id| Error::Upstream {
             endpoint: path,
@@ -284,6 +285,7 @@ impl<'a, T: Transport> Client<'a, T> {
         let resp = self.transport.send(req).await.map_err(|e| match e {
             TransportError::Timeout => fail(UpstreamFailure::Timeout, None),
             TransportError::Unreachable(_) => fail(UpstreamFailure::Unreachable, None),
+            TransportError::TooLarge => fail(UpstreamFailure::Malformed, None),
         })?;
         let envelope: Option<Envelope> = serde_json::from_slice(&resp.body).ok();
         if !(200..300).contains(&resp.status) {

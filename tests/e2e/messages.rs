@@ -81,7 +81,8 @@ pub async fn image_by_url_is_uploaded_then_sent(env: Arc<Env>) {
     let again = json!({"account_id": "e2e-msg", "conversation_id": "img-c", "type": "image", "image": {"media_id": media}});
     assert_eq!(post(&env, &again).await.status, 200);
     for (name, why) in [
-        ("big.jpg", "at most"),
+        ("big.jpg", "larger than"),
+        ("stream.jpg", "larger than"),
         ("text.png", "not a JPEG or PNG"),
         ("missing.png", "HTTP 404"),
     ] {
