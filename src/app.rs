@@ -35,14 +35,19 @@ impl Presence {
 /// Work a handler leaves for after the response (`ctx.wait_until` at the edge).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Job {
-    ProcessEvent { account: String, key: String },
+    ProcessEvent {
+        account: String,
+        key: String,
+        /// The request that accepted the event, for the log lines of its processing.
+        request_id: String,
+    },
 }
 
 impl Job {
     /// Runs the job; failures are logged (the actor's alarm retries event processing).
     pub async fn run<P: Platform>(self, p: &P) {
         match self {
-            Job::ProcessEvent { account, key } => {
+            Job::ProcessEvent { account, key, .. } => {
                 if let Err(e) = p.process_event(&account, &key).await {
                     p.log(
                         Level::Warn,
@@ -96,7 +101,7 @@ impl<P: Platform> Ctx<'_, P> {
 }
 
 /// The request id: Cloudflare's `cf-ray` when present (so our logs join theirs), else random.
-fn request_id<P: Platform>(p: &P, req: &Request) -> String {
+pub fn request_id<P: Platform>(p: &P, req: &Request) -> String {
     req.headers
         .get("cf-ray")
         .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
@@ -111,12 +116,25 @@ pub async fn handle<P: Platform>(
     presence: &Presence,
     req: Request,
 ) -> (Response, Vec<Job>) {
+    let id = request_id(p, &req);
+    handle_with_id(p, cfg, presence, req, id).await
+}
+
+/// [`handle`] with the request id already chosen (the edge sets it on its platform first, so
+/// the platform's own log lines carry it too).
+pub async fn handle_with_id<P: Platform>(
+    p: &P,
+    cfg: &Result<Config>,
+    presence: &Presence,
+    req: Request,
+    request_id: String,
+) -> (Response, Vec<Job>) {
     let started = p.now_ms();
     let ctx = Ctx {
         p,
         cfg,
         presence,
-        request_id: request_id(p, &req),
+        request_id,
         jobs: Default::default(),
     };
     let result = match resolve(req.method, req.path()) {
@@ -144,6 +162,27 @@ pub async fn handle<P: Platform>(
                "ms": p.now_ms().saturating_sub(started)}),
     );
     (resp, ctx.jobs.take())
+}
+
+/// Answers a request refused before it could be read (e.g. a body over the size limit).
+pub fn reject<P: Platform>(p: &P, e: &Error, request_id: String) -> Response {
+    let unloaded: Result<Config> = Err(Error::Internal("configuration not loaded".into()));
+    let presence = Presence::default();
+    let ctx = Ctx {
+        p,
+        cfg: &unloaded,
+        presence: &presence,
+        request_id,
+        jobs: Default::default(),
+    };
+    let mut resp = error_response(&ctx, e);
+    resp.headers.set("x-request-id", ctx.request_id.clone());
+    ctx.log(
+        Level::Info,
+        "request refused",
+        json!({"status": resp.status, "code": e.code()}),
+    );
+    resp
 }
 
 /// Maps an error to its JSON response, logging server-side ones with their message.

@@ -62,6 +62,7 @@ pub async fn receive<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Res
         ctx.defer(Job::ProcessEvent {
             account: event.account.clone(),
             key: event.key.clone(),
+            request_id: ctx.request_id.clone(),
         });
     }
     Ok(Response::json(

@@ -37,6 +37,9 @@ pub struct ActorCall {
     pub raw: Option<String>,
     #[serde(default)]
     pub response: Option<Stored>,
+    /// The request this call serves, for the actor's log lines.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 /// How soon the alarm looks at events accepted but not yet processed.
@@ -58,6 +61,7 @@ struct ActorPlatform<'a> {
     storage: Storage,
     cfg: Config,
     token_lock: &'a Mutex<()>,
+    request_id: std::cell::RefCell<String>,
 }
 
 runtime_ports!(ActorPlatform<'_>);
@@ -271,7 +275,10 @@ impl worker::DurableObject for AccountActor {
 
     /// Processes accepted events whose deferred job never ran and forgets old message ids.
     async fn alarm(&self) -> worker::Result<Response> {
-        let outcome = match self.platform() {
+        let mut id = [0u8; 8];
+        let _ = getrandom::getrandom(&mut id);
+        let alarm_id = format!("alarm-{}", hex::encode(id));
+        let outcome = match self.platform(alarm_id.clone()) {
             Ok(p) => match idempotency::sweep(&p).await {
                 Ok(()) => events::sweep(&p, &p.cfg).await,
                 Err(e) => Err(e),
@@ -285,7 +292,7 @@ impl worker::DurableObject for AccountActor {
                 log_line(
                     Level::Error,
                     "actor alarm failed",
-                    json!({"code": e.code(), "message": e.to_string()}),
+                    json!({"code": e.code(), "message": e.to_string(), "request_id": alarm_id}),
                 );
                 PENDING_ALARM_MS
             }
@@ -296,13 +303,14 @@ impl worker::DurableObject for AccountActor {
 }
 
 impl AccountActor {
-    fn platform(&self) -> Result<ActorPlatform<'_>> {
+    fn platform(&self, request_id: String) -> Result<ActorPlatform<'_>> {
         let cfg = config::load(|k| lookup(&self.env, k))?;
         Ok(ActorPlatform {
             kv: Kv::new(&self.env),
             storage: self.state.storage(),
             cfg,
             token_lock: &self.token_lock,
+            request_id: std::cell::RefCell::new(request_id),
         })
     }
 
@@ -313,7 +321,8 @@ impl AccountActor {
             .json()
             .await
             .map_err(|e| Error::Internal(format!("actor request: {e}")))?;
-        let p = self.platform()?;
+        let rid = call.request_id.clone().unwrap_or_else(|| "actor".into());
+        let p = self.platform(rid)?;
         let key = || {
             call.key
                 .clone()

@@ -3,17 +3,17 @@
 mod actor;
 mod platform;
 
-use crate::app::{self, Presence};
+use crate::app::{self, Job, Presence};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::http::{
     Headers as CoreHeaders, Method as CoreMethod, Request as CoreRequest, Response as CoreResponse,
 };
 use crate::idempotency::{Begin, Stored};
-use crate::ports::{Accounts, Level};
+use crate::ports::{Accounts, Level, Log};
 use crate::secret::Secret;
 use crate::tokens;
-use platform::{log_line, runtime_ports, Kv};
+use platform::{runtime_ports, Kv};
 use serde_json::{json, Value};
 use worker::{
     event, Context, Env, Headers, Method, ObjectNamespace, Request, RequestInit, Response,
@@ -60,6 +60,8 @@ fn presence(env: &Env) -> Presence {
 pub struct WorkerPlatform {
     kv: Kv,
     actors: Option<ObjectNamespace>,
+    /// Set once the request id is known; every log line and actor call carries it.
+    request_id: std::cell::RefCell<String>,
 }
 
 runtime_ports!(WorkerPlatform);
@@ -69,11 +71,13 @@ impl WorkerPlatform {
         WorkerPlatform {
             kv: Kv::new(env),
             actors: env.durable_object(ACTOR_BINDING).ok(),
+            request_id: std::cell::RefCell::new(String::new()),
         }
     }
 
     /// Calls the account's actor at `path` with a JSON body.
-    async fn actor(&self, account: &str, path: &str, body: Value) -> Result<Value> {
+    async fn actor(&self, account: &str, path: &str, mut body: Value) -> Result<Value> {
+        body["request_id"] = Value::String(self.request_id.borrow().clone());
         let ns = self.actors.as_ref().ok_or_else(|| Error::Config {
             problems: vec![format!("missing Durable Object binding {ACTOR_BINDING}")],
         })?;
@@ -202,12 +206,23 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let platform = WorkerPlatform::new(&env);
     let cfg = config::load(|k| lookup(&env, k));
     let presence = presence(&env);
+    let cf_ray = req.headers().get("cf-ray").ok().flatten();
     let (resp, jobs) = match into_core(req).await {
-        Ok(r) => app::handle(&platform, &cfg, &presence, r).await,
-        Err(resp) => (resp, Vec::new()),
+        Ok(r) => {
+            let id = app::request_id(&platform, &r);
+            platform.request_id.replace(id.clone());
+            app::handle_with_id(&platform, &cfg, &presence, r, id).await
+        }
+        Err(e) => {
+            let id = cf_ray.unwrap_or_else(|| crate::ports::Rng::hex(&platform, 8));
+            platform.request_id.replace(id.clone());
+            (app::reject(&platform, &e, id), Vec::new())
+        }
     };
     for job in jobs {
         let platform = WorkerPlatform::new(&env);
+        let Job::ProcessEvent { request_id, .. } = &job;
+        platform.request_id.replace(request_id.clone());
         ctx.wait_until(async move { job.run(&platform).await });
     }
     into_worker(resp)
@@ -216,10 +231,13 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     console_error_panic_hook::set_once();
+    let platform = WorkerPlatform::new(&env);
+    let id = format!("cron-{}", crate::ports::Rng::hex(&platform, 8));
+    platform.request_id.replace(id);
     let cfg = match config::load(|k| lookup(&env, k)) {
         Ok(c) => c,
         Err(e) => {
-            log_line(
+            platform.log(
                 Level::Error,
                 "cron skipped: configuration",
                 json!({"message": e.to_string()}),
@@ -227,15 +245,14 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             return;
         }
     };
-    let platform = WorkerPlatform::new(&env);
     let window = cfg.refresh_margin_secs + CRON_LOOKAHEAD_SECS;
     match tokens::refresh_due(&platform, &cfg.keyring, window).await {
-        Ok(report) => log_line(
+        Ok(report) => platform.log(
             Level::Info,
             "cron token refresh",
             json!({"cron": event.cron(), "report": report}),
         ),
-        Err(e) => log_line(
+        Err(e) => platform.log(
             Level::Error,
             "cron token refresh failed",
             json!({"code": e.code(), "message": e.to_string()}),
@@ -243,35 +260,22 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     }
 }
 
-/// Reads the request into the core's type; a body that is too large is answered here.
-async fn into_core(mut req: Request) -> std::result::Result<CoreRequest, CoreResponse> {
-    let bad = |status: u16, code: &str, message: String| {
-        CoreResponse::json(
-            status,
-            &json!({"error": {"code": code, "message": message}}),
-        )
-    };
+/// Reads the request into the core's type; a body that is too large is refused unread.
+async fn into_core(mut req: Request) -> std::result::Result<CoreRequest, Error> {
     let url = req
         .url()
-        .map_err(|e| bad(400, "invalid_request", e.to_string()))?;
+        .map_err(|e| Error::invalid("url", e.to_string()))?;
     let headers: CoreHeaders = req.headers().entries().collect();
     let declared = headers
         .get("content-length")
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0);
-    let too_large = || {
-        bad(
-            413,
-            "payload_too_large",
-            format!("request body exceeds {MAX_BODY} bytes"),
-        )
-    };
     if declared > MAX_BODY {
-        return Err(too_large());
+        return Err(Error::PayloadTooLarge { limit: MAX_BODY });
     }
     let body = req.bytes().await.unwrap_or_default();
     if body.len() > MAX_BODY {
-        return Err(too_large());
+        return Err(Error::PayloadTooLarge { limit: MAX_BODY });
     }
     Ok(CoreRequest {
         method: CoreMethod::parse(req.method().as_ref()),

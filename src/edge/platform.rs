@@ -215,7 +215,13 @@ macro_rules! runtime_ports {
         }
 
         impl crate::ports::Log for $t {
-            fn log(&self, level: crate::ports::Level, msg: &str, fields: serde_json::Value) {
+            /// Every line carries the request id of the work it belongs to.
+            fn log(&self, level: crate::ports::Level, msg: &str, mut fields: serde_json::Value) {
+                if let Some(m) = fields.as_object_mut() {
+                    m.entry("request_id").or_insert_with(|| {
+                        serde_json::Value::String(self.request_id.borrow().clone())
+                    });
+                }
                 $crate::edge::platform::log_line(level, msg, fields);
             }
         }
