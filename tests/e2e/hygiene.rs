@@ -128,6 +128,19 @@ pub async fn no_secret_or_token_in_logs_or_responses(env: Arc<Env>) {
             );
         }
     }
+    // Every line the Worker and its actors wrote is JSON with a request id (cron and alarms
+    // get their own), so a log line can always be joined to what caused it.
+    let lines = env.worker.log_lines();
+    assert!(lines.len() > 100, "{} JSON log lines", lines.len());
+    for l in &lines {
+        assert!(
+            l["request_id"].as_str().is_some_and(|r| !r.is_empty()),
+            "log line without request id: {l}"
+        );
+    }
+    assert!(lines
+        .iter()
+        .any(|l| l["request_id"].as_str().unwrap().starts_with("cron-")));
     eprintln!(
         "secret hygiene: {} secrets/tokens checked against {} bytes of logs and {} responses",
         secrets.len(),
