@@ -36,6 +36,32 @@ pub fn check_id(name: &str, v: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a body declared as something other than JSON.
+fn require_json(req: &Request) -> Result<()> {
+    match req.headers.get("content-type") {
+        Some(ct) if !ct.to_ascii_lowercase().contains("json") => {
+            Err(Error::invalid("content-type", "must be application/json"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Deserializes JSON into `T`, naming the offending field. Syntax errors are `invalid_json`;
+/// errors about the whole document name `root`, or are `invalid_json` without one.
+pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8], root: Option<&str>) -> Result<T> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match root {
+            _ if inner.is_syntax() || inner.is_eof() => Error::InvalidJson(inner.to_string()),
+            Some(root) if path == "." => Error::invalid(root, inner.to_string()),
+            None if path == "." => Error::InvalidJson(inner.to_string()),
+            _ => Error::invalid(path, inner.to_string()),
+        }
+    })
+}
+
 /// Parses a JSON request body into `T`, naming the offending field.
 pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T> {
     if req.body.is_empty() {
@@ -43,21 +69,8 @@ pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T> {
             "the body is empty; send a JSON object".into(),
         ));
     }
-    if let Some(ct) = req.headers.get("content-type") {
-        if !ct.to_ascii_lowercase().contains("json") {
-            return Err(Error::invalid("content-type", "must be application/json"));
-        }
-    }
-    let de = &mut serde_json::Deserializer::from_slice(&req.body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() || path == "." {
-            Error::InvalidJson(inner.to_string())
-        } else {
-            Error::invalid(path, inner.to_string())
-        }
-    })
+    require_json(req)?;
+    from_json(&req.body, None)
 }
 
 fn is_token_rejected(e: &Error) -> bool {
@@ -337,18 +350,7 @@ pub fn validate_send(body: &[u8]) -> Result<SendPlan> {
             limit: MAX_SEND_BODY,
         });
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let r: SendRequest = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            Error::InvalidJson(inner.to_string())
-        } else if path == "." {
-            Error::invalid("body", inner.to_string())
-        } else {
-            Error::invalid(path, inner.to_string())
-        }
-    })?;
+    let r: SendRequest = from_json(body, Some("body"))?;
     check_id("account_id", &r.account_id)?;
     check_id("conversation_id", &r.conversation_id)?;
     let what = match r.kind.as_str() {
@@ -493,18 +495,9 @@ fn only_transient(e: &Error) -> bool {
 
 /// Retries 51065, 5xx and timeouts (not 40100: the caller gets 429 and decides).
 async fn transient_retries<P: Platform, T>(p: &P, op: impl AsyncFn() -> Result<T>) -> Result<T> {
-    let mut attempt = 1;
-    loop {
-        match op().await {
-            Err(e) if only_transient(&e) && attempt < crate::events::ATTEMPTS => {
-                let mut j = [0u8; 1];
-                p.fill(&mut j);
-                p.sleep(crate::events::backoff_ms(attempt, j[0])).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+    crate::events::retry_while(p, only_transient, op)
+        .await
+        .map_err(|(e, _)| e)
 }
 
 async fn perform_send<P: Platform>(ctx: &Ctx<'_, P>, plan: &SendPlan) -> Result<Value> {
@@ -554,11 +547,7 @@ async fn perform_send<P: Platform>(ctx: &Ctx<'_, P>, plan: &SendPlan) -> Result<
 pub async fn send_message<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
     ctx.authorize(req, Role::Sender)?;
     ctx.config()?;
-    if let Some(ct) = req.headers.get("content-type") {
-        if !ct.to_ascii_lowercase().contains("json") {
-            return Err(Error::invalid("content-type", "must be application/json"));
-        }
-    }
+    require_json(req)?;
     let plan = validate_send(&req.body)?;
     let Some(key) = req.headers.get("idempotency-key") else {
         let v = perform_send(ctx, &plan).await?;

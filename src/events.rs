@@ -442,16 +442,26 @@ pub fn backoff_ms(n: u32, jitter: u8) -> u64 {
     base / 2 + base * jitter as u64 / 255
 }
 
-/// Runs `op` up to [`ATTEMPTS`] times while it fails with a retryable error.
+/// Runs `op` up to [`ATTEMPTS`] times while it fails with a [`retryable`] error.
 pub async fn with_retries<P: crate::ports::Clock + crate::ports::Rng, T>(
     p: &P,
+    op: impl AsyncFn() -> Result<T>,
+) -> std::result::Result<T, (Error, u32)> {
+    retry_while(p, retryable, op).await
+}
+
+/// Runs `op` up to [`ATTEMPTS`] times, with jittered backoff, while it fails with an error
+/// `again` accepts; the error is returned with the number of attempts made.
+pub async fn retry_while<P: crate::ports::Clock + crate::ports::Rng, T>(
+    p: &P,
+    again: impl Fn(&Error) -> bool,
     op: impl AsyncFn() -> Result<T>,
 ) -> std::result::Result<T, (Error, u32)> {
     let mut attempt = 1;
     loop {
         match op().await {
             Ok(v) => return Ok(v),
-            Err(e) if retryable(&e) && attempt < ATTEMPTS => {
+            Err(e) if again(&e) && attempt < ATTEMPTS => {
                 let mut j = [0u8; 1];
                 p.fill(&mut j);
                 p.sleep(backoff_ms(attempt, j[0])).await;

@@ -115,6 +115,17 @@ pub async fn finish<P: Local + Clock>(
     .await
 }
 
+/// Marks `key` used; `false` if it was used before. Strongly consistent in the actor's
+/// storage (single-use OAuth states).
+pub async fn claim_once<P: Local + Clock>(p: &P, key: &str) -> Result<bool> {
+    let k = format!("claimed:{key}");
+    if p.local_get(&k).await?.is_some() {
+        return Ok(false);
+    }
+    p.local_put(&k, &p.now_ms().to_string()).await?;
+    Ok(true)
+}
+
 /// Forgets records older than the retention (the actor's alarm).
 pub async fn sweep<P: Local + Clock>(p: &P) -> Result<()> {
     let now = p.now_ms();

@@ -194,13 +194,7 @@ impl crate::ports::Accounts for Fake {
         crate::events::replay(self, self.config()?, account, id).await
     }
     async fn claim_once(&self, key: &str) -> Result<bool> {
-        use crate::ports::Local;
-        let k = format!("claimed:{key}");
-        if self.local_get(&k).await?.is_some() {
-            return Ok(false);
-        }
-        self.local_put(&k, "1").await?;
-        Ok(true)
+        crate::idempotency::claim_once(self, key).await
     }
     async fn idempotency_begin(
         &self,

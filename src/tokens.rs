@@ -159,6 +159,11 @@ pub fn can_refresh(meta: &StoredAccount, now: u64) -> bool {
     meta.status == Status::Active && meta.refresh_expires_at > now
 }
 
+/// The key of an account's record (in `TOKENS`, and in its actor's own storage).
+pub fn record_key(account: &str) -> String {
+    format!("{PREFIX}{account}")
+}
+
 /// Access to the vault records in the `TOKENS` namespace.
 pub struct Vault<'a, S: Store> {
     store: &'a S,
@@ -171,7 +176,7 @@ impl<'a, S: Store> Vault<'a, S> {
     }
 
     fn key(account: &str) -> String {
-        format!("{PREFIX}{account}")
+        record_key(account)
     }
 
     /// The metadata only (no decryption).

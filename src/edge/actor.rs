@@ -175,23 +175,13 @@ impl crate::ports::Accounts for ActorPlatform<'_> {
 
     async fn forget(&self, account: &str) -> Result<()> {
         let _guard = self.token_lock.lock().await;
-        self.local_delete(&format!("acct:{account}")).await
+        self.local_delete(&tokens::record_key(account)).await
     }
 
     async fn accept_event(&self, _account: &str, key: &str, raw: &str) -> Result<bool> {
         let fresh = events::accept(self, key, raw).await?;
-        if fresh
-            && self
-                .storage
-                .get_alarm()
-                .await
-                .map_err(storage_err("alarm"))?
-                .is_none()
-        {
-            self.storage
-                .set_alarm(PENDING_ALARM_MS)
-                .await
-                .map_err(storage_err("alarm"))?;
+        if fresh {
+            self.ensure_alarm().await?;
         }
         Ok(fresh)
     }
@@ -205,13 +195,7 @@ impl crate::ports::Accounts for ActorPlatform<'_> {
     }
 
     async fn claim_once(&self, key: &str) -> Result<bool> {
-        let k = format!("claimed:{key}");
-        if self.local_get(&k).await?.is_some() {
-            return Ok(false);
-        }
-        self.local_put(&k, &worker::Date::now().as_millis().to_string())
-            .await?;
-        Ok(true)
+        idempotency::claim_once(self, key).await
     }
 
     async fn idempotency_begin(
