@@ -81,6 +81,52 @@ struct Phase {
     cpu_per_1000: f64,
 }
 
+impl Phase {
+    /// Figures of one phase from its sorted latencies (µs) and the workerd CPU it used.
+    fn measured(name: &'static str, lat: &[u64], errors: u64, secs: f64, cpu_secs: f64) -> Phase {
+        Phase {
+            name,
+            requests: lat.len() as u64,
+            errors,
+            secs,
+            p50_ms: percentile(lat, 0.5),
+            p99_ms: percentile(lat, 0.99),
+            cpu_per_1000: cpu_secs / lat.len().max(1) as f64 * 1000.0,
+        }
+    }
+}
+
+/// Starts `bench/serve.mjs` (this Worker, or the one-line JS baseline) in its own process group.
+fn serve(
+    root: &std::path::Path,
+    port: u16,
+    vars: &str,
+    baseline: bool,
+    out: std::process::Stdio,
+    err: std::process::Stdio,
+) -> std::process::Child {
+    let mut cmd = Command::new("node");
+    cmd.arg("bench/serve.mjs")
+        .current_dir(root)
+        .env("PORT", port.to_string())
+        .env("WORKER_VARS", vars);
+    if baseline {
+        cmd.env("BASELINE", "1");
+    }
+    cmd.stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .expect("node bench/serve.mjs")
+}
+
+/// Stops a `serve` process group.
+fn stop(mut child: std::process::Child) {
+    // SAFETY: kill(2) with a negative pid signals only the child's own process group.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGTERM) };
+    let _ = child.wait();
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -133,20 +179,14 @@ async fn cold_start(root: &std::path::Path, baseline: bool, vars: &str) -> f64 {
         .unwrap()
         .port();
     let started = Instant::now();
-    let mut cmd = Command::new("node");
-    cmd.arg("bench/serve.mjs")
-        .current_dir(root)
-        .env("PORT", port.to_string())
-        .env("WORKER_VARS", vars);
-    if baseline {
-        cmd.env("BASELINE", "1");
-    }
-    let mut child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("node");
+    let child = serve(
+        root,
+        port,
+        vars,
+        baseline,
+        std::process::Stdio::null(),
+        std::process::Stdio::null(),
+    );
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/health");
     let ms = loop {
@@ -161,9 +201,7 @@ async fn cold_start(root: &std::path::Path, baseline: bool, vars: &str) -> f64 {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    // SAFETY: kill(2) with a negative pid signals only the child's own process group.
-    unsafe { libc::kill(-(child.id() as i32), libc::SIGTERM) };
-    let _ = child.wait();
+    stop(child);
     ms
 }
 
@@ -197,16 +235,16 @@ async fn main() {
     });
     let log_path = std::env::temp_dir().join(format!("tmw-bench-{}.log", std::process::id()));
     let spawned = Instant::now();
-    let mut child = Command::new("node")
-        .arg("bench/serve.mjs")
-        .current_dir(&root)
-        .env("PORT", port.to_string())
-        .env("WORKER_VARS", vars.to_string())
-        .stdout(std::fs::File::create(&log_path).expect("log file"))
-        .stderr(std::fs::File::create(log_path.with_extension("err")).expect("log file"))
-        .process_group(0)
-        .spawn()
-        .expect("node bench/serve.mjs");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let log_err = std::fs::File::create(log_path.with_extension("err")).expect("log file");
+    let child = serve(
+        &root,
+        port,
+        &vars.to_string(),
+        false,
+        log.into(),
+        log_err.into(),
+    );
     let pid = child.id();
     // The Worker's logs go to a file: a pipe nobody drains would break node (EPIPE).
     let wait = Instant::now();
@@ -292,15 +330,13 @@ async fn main() {
     }
     let replies = (sim.sent().len() - sent_before) as u64;
     let cpu = workerd_cpu_secs(pid) - cpu0;
-    phases.push(Phase {
-        name: "webhook (verify + accept; reply after response)",
-        requests: lat.len() as u64,
+    phases.push(Phase::measured(
+        "webhook (verify + accept; reply after response)",
+        &lat,
         errors,
-        secs: elapsed,
-        p50_ms: percentile(&lat, 0.5),
-        p99_ms: percentile(&lat, 0.99),
-        cpu_per_1000: cpu / lat.len().max(1) as f64 * 1000.0,
-    });
+        elapsed,
+        cpu,
+    ));
 
     // Send path: POST /v1/messages text.
     let cpu0 = workerd_cpu_secs(pid);
@@ -314,19 +350,15 @@ async fn main() {
     })
     .await;
     let cpu = workerd_cpu_secs(pid) - cpu0;
-    phases.push(Phase {
-        name: "send (POST /v1/messages text)",
-        requests: lat.len() as u64,
+    phases.push(Phase::measured(
+        "send (POST /v1/messages text)",
+        &lat,
         errors,
-        secs: elapsed,
-        p50_ms: percentile(&lat, 0.5),
-        p99_ms: percentile(&lat, 0.99),
-        cpu_per_1000: cpu / lat.len().max(1) as f64 * 1000.0,
-    });
+        elapsed,
+        cpu,
+    ));
 
-    // SAFETY: kill(2) with a negative pid signals only our child's own process group.
-    unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
-    let _ = child.wait();
+    stop(child);
 
     let wasm = root.join("build/index_bg.wasm");
     let raw = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);

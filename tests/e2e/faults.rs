@@ -4,9 +4,9 @@
 use crate::harness::{free_port, Worker, ADMIN_KEY, SENDER_KEY};
 use crate::oauth::{consent, page_code};
 use crate::{send, Env};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tiktok_sim::{Fault, Sim};
 
 /// Connects `account` on the Worker at `base`.
@@ -23,26 +23,6 @@ async fn put_rules(env: &Env, base: &str) {
         .call_at(base, "PUT", "/v1/rules", Some(ADMIN_KEY), Some(&rules))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-}
-
-async fn failures(env: &Env, base: &str, account: &str, n: usize, wait: Duration) -> Vec<Value> {
-    let deadline = Instant::now() + wait;
-    loop {
-        let r = env
-            .call_at(
-                base,
-                "GET",
-                &format!("/v1/events/failed?account_id={account}"),
-                Some(ADMIN_KEY),
-                None,
-            )
-            .await;
-        let f = r.json()["failures"].as_array().cloned().unwrap_or_default();
-        if f.len() >= n || Instant::now() > deadline {
-            return f;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn inbound(sim: &Sim, account: &str, conv: &str, id: &str) -> String {
@@ -190,18 +170,20 @@ pub async fn reply_faults_are_recorded_and_replayable(env: Arc<Env>) {
             .await
             .unwrap();
         assert_eq!(status, 200);
-        let got = failures(
-            &env,
-            &w.url,
-            "e2e-fault-reply",
-            i + 1,
-            Duration::from_secs(15),
-        )
-        .await;
+        let got = env
+            .failures_at(
+                &w.url,
+                Some("e2e-fault-reply"),
+                i + 1,
+                Duration::from_secs(15),
+            )
+            .await;
         assert_eq!(got.len(), i + 1, "fault {i} recorded");
         env.sim.clear_faults();
     }
-    let all = failures(&env, &w.url, "e2e-fault-reply", 4, Duration::from_secs(1)).await;
+    let all = env
+        .failures_at(&w.url, Some("e2e-fault-reply"), 4, Duration::from_secs(1))
+        .await;
     let codes: Vec<&str> = all.iter().map(|f| f["code"].as_str().unwrap()).collect();
     for c in [
         "tiktok_http_error",
@@ -212,16 +194,7 @@ pub async fn reply_faults_are_recorded_and_replayable(env: Arc<Env>) {
         assert!(codes.contains(&c), "{c} in {codes:?}");
     }
     for f in &all {
-        let replay = json!({"account_id": "e2e-fault-reply", "id": f["id"]});
-        let r = env
-            .call_at(
-                &w.url,
-                "POST",
-                "/v1/events/replay",
-                Some(ADMIN_KEY),
-                Some(&replay),
-            )
-            .await;
+        let r = env.replay_at(&w.url, "e2e-fault-reply", &f["id"]).await;
         assert_eq!(r.json()["replayed"], true, "{}", r.text);
     }
     for i in 0..4 {
@@ -269,27 +242,20 @@ pub async fn connection_refused_is_reported_and_recorded(env: Arc<Env>) {
         .await
         .unwrap();
     assert_eq!(status, 200, "the webhook is still acknowledged");
-    let got = failures(
-        &env,
-        &w.url,
-        "e2e-fault-refused",
-        1,
-        Duration::from_secs(15),
-    )
-    .await;
+    let got = env
+        .failures_at(
+            &w.url,
+            Some("e2e-fault-refused"),
+            1,
+            Duration::from_secs(15),
+        )
+        .await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["code"], "tiktok_unreachable");
     // TikTok is back: the recorded reply is replayed.
     w.restart_with(&env.sim, |_| {});
-    let replay = json!({"account_id": "e2e-fault-refused", "id": got[0]["id"]});
     let r = env
-        .call_at(
-            &w.url,
-            "POST",
-            "/v1/events/replay",
-            Some(ADMIN_KEY),
-            Some(&replay),
-        )
+        .replay_at(&w.url, "e2e-fault-refused", &got[0]["id"])
         .await;
     assert_eq!(r.json()["replayed"], true, "{}", r.text);
     assert_eq!(
@@ -325,14 +291,14 @@ pub async fn restart_mid_processing_is_recorded_and_replayable(env: Arc<Env>) {
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     w.restart();
-    let got = failures(
-        &env,
-        &w.url,
-        "e2e-fault-restart",
-        1,
-        Duration::from_secs(75),
-    )
-    .await;
+    let got = env
+        .failures_at(
+            &w.url,
+            Some("e2e-fault-restart"),
+            1,
+            Duration::from_secs(75),
+        )
+        .await;
     eprintln!(
         "restart mid-processing: recorded {:?}",
         got.iter().map(|f| f["stage"].clone()).collect::<Vec<_>>()
@@ -345,15 +311,8 @@ pub async fn restart_mid_processing_is_recorded_and_replayable(env: Arc<Env>) {
         .iter()
         .filter(|m| m.conversation_id == "rs-c")
         .count();
-    let replay = json!({"account_id": "e2e-fault-restart", "id": got[0]["id"]});
     let r = env
-        .call_at(
-            &w.url,
-            "POST",
-            "/v1/events/replay",
-            Some(ADMIN_KEY),
-            Some(&replay),
-        )
+        .replay_at(&w.url, "e2e-fault-restart", &got[0]["id"])
         .await;
     assert_eq!(r.json()["replayed"], true, "{}", r.text);
     assert!(

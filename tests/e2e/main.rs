@@ -99,6 +99,47 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Polls `GET /v1/events/failed` (optionally for one account) on the Worker at `base` until
+    /// at least `n` failures are listed or `wait` has passed.
+    pub async fn failures_at(
+        &self,
+        base: &str,
+        account: Option<&str>,
+        n: usize,
+        wait: std::time::Duration,
+    ) -> Vec<Value> {
+        let path = match account {
+            Some(a) => format!("/v1/events/failed?account_id={a}"),
+            None => "/v1/events/failed".to_string(),
+        };
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let r = self
+                .call_at(base, "GET", &path, Some(harness::ADMIN_KEY), None)
+                .await;
+            let f = r.json()["failures"].as_array().cloned().unwrap_or_default();
+            if f.len() >= n || std::time::Instant::now() > deadline {
+                return f;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `POST /v1/events/replay` of one recorded failure on the Worker at `base`.
+    pub async fn replay_at(&self, base: &str, account: &str, id: &Value) -> Reply {
+        let body = serde_json::json!({"account_id": account, "id": id});
+        self.call_at(
+            base,
+            "POST",
+            "/v1/events/replay",
+            Some(harness::ADMIN_KEY),
+            Some(&body),
+        )
+        .await
+    }
+}
+
 pub async fn send(rb: reqwest::RequestBuilder) -> Reply {
     let r = rb.send().await.expect("request reached the Worker");
     let status = r.status().as_u16();

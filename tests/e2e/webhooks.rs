@@ -316,22 +316,14 @@ pub async fn persistent_faults_are_recorded_and_replayable(env: Arc<Env>) {
         (0..4).map(|_| Fault::Code { code: 51065 }),
     );
     deliver(&env, "e2e-wh-fail", message("fail-c", "fail-m1", "price")).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let failures = loop {
-        let r = env
-            .call(
-                "GET",
-                "/v1/events/failed?account_id=e2e-wh-fail",
-                Some(ADMIN_KEY),
-                None,
-            )
-            .await;
-        let f = r.json()["failures"].as_array().cloned().unwrap_or_default();
-        if !f.is_empty() || Instant::now() > deadline {
-            break f;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let failures = env
+        .failures_at(
+            &env.worker.url,
+            Some("e2e-wh-fail"),
+            1,
+            Duration::from_secs(10),
+        )
+        .await;
     assert_eq!(failures.len(), 1, "{failures:?}");
     let f = &failures[0];
     assert_eq!(
@@ -346,9 +338,8 @@ pub async fn persistent_faults_are_recorded_and_replayable(env: Arc<Env>) {
     env.call("GET", "/v1/events/failed", Some(SENDER_KEY), None)
         .await
         .expect_error(403, "forbidden");
-    let replay = json!({"account_id": "e2e-wh-fail", "id": f["id"]});
     let r = env
-        .call("POST", "/v1/events/replay", Some(ADMIN_KEY), Some(&replay))
+        .replay_at(&env.worker.url, "e2e-wh-fail", &f["id"])
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["replayed"], true);
@@ -362,7 +353,7 @@ pub async fn persistent_faults_are_recorded_and_replayable(env: Arc<Env>) {
         )
         .await;
     assert!(r.json()["failures"].as_array().unwrap().is_empty());
-    env.call("POST", "/v1/events/replay", Some(ADMIN_KEY), Some(&replay))
+    env.replay_at(&env.worker.url, "e2e-wh-fail", &f["id"])
         .await
         .expect_error(404, "not_found");
 }
@@ -399,28 +390,13 @@ pub async fn forwarding_is_signed_retried_and_replayable(env: Arc<Env>) {
         &json!({"conversation_id": "fwd-c", "message_id": "fwd-m2"}),
     );
     assert_eq!(env.sim.deliver(&url, &body2).await.unwrap().0, 200);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let failures = loop {
-        let r = env
-            .call_at(&w.url, "GET", "/v1/events/failed", Some(ADMIN_KEY), None)
-            .await;
-        let f = r.json()["failures"].as_array().cloned().unwrap_or_default();
-        if !f.is_empty() || Instant::now() > deadline {
-            break f;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let failures = env
+        .failures_at(&w.url, None, 1, Duration::from_secs(10))
+        .await;
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0]["stage"], "forward");
-    let replay = json!({"account_id": "e2e-wh-fwd", "id": failures[0]["id"]});
     let r = env
-        .call_at(
-            &w.url,
-            "POST",
-            "/v1/events/replay",
-            Some(ADMIN_KEY),
-            Some(&replay),
-        )
+        .replay_at(&w.url, "e2e-wh-fwd", &failures[0]["id"])
         .await;
     assert_eq!(r.json()["replayed"], true, "{}", r.text);
     assert_eq!(sink.received().last().unwrap().1, body2);
