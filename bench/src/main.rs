@@ -96,7 +96,7 @@ impl Phase {
     }
 }
 
-/// Starts `bench/serve.mjs` (this Worker, or the one-line JS baseline) in its own process group.
+/// Starts `scripts/serve.mjs` (this Worker, or the one-line JS baseline) in its own process group.
 fn serve(
     root: &std::path::Path,
     port: u16,
@@ -106,7 +106,7 @@ fn serve(
     err: std::process::Stdio,
 ) -> std::process::Child {
     let mut cmd = Command::new("node");
-    cmd.arg("bench/serve.mjs")
+    cmd.arg("scripts/serve.mjs")
         .current_dir(root)
         .env("PORT", port.to_string())
         .env("WORKER_VARS", vars);
@@ -117,7 +117,7 @@ fn serve(
         .stderr(err)
         .process_group(0)
         .spawn()
-        .expect("node bench/serve.mjs")
+        .expect("node scripts/serve.mjs")
 }
 
 /// Stops a `serve` process group.

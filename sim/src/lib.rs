@@ -268,6 +268,8 @@ impl Sim {
         let sig = Self::signature(&secret, now(), body);
         let r = reqwest::Client::new()
             .post(url)
+            // TikTok gives up on slow receivers too; a hung Worker fails the caller.
+            .timeout(Duration::from_secs(30))
             .header("content-type", "application/json")
             .header("TikTok-Signature", sig)
             .body(body.to_string())

@@ -1,6 +1,6 @@
 //! Issue 2: health, errors, config problems, outbound fetch, logs.
 
-use crate::harness::{Worker, ADMIN_KEY, CLIENT_SECRET, ENC_KEY, SENDER_KEY};
+use crate::harness::{Server, Worker, ADMIN_KEY, CLIENT_SECRET, ENC_KEY, SENDER_KEY};
 use crate::Env;
 use std::sync::Arc;
 
@@ -154,4 +154,25 @@ pub async fn openapi_is_served(env: Arc<Env>) {
     let r = env.call("GET", "/openapi.json", None, None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["openapi"], "3.1.0");
+}
+
+/// `make dev` serves through `wrangler dev`: the same wrangler.toml works there, cron included.
+pub async fn wrangler_dev_serves_the_worker(env: Arc<Env>) {
+    let w = Worker::start_on(Server::WranglerDev, &env.sim, "wranglerdev", |_| {});
+    let h = env.call_at(&w.url, "GET", "/health", None, None).await;
+    assert_eq!(h.status, 200, "{}", h.text);
+    let b = h.json();
+    assert_eq!(b["status"], "ok", "{b}");
+    for binding in ["TOKENS", "STATE", "ACCOUNTS"] {
+        assert_eq!(b["bindings"][binding], true, "{binding} in {b}");
+    }
+    let c = env
+        .call_at(&w.url, "GET", "/__scheduled?cron=*/10+*+*+*+*", None, None)
+        .await;
+    assert_eq!(c.status, 200, "{}", c.text);
+    assert!(
+        w.wait_for_log("\"msg\":\"cron token refresh\""),
+        "the cron handler ran under wrangler dev:\n{}",
+        w.log_tail(30)
+    );
 }

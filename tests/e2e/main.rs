@@ -19,6 +19,7 @@ use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use tiktok_sim::Sim;
 
 /// What every test gets.
@@ -141,7 +142,10 @@ impl Env {
 }
 
 pub async fn send(rb: reqwest::RequestBuilder) -> Reply {
-    let r = rb.send().await.expect("request reached the Worker");
+    let r = rb
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("request did not get an answer: {e}"));
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let text = r.text().await.unwrap_or_default();
@@ -175,6 +179,7 @@ fn main() {
         foundation::missing_secret_is_named_in_json_500,
         foundation::logs_are_json_with_request_id,
         foundation::openapi_is_served,
+        foundation::wrangler_dev_serves_the_worker,
         oauth::full_flow_connects_and_lists_account,
         oauth::denied_consent_shows_page_and_stores_nothing,
         oauth::replayed_state_is_rejected,
@@ -222,6 +227,7 @@ fn main() {
         // Last: it scans everything the shared Worker logged during the whole run.
         hygiene::no_secret_or_token_in_logs_or_responses,
     ];
+    start_watchdog();
     let env: Arc<OnceLock<Arc<Env>>> = Arc::new(OnceLock::new());
     let trials = all
         .into_iter()
@@ -230,9 +236,7 @@ fn main() {
             Trial::test(name, move || {
                 // Started by the first test that runs, so `--list` and filters stay cheap.
                 let env = env.get_or_init(start_env).clone();
-                let fut = f(env.clone());
-                env.rt.block_on(fut);
-                Ok::<(), Failed>(())
+                run_one(&env, f)
             })
         })
         .collect();
@@ -240,6 +244,50 @@ fn main() {
     // Stop wrangler and the simulator before exit (process::exit skips destructors).
     drop(env);
     conclusion.exit();
+}
+
+/// A test that takes longer than this has hung: it fails with the shared Worker's last logs.
+const TEST_LIMIT: Duration = Duration::from_secs(120);
+/// The whole suite takes about two minutes; past this, the watchdog ends the run.
+const RUN_LIMIT: Duration = Duration::from_secs(900);
+
+/// Runs one test under `TEST_LIMIT`; a failure carries the tail of the shared Worker's log.
+fn run_one(env: &Arc<Env>, f: TestFn) -> Result<(), Failed> {
+    let fut = f(env.clone());
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        env.rt
+            .block_on(async { tokio::time::timeout(TEST_LIMIT, fut).await })
+    }));
+    let why = match outcome {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(_)) => format!("did not finish within {} s", TEST_LIMIT.as_secs()),
+        Err(panic) => panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panicked".into()),
+    };
+    Err(Failed::from(format!(
+        "{why}\n--- shared Worker, last log lines ---\n{}",
+        env.worker.log_tail(40)
+    )))
+}
+
+/// Ends a run that overran `RUN_LIMIT` (E2E_RUN_LIMIT_SECS overrides) with evidence, even when
+/// a test is stuck somewhere `TEST_LIMIT` cannot reach.
+fn start_watchdog() {
+    let limit = std::env::var("E2E_RUN_LIMIT_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(RUN_LIMIT);
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        harness::abort_run(&format!(
+            "the run exceeded {} s; stopping every instance",
+            limit.as_secs()
+        ));
+    });
 }
 
 fn start_env() -> Arc<Env> {
@@ -260,6 +308,12 @@ fn start_env() -> Arc<Env> {
         // Redirects are part of what the tests check: never followed automatically.
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // No test waits this long for one answer: a hung request fails instead.
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
+            // A fresh connection per request: workerd closes idle keep-alive connections after
+            // 5 s, and a request written into one as it closes would fail for no fault of ours.
+            .pool_max_idle_per_host(0)
             .build()
             .expect("http client"),
     })

@@ -349,7 +349,12 @@ pub async fn futures_join_all<F: std::future::Future>(
 
 async fn run_cron(env: &Env) {
     let r = env
-        .call("GET", "/__scheduled?cron=*/10+*+*+*+*", None, None)
+        .call(
+            "GET",
+            "/cdn-cgi/handler/scheduled?cron=*/10+*+*+*+*",
+            None,
+            None,
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
