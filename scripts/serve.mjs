@@ -7,13 +7,24 @@
 // and Durable Object state; unset keeps state in memory), WORKER_VARS (JSON object replacing
 // the settings), BASELINE=1 (a one-line JS Worker instead, for the bench's cold-start
 // comparison). Prints `ready <url> <ms to ready>` on stdout; SIGTERM or SIGINT stops it.
+//
+// Loading wrangler takes about a second; the bench keeps it out of its cold-start figures by
+// resolving once (RESOLVE_ONLY=<file> writes the options and exits) and then starting with
+// OPTIONS=<file>.
 import { Miniflare } from "miniflare";
-import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 const started = performance.now();
-const config = path.resolve(process.env.CONFIG || "wrangler.toml");
-const { workerOptions, main } = unstable_getMiniflareWorkerOptions(config);
+const { workerOptions, main } = process.env.OPTIONS
+  ? JSON.parse(readFileSync(process.env.OPTIONS, "utf8"))
+  : (await import("wrangler")).unstable_getMiniflareWorkerOptions(
+      path.resolve(process.env.CONFIG || "wrangler.toml"),
+    );
+if (process.env.RESOLVE_ONLY) {
+  writeFileSync(process.env.RESOLVE_ONLY, JSON.stringify({ workerOptions, main }));
+  process.exit(0);
+}
 const persist = process.env.PERSIST;
 const worker = process.env.BASELINE
   ? { script: 'export default { fetch() { return new Response("ok"); } }' }

@@ -96,6 +96,22 @@ impl Phase {
     }
 }
 
+/// Where `resolve_options` writes the Miniflare options wrangler derives from wrangler.toml.
+fn options_file(root: &std::path::Path) -> std::path::PathBuf {
+    root.join("target/bench-worker-options.json")
+}
+
+/// Has wrangler read wrangler.toml once, so no measured start-up pays for loading wrangler.
+fn resolve_options(root: &std::path::Path) {
+    let status = Command::new("node")
+        .arg("scripts/serve.mjs")
+        .current_dir(root)
+        .env("RESOLVE_ONLY", options_file(root))
+        .status()
+        .expect("node scripts/serve.mjs");
+    assert!(status.success(), "resolving the Worker's options failed");
+}
+
 /// Starts `scripts/serve.mjs` (this Worker, or the one-line JS baseline) in its own process group.
 fn serve(
     root: &std::path::Path,
@@ -109,6 +125,7 @@ fn serve(
     cmd.arg("scripts/serve.mjs")
         .current_dir(root)
         .env("PORT", port.to_string())
+        .env("OPTIONS", options_file(root))
         .env("WORKER_VARS", vars);
     if baseline {
         cmd.env("BASELINE", "1");
@@ -221,6 +238,7 @@ async fn main() {
         .status()
         .expect("build");
     assert!(status.success(), "build failed");
+    resolve_options(&root);
 
     let sim = Sim::start(KEY, SECRET, 0).await.expect("simulator");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
