@@ -29,7 +29,7 @@ fi
 
 # npm ci only when package-lock.json changed since the last install.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "bootstrap: npm ci (wrangler, esbuild, binaryen)"
+  echo "bootstrap: npm ci (wrangler, miniflare, esbuild, binaryen)"
   npm ci --no-audit --no-fund
   touch node_modules/.package-lock.json
 fi
