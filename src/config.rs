@@ -25,6 +25,8 @@ pub struct Setting {
     pub doc: &'static str,
 }
 
+/// The longest an OAuth state may live (`OAUTH_STATE_TTL_SECS`); single-use claims outlive it.
+pub const MAX_STATE_TTL_SECS: u64 = 3_600;
 pub const DEFAULT_API_BASE: &str = "https://business-api.tiktok.com/open_api/v1.3";
 pub const DEFAULT_AUTH_URL: &str = "https://www.tiktok.com/v2/auth/authorize/";
 pub const DEFAULT_SCOPES: &str =
@@ -251,7 +253,14 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
             ),
         }
     }
-    let state_ttl_secs = number(&get, &mut problems, "OAUTH_STATE_TTL_SECS", 600, 1, 3_600);
+    let state_ttl_secs = number(
+        &get,
+        &mut problems,
+        "OAUTH_STATE_TTL_SECS",
+        600,
+        1,
+        MAX_STATE_TTL_SECS,
+    );
     let webhook_tolerance_secs =
         number(&get, &mut problems, "WEBHOOK_TOLERANCE_SECS", 300, 1, 3_600);
     let event_retention_secs =

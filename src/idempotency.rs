@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub const RETENTION_MS: u64 = 24 * 3600 * 1000;
+/// How long a single-use claim is kept: twice the longest an OAuth state lives, so a claim is
+/// only forgotten once the state it guards can no longer be redeemed anyway.
+pub const CLAIM_RETENTION_MS: u64 = 2 * crate::config::MAX_STATE_TTL_SECS * 1000;
 /// An in-progress claim older than this is considered abandoned (its request died).
 const IN_PROGRESS_STALE_MS: u64 = 60_000;
 const MAX_KEY: usize = 255;
@@ -126,12 +129,21 @@ pub async fn claim_once<P: Local + Clock>(p: &P, key: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// Forgets records older than the retention (the actor's alarm).
+/// Forgets records and claims older than their retention (the actor's alarm).
 pub async fn sweep<P: Local + Clock>(p: &P) -> Result<()> {
     let now = p.now_ms();
     for (k, v) in p.local_list("idem:", 1000).await? {
         let old = serde_json::from_str::<Record>(&v)
             .map(|r| now >= r.created_at + RETENTION_MS)
+            .unwrap_or(true);
+        if old {
+            p.local_delete(&k).await?;
+        }
+    }
+    for (k, v) in p.local_list("claimed:", 1000).await? {
+        let old = v
+            .parse::<u64>()
+            .map(|at| now >= at + CLAIM_RETENTION_MS)
             .unwrap_or(true);
         if old {
             p.local_delete(&k).await?;
@@ -194,6 +206,26 @@ mod tests {
         assert!(
             matches!(block_on(begin(&f, "k", "b")).unwrap(), Begin::Replay { .. }),
             "client errors are kept"
+        );
+    }
+
+    #[test]
+    fn claims_are_single_use_and_swept_only_after_their_state_expired() {
+        let f = Fake::new(1_000);
+        assert!(block_on(claim_once(&f, "s")).unwrap());
+        assert!(!block_on(claim_once(&f, "s")).unwrap(), "single use");
+        f.advance(crate::config::MAX_STATE_TTL_SECS);
+        block_on(sweep(&f)).unwrap();
+        assert!(
+            !block_on(claim_once(&f, "s")).unwrap(),
+            "kept while its state could still be redeemed"
+        );
+        f.advance(crate::config::MAX_STATE_TTL_SECS);
+        block_on(sweep(&f)).unwrap();
+        assert_eq!(
+            block_on(f.local_get("claimed:s")).unwrap(),
+            None,
+            "forgotten"
         );
     }
 

@@ -195,7 +195,12 @@ impl crate::ports::Accounts for ActorPlatform<'_> {
     }
 
     async fn claim_once(&self, key: &str) -> Result<bool> {
-        idempotency::claim_once(self, key).await
+        let fresh = idempotency::claim_once(self, key).await?;
+        if fresh {
+            // So the claim is swept once the state it guards has expired.
+            self.ensure_alarm().await?;
+        }
+        Ok(fresh)
     }
 
     async fn idempotency_begin(
@@ -271,6 +276,9 @@ impl worker::DurableObject for AccountActor {
         };
         let next = match outcome {
             Ok(true) => PENDING_ALARM_MS,
+            // Nothing left to sweep (a claim object whose claim expired, a forgotten account):
+            // no more alarms until something is stored again.
+            Ok(false) if self.storage_is_empty().await => return Response::ok("empty"),
             Ok(false) => SWEEP_ALARM_MS,
             Err(e) => {
                 log_line(
@@ -287,6 +295,14 @@ impl worker::DurableObject for AccountActor {
 }
 
 impl AccountActor {
+    async fn storage_is_empty(&self) -> bool {
+        self.state
+            .storage()
+            .list_with_options(ListOptions::new().limit(1))
+            .await
+            .is_ok_and(|m| m.size() == 0)
+    }
+
     fn platform(&self, request_id: String) -> Result<ActorPlatform<'_>> {
         let cfg = config::load(|k| lookup(&self.env, k))?;
         Ok(ActorPlatform {
