@@ -194,6 +194,14 @@ impl Sim {
             .collect()
     }
 
+    /// Messages and sender actions sent to one conversation, in order.
+    pub fn sent_to(&self, conversation_id: &str) -> Vec<SentMessage> {
+        self.sent()
+            .into_iter()
+            .filter(|m| m.conversation_id == conversation_id)
+            .collect()
+    }
+
     /// Every access and refresh token issued so far (for secret-hygiene checks).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.shared.lock().issued.clone()

@@ -7,7 +7,7 @@ use crate::{send, Env};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use tiktok_sim::{Fault, Sim};
+use tiktok_sim::Fault;
 
 /// Connects `account` on the Worker at `base`.
 async fn connect_at(env: &Env, base: &str, account: &str) {
@@ -25,13 +25,18 @@ async fn put_rules(env: &Env, base: &str) {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
-fn inbound(sim: &Sim, account: &str, conv: &str, id: &str) -> String {
-    sim.event(
+/// Delivers a signed inbound "price?" message to the Worker at `base`; TikTok must get a 200
+/// whatever happens to the reply afterwards.
+async fn deliver_inbound(env: &Env, base: &str, account: &str, conv: &str, id: &str) {
+    let body = env.sim.event(
         "im_receive_msg",
         account,
         &json!({"conversation_id": conv, "message_id": id, "type": "text",
         "text": {"body": "price?"}, "from_user": {"id": "u", "role": "personal_account"}}),
-    )
+    );
+    let url = format!("{base}/webhooks/tiktok");
+    let (status, text) = env.sim.deliver(&url, &body).await.expect("delivery");
+    assert_eq!(status, 200, "the webhook is acknowledged: {text}");
 }
 
 /// Each fault on a refresh is reported to the caller with a stable code; the account stays
@@ -147,7 +152,6 @@ pub async fn reply_faults_are_recorded_and_replayable(env: Arc<Env>) {
     });
     connect_at(&env, &w.url, "e2e-fault-reply").await;
     put_rules(&env, &w.url).await;
-    let hook = format!("{}/webhooks/tiktok", w.url);
     let faults = [
         vec![Fault::Http { status: 500 }; 4],
         vec![Fault::Code { code: 40100 }; 4],
@@ -156,20 +160,14 @@ pub async fn reply_faults_are_recorded_and_replayable(env: Arc<Env>) {
     ];
     for (i, f) in faults.iter().enumerate() {
         env.sim.push_faults("/message/send/", f.clone());
-        let (status, _) = env
-            .sim
-            .deliver(
-                &hook,
-                &inbound(
-                    &env.sim,
-                    "e2e-fault-reply",
-                    &format!("rf-c{i}"),
-                    &format!("rf-m{i}"),
-                ),
-            )
-            .await
-            .unwrap();
-        assert_eq!(status, 200);
+        deliver_inbound(
+            &env,
+            &w.url,
+            "e2e-fault-reply",
+            &format!("rf-c{i}"),
+            &format!("rf-m{i}"),
+        )
+        .await;
         let got = env
             .failures_at(
                 &w.url,
@@ -198,14 +196,7 @@ pub async fn reply_faults_are_recorded_and_replayable(env: Arc<Env>) {
         assert_eq!(r.json()["replayed"], true, "{}", r.text);
     }
     for i in 0..4 {
-        assert_eq!(
-            env.sim
-                .sent()
-                .iter()
-                .filter(|m| m.conversation_id == format!("rf-c{i}"))
-                .count(),
-            1
-        );
+        assert_eq!(env.sim.sent_to(&format!("rf-c{i}")).len(), 1);
     }
 }
 
@@ -232,16 +223,7 @@ pub async fn connection_refused_is_reported_and_recorded(env: Arc<Env>) {
     )
     .await
     .expect_error(502, "tiktok_unreachable");
-    let hook = format!("{}/webhooks/tiktok", w.url);
-    let (status, _) = env
-        .sim
-        .deliver(
-            &hook,
-            &inbound(&env.sim, "e2e-fault-refused", "cr-c", "cr-m1"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "the webhook is still acknowledged");
+    deliver_inbound(&env, &w.url, "e2e-fault-refused", "cr-c", "cr-m1").await;
     let got = env
         .failures_at(
             &w.url,
@@ -258,14 +240,7 @@ pub async fn connection_refused_is_reported_and_recorded(env: Arc<Env>) {
         .replay_at(&w.url, "e2e-fault-refused", &got[0]["id"])
         .await;
     assert_eq!(r.json()["replayed"], true, "{}", r.text);
-    assert_eq!(
-        env.sim
-            .sent()
-            .iter()
-            .filter(|m| m.conversation_id == "cr-c")
-            .count(),
-        1
-    );
+    assert_eq!(env.sim.sent_to("cr-c").len(), 1);
 }
 
 /// The Worker restarts while an accepted event is being processed: the actor's alarm finds it
@@ -279,16 +254,7 @@ pub async fn restart_mid_processing_is_recorded_and_replayable(env: Arc<Env>) {
     put_rules(&env, &w.url).await;
     env.sim
         .push_faults("/message/send/", [Fault::Slow { ms: 6_000 }]);
-    let hook = format!("{}/webhooks/tiktok", w.url);
-    let (status, _) = env
-        .sim
-        .deliver(
-            &hook,
-            &inbound(&env.sim, "e2e-fault-restart", "rs-c", "rs-m1"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 200);
+    deliver_inbound(&env, &w.url, "e2e-fault-restart", "rs-c", "rs-m1").await;
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     w.restart();
     let got = env
@@ -305,22 +271,10 @@ pub async fn restart_mid_processing_is_recorded_and_replayable(env: Arc<Env>) {
     );
     assert_eq!(got.len(), 1, "interrupted event recorded");
     assert_eq!(got[0]["stage"], "interrupted");
-    let before = env
-        .sim
-        .sent()
-        .iter()
-        .filter(|m| m.conversation_id == "rs-c")
-        .count();
+    let before = env.sim.sent_to("rs-c").len();
     let r = env
         .replay_at(&w.url, "e2e-fault-restart", &got[0]["id"])
         .await;
     assert_eq!(r.json()["replayed"], true, "{}", r.text);
-    assert!(
-        env.sim
-            .sent()
-            .iter()
-            .filter(|m| m.conversation_id == "rs-c")
-            .count()
-            > before
-    );
+    assert!(env.sim.sent_to("rs-c").len() > before);
 }

@@ -65,31 +65,15 @@ pub async fn no_secret_or_token_in_logs_or_responses(env: Arc<Env>) {
             .await
             .text,
     );
-    responses.push(
-        env.call("GET", "/v1/accounts", Some(ADMIN_KEY), None)
-            .await
-            .text,
-    );
-    responses.push(
-        env.call("GET", "/health?probe=tiktok", Some(ADMIN_KEY), None)
-            .await
-            .text,
-    );
-    responses.push(
-        env.call("PUT", "/v1/webhook-subscription", Some(ADMIN_KEY), None)
-            .await
-            .text,
-    );
-    responses.push(
-        env.call("GET", "/v1/webhook-subscription", Some(ADMIN_KEY), None)
-            .await
-            .text,
-    );
-    responses.push(
-        env.call("GET", "/v1/events/failed", Some(ADMIN_KEY), None)
-            .await
-            .text,
-    );
+    for (method, path) in [
+        ("GET", "/v1/accounts"),
+        ("GET", "/health?probe=tiktok"),
+        ("PUT", "/v1/webhook-subscription"),
+        ("GET", "/v1/webhook-subscription"),
+        ("GET", "/v1/events/failed"),
+    ] {
+        responses.push(env.call(method, path, Some(ADMIN_KEY), None).await.text);
+    }
     responses.push(
         env.call(
             "DELETE",

@@ -48,9 +48,8 @@ pub async fn sender_actions_are_sent(env: Arc<Env>) {
     }
     let acts: Vec<String> = env
         .sim
-        .sent()
+        .sent_to("act-c")
         .into_iter()
-        .filter(|m| m.conversation_id == "act-c")
         .map(|m| m.body["sender_action"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(acts, vec!["TYPING", "MARK_READ"]);
@@ -65,12 +64,7 @@ pub async fn image_by_url_is_uploaded_then_sent(env: Arc<Env>) {
     let media = r.json()["media_id"].as_str().unwrap().to_string();
     let upload = env.sim.requests_to("/media/upload/").pop().unwrap();
     assert!(upload.headers["content-type"].starts_with("multipart/form-data; boundary="));
-    let sent = env
-        .sim
-        .sent()
-        .into_iter()
-        .rfind(|m| m.conversation_id == "img-c")
-        .unwrap();
+    let sent = env.sim.sent_to("img-c").pop().unwrap();
     assert_eq!(
         (
             sent.message_type.as_str(),

@@ -6,7 +6,7 @@ use crate::{send, Env, Reply};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiktok_sim::{Fault, SentMessage, Sim, Sink};
+use tiktok_sim::{Fault, Sim, Sink};
 
 async fn put_rules(env: &Env, rules: Value) {
     let r = env
@@ -33,16 +33,9 @@ async fn deliver(env: &Env, account: &str, content: Value) -> ((u16, String), Du
     (r, t.elapsed())
 }
 
-fn sent_to(env: &Env, conv: &str) -> Vec<SentMessage> {
-    env.sim
-        .sent()
-        .into_iter()
-        .filter(|m| m.conversation_id == conv)
-        .collect()
-}
-
 fn texts(env: &Env, conv: &str) -> Vec<String> {
-    sent_to(env, conv)
+    env.sim
+        .sent_to(conv)
         .into_iter()
         .filter(|m| m.message_type == "TEXT")
         .map(|m| {
@@ -107,7 +100,9 @@ pub async fn welcome_then_keywords_with_typing_and_mark_read(env: Arc<Env>) {
     .await;
     deliver(&env, "e2e-wh-welcome", message("wel-c", "wel-m1", "hello")).await;
     assert_eq!(wait_texts(&env, "wel-c", 1).await, vec!["Hi Ada!"]);
-    let actions: Vec<String> = sent_to(&env, "wel-c")
+    let actions: Vec<String> = env
+        .sim
+        .sent_to("wel-c")
         .into_iter()
         .filter(|m| m.message_type == "SENDER_ACTION")
         .map(|m| m.body["sender_action"].as_str().unwrap().to_string())
