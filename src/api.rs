@@ -6,12 +6,13 @@ use crate::app::Ctx;
 use crate::auth::Role;
 use crate::error::{Error, Result, UpstreamFailure};
 use crate::http::{Request, Response};
-use crate::lossless;
 use crate::ports::{Level, Platform};
 use crate::tiktok::client::ConversationType;
+use crate::tiktok::codes::ApiCode;
+use crate::tiktok::types::{ListedMessage, MessagePage, Outgoing, Participant, Template};
 use crate::tiktok::{AppCredentials, Client};
 use crate::tokens::Vault;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Longest id we accept from a caller.
@@ -74,16 +75,11 @@ pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T> {
 }
 
 fn is_token_rejected(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Upstream {
-            failure: UpstreamFailure::Api { code: 40105, .. },
-            ..
-        }
-    )
+    e.api_code().is_some_and(ApiCode::wants_refresh)
 }
 
-/// Runs `op` with the account's access token; if TikTok rejects the token (40105), gets a
+/// Runs `op` with the account's access token; if TikTok rejects the token (40102 expired,
+/// 40105 invalid), gets a
 /// refreshed one (single-flight in the coordinator) and runs `op` once more.
 pub async fn with_token<P: Platform, T>(
     ctx: &Ctx<'_, P>,
@@ -122,7 +118,8 @@ pub async fn list_accounts<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resu
                 m.status
             };
             json!({
-                "id": m.account_id, "display_name": m.display_name, "scopes": m.scopes,
+                "id": m.account_id, "display_name": m.display_name, "username": m.username,
+                "profile_image": m.profile_image, "scopes": m.scopes,
                 "status": status, "access_token_expires_at": m.access_expires_at,
                 "refresh_token_expires_at": m.refresh_expires_at, "connected_at": m.created_at,
                 "updated_at": m.updated_at, "refreshed_at": m.refreshed_at,
@@ -146,15 +143,16 @@ pub async fn delete_account<P: Platform>(
             what: format!("account {id}"),
         });
     }
-    let revoke = match vault.get(id).await {
-        Ok(Some(acct)) => {
+    // TikTok revokes a grant by its access token: a fresh one when the account can still
+    // refresh (an expired token may not be accepted), else the stored one.
+    let token = match ctx.p.access_token(id, None).await {
+        Ok(t) => Ok(Some(t)),
+        Err(_) => vault.get(id).await.map(|a| a.map(|a| a.access_token)),
+    };
+    let revoke = match token {
+        Ok(Some(token)) => {
             let client = Client::for_config(ctx.p, cfg);
-            let app = AppCredentials {
-                client_key: &cfg.client_key,
-                client_secret: &cfg.client_secret,
-            };
-            // The refresh token is the long-lived grant; revoking it ends the whole grant.
-            client.revoke(app, acct.refresh_token.expose()).await
+            client.revoke(app_creds(cfg), token.expose()).await
         }
         Ok(None) => Ok(()),
         Err(e) => Err(e),
@@ -171,26 +169,6 @@ pub async fn delete_account<P: Platform>(
         body["revoke_error"] = json!({"code": e.code(), "message": e.to_string()});
     }
     Ok(Response::json(200, &body))
-}
-
-#[derive(Debug, Deserialize, Serialize)]
-struct Conversation {
-    #[serde(deserialize_with = "lossless::id", rename(serialize = "id"))]
-    conversation_id: String,
-    #[serde(default, rename(serialize = "updated_at"))]
-    update_time: Option<i64>,
-    #[serde(default)]
-    referral: Option<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ConversationPage {
-    #[serde(default)]
-    conversations: Vec<Conversation>,
-    #[serde(default)]
-    has_more: bool,
-    #[serde(default, deserialize_with = "lossless::opt_id")]
-    cursor: Option<String>,
 }
 
 /// `GET /v1/conversations?account_id&type=STRANGER|SINGLE&cursor&limit`.
@@ -214,13 +192,13 @@ pub async fn list_conversations<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) ->
         Some(l) => Some(
             l.parse::<u32>()
                 .ok()
-                .filter(|n| (1..=50).contains(n))
-                .ok_or_else(|| Error::invalid("limit", "must be a whole number from 1 to 50"))?,
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| Error::invalid("limit", "must be a whole number from 1 to 100"))?,
         ),
         None => None,
     };
     let client = Client::for_config(ctx.p, cfg);
-    let page: ConversationPage = with_token(ctx, &account, async |t: &str| {
+    let page = with_token(ctx, &account, async |t: &str| {
         client
             .list_conversations(t, &account, kind, cursor.as_deref(), limit)
             .await
@@ -229,40 +207,88 @@ pub async fn list_conversations<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) ->
     Ok(Response::json(
         200,
         &json!({
-            "account_id": account, "type": kind.as_str(), "conversations": page.conversations,
+            "account_id": account, "type": kind.as_str(),
+            "conversations": page.conversations.iter().map(|c| json!({
+                "id": c.conversation_id, "updated_at": c.update_time, "referral": c.referral,
+            })).collect::<Vec<_>>(),
             "has_more": page.has_more, "cursor": page.cursor.filter(|c| !c.is_empty() && page.has_more),
         }),
     ))
 }
 
-/// One message as TikTok lists it; ids stay exact strings.
-#[derive(Debug, Deserialize, Serialize)]
-struct Message {
-    #[serde(deserialize_with = "lossless::id", rename(serialize = "id"))]
-    message_id: String,
-    #[serde(default, rename(serialize = "type"))]
-    message_type: Option<String>,
-    #[serde(default, rename(serialize = "created_at"))]
-    create_time: Option<i64>,
-    #[serde(default)]
-    direction: Option<String>,
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    sender: Option<Value>,
-    #[serde(default)]
-    content: Option<Value>,
+/// One listed message in our shape: lower-case enums, direction from the sender.
+fn message_json(m: &ListedMessage, business_id: &str) -> Value {
+    let from_business = m.from_user.as_ref().is_some_and(|u| {
+        u.id.as_deref() == Some(business_id)
+            || u.role
+                .as_deref()
+                .is_some_and(|r| r.eq_ignore_ascii_case("business_account"))
+    });
+    let lower = |s: &Option<String>| s.as_deref().map(str::to_ascii_lowercase);
+    let mut v = json!({
+        "id": m.message_id,
+        "type": lower(&m.message_type),
+        "timestamp_ms": m.timestamp,
+        "direction": if from_business { "outbound" } else { "inbound" },
+        "source": m.message_tag.as_ref().and_then(|t| t.source.as_deref()).map(str::to_ascii_lowercase),
+        "sender": m.sender, "recipient": m.recipient,
+    });
+    let mut put = |k: &str, x: Value| {
+        if !x.is_null() {
+            v[k] = x;
+        }
+    };
+    put("text", json!(m.text.as_ref().map(|t| &t.body)));
+    put(
+        "image",
+        json!(m
+            .image
+            .as_ref()
+            .and_then(|i| i.media_id.as_ref())
+            .map(|id| json!({"media_id": id}))),
+    );
+    put(
+        "video",
+        json!(m
+            .video
+            .as_ref()
+            .and_then(|i| i.media_id.as_ref())
+            .map(|id| json!({"media_id": id}))),
+    );
+    put(
+        "share_post",
+        json!(m
+            .share_post
+            .as_ref()
+            .map(|p| json!({"embed_url": p.embed_url}))),
+    );
+    put("template", m.template.clone().unwrap_or(Value::Null));
+    put("sticker", m.sticker.clone().unwrap_or(Value::Null));
+    put("emoji", m.emoji.clone().unwrap_or(Value::Null));
+    put("auto_message_type", json!(lower(&m.auto_message_type)));
+    put(
+        "reply_to",
+        json!(m
+            .referenced_message_info
+            .as_ref()
+            .and_then(|r| r.referenced_message_id.as_ref())),
+    );
+    if !m.reactions.is_empty() {
+        v["reactions"] = json!(m.reactions);
+    }
+    v
 }
 
-#[derive(Debug, Deserialize)]
-struct MessagePage {
-    #[serde(default)]
-    messages: Vec<Message>,
-    #[serde(default)]
-    has_more: bool,
+fn participant_json(p: &Participant) -> Value {
+    json!({
+        "role": p.role.as_deref().map(str::to_ascii_lowercase), "id": p.id,
+        "display_name": p.display_name, "profile_image": p.profile_image,
+        "is_follower": p.is_follower,
+    })
 }
 
-/// `GET /v1/conversations/{id}/messages?account_id`: TikTok's 20 latest messages.
+/// `GET /v1/conversations/{id}/messages?account_id`: TikTok's 20 latest messages, oldest
+/// first, with the two participants.
 pub async fn list_messages<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
@@ -273,17 +299,165 @@ pub async fn list_messages<P: Platform>(
     let account = id_param(req, "account_id")?;
     check_id("conversation_id", conversation)?;
     let client = Client::for_config(ctx.p, cfg);
-    let page: MessagePage = with_token(ctx, &account, async |t: &str| {
+    let mut page: MessagePage = with_token(ctx, &account, async |t: &str| {
         client.list_messages(t, &account, conversation).await
     })
     .await?;
+    // TikTok does not document the order; answer oldest first, like a chat.
+    page.messages.sort_by_key(|m| m.timestamp.unwrap_or(0));
     Ok(Response::json(
         200,
         &json!({
             "account_id": account, "conversation_id": conversation,
-            "messages": page.messages, "has_more": page.has_more,
+            "messages": page.messages.iter().map(|m| message_json(m, &account)).collect::<Vec<_>>(),
+            "participants": page.participants.iter().map(participant_json).collect::<Vec<_>>(),
+            "has_more": false,
         }),
     ))
+}
+
+/// `GET /v1/conversations/{id}/messages/{message_id}/media?account_id[&media_id][&media_type]`:
+/// a download URL for a customer's image or video, valid 24 h. TikTok only serves it with
+/// the account's access token, so `?download=1` fetches it through the Worker instead.
+pub async fn message_media<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    conversation: &str,
+    message: &str,
+) -> Result<Response> {
+    ctx.authorize(req, Role::Sender)?;
+    let cfg = ctx.config()?;
+    let account = id_param(req, "account_id")?;
+    check_id("conversation_id", conversation)?;
+    check_id("message_id", message)?;
+    let media_type = match req.query("media_type").as_deref() {
+        None => None,
+        Some(t) if t.eq_ignore_ascii_case("image") => Some("IMAGE"),
+        Some(t) if t.eq_ignore_ascii_case("video") => Some("VIDEO"),
+        Some(_) => return Err(Error::invalid("media_type", "must be image or video")),
+    };
+    let client = Client::for_config(ctx.p, cfg);
+    let (media_id, media_type) = match req.query("media_id") {
+        Some(id) => {
+            check_id("media_id", &id)?;
+            (id, media_type.unwrap_or("IMAGE"))
+        }
+        None => {
+            // Found in TikTok's listing (the 20 latest messages).
+            let page = with_token(ctx, &account, async |t: &str| {
+                client.list_messages(t, &account, conversation).await
+            })
+            .await?;
+            let m = page
+                .messages
+                .iter()
+                .find(|m| m.message_id == message)
+                .ok_or_else(|| Error::Missing {
+                    what: format!(
+                        "message {message} among the conversation's latest messages (give media_id)"
+                    ),
+                })?;
+            match (&m.image, &m.video) {
+                (Some(i), _) if i.media_id.is_some() => {
+                    (i.media_id.clone().unwrap_or_default(), "IMAGE")
+                }
+                (_, Some(v)) if v.media_id.is_some() => {
+                    (v.media_id.clone().unwrap_or_default(), "VIDEO")
+                }
+                _ => {
+                    return Err(Error::Missing {
+                        what: format!("media in message {message}"),
+                    })
+                }
+            }
+        }
+    };
+    let got = with_token(ctx, &account, async |t: &str| {
+        client
+            .media_download(t, &account, conversation, message, &media_id, media_type)
+            .await
+    })
+    .await?;
+    if req.query("download").as_deref() == Some("1") {
+        return download_media(ctx, &account, &got.download_url).await;
+    }
+    Ok(Response::json(
+        200,
+        &json!({
+            "account_id": account, "conversation_id": conversation, "message_id": message,
+            "media_id": media_id, "media_type": media_type.to_ascii_lowercase(),
+            "download_url": got.download_url, "expires_in_secs": 86_400,
+            "note": "TikTok serves this URL only with the account's access token in `x-user`; add download=1 to fetch it through the Worker",
+        }),
+    ))
+}
+
+/// Largest media file passed through the Worker.
+const MAX_MEDIA_BYTES: usize = 16 * 1024 * 1024;
+
+async fn download_media<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    account: &str,
+    url: &str,
+) -> Result<Response> {
+    let parsed = url::Url::parse(url).map_err(|_| Error::Upstream {
+        endpoint: "/business/message/media/download/",
+        failure: UpstreamFailure::Malformed,
+        request_id: None,
+    })?;
+    // The access token goes only to TikTok's own hosts (or the configured API host).
+    let api_host = url::Url::parse(&ctx.config()?.api_base)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string));
+    let host = parsed.host_str().unwrap_or_default();
+    let tiktok_host = ["tiktok.com", "tiktokcdn.com", "tiktokv.com"]
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")));
+    if !(tiktok_host && parsed.scheme() == "https") && api_host.as_deref() != Some(host) {
+        return Err(Error::Upstream {
+            endpoint: "/business/message/media/download/",
+            failure: UpstreamFailure::Malformed,
+            request_id: None,
+        });
+    }
+    let token = ctx.p.access_token(account, None).await?;
+    let resp = ctx
+        .p
+        .send(crate::http::Outbound {
+            method: crate::http::Method::Get,
+            url: parsed.to_string(),
+            headers: crate::http::Headers::new().with("x-user", token.expose()),
+            body: None,
+            timeout_ms: ctx.config()?.tiktok_timeout_ms,
+            max_body: Some(MAX_MEDIA_BYTES),
+        })
+        .await
+        .map_err(|e| Error::Upstream {
+            endpoint: "media file",
+            failure: match e {
+                crate::ports::TransportError::Timeout => UpstreamFailure::Timeout,
+                crate::ports::TransportError::TooLarge => UpstreamFailure::Malformed,
+                crate::ports::TransportError::Unreachable(_) => UpstreamFailure::Unreachable,
+            },
+            request_id: None,
+        })?;
+    if resp.status != 200 {
+        return Err(Error::Upstream {
+            endpoint: "media file",
+            failure: UpstreamFailure::Http {
+                status: resp.status,
+            },
+            request_id: None,
+        });
+    }
+    let ct = resp
+        .headers
+        .get("content-type")
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let mut out = Response::bytes(200, &ct, resp.body);
+    out.headers.set("cache-control", "private, no-store");
+    Ok(out)
 }
 
 // ---------- outbound messages ----------
@@ -303,8 +477,15 @@ struct SendRequest {
     kind: String,
     #[serde(default)]
     text: Option<String>,
+    /// A message id of this conversation to quote (text only).
+    #[serde(default)]
+    reply_to: Option<String>,
     #[serde(default)]
     image: Option<ImageRef>,
+    #[serde(default)]
+    share_post: Option<crate::replies::SharePost>,
+    #[serde(default)]
+    template: Option<Template>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -319,10 +500,10 @@ struct ImageRef {
 /// A validated send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Planned {
-    Text(String),
-    Image(String),
+    /// Ready for TikTok as it is.
+    Message(Outgoing),
+    /// An image to fetch and upload first.
     ImageUrl(url::Url),
-    Action(SenderAction),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,13 +516,13 @@ pub struct SendPlan {
 impl Planned {
     fn kind(&self) -> &'static str {
         match self {
-            Planned::Text(_) => "text",
-            Planned::Image(_) | Planned::ImageUrl(_) => "image",
-            Planned::Action(SenderAction::Typing) => "typing",
-            Planned::Action(SenderAction::MarkRead) => "mark_read",
+            Planned::Message(m) => m.kind(),
+            Planned::ImageUrl(_) => "image",
         }
     }
 }
+
+const SEND_TYPES: &str = "text, image, share_post, template, typing, mark_read";
 
 /// Validates a `POST /v1/messages` body; errors name the field.
 pub fn validate_send(body: &[u8]) -> Result<SendPlan> {
@@ -353,14 +534,47 @@ pub fn validate_send(body: &[u8]) -> Result<SendPlan> {
     let r: SendRequest = from_json(body, Some("body"))?;
     check_id("account_id", &r.account_id)?;
     check_id("conversation_id", &r.conversation_id)?;
+    // Each type carries its own field and nothing else.
+    let given = [
+        ("text", r.text.is_some()),
+        ("reply_to", r.reply_to.is_some()),
+        ("image", r.image.is_some()),
+        ("share_post", r.share_post.is_some()),
+        ("template", r.template.is_some()),
+    ];
+    let own: &[&str] = match r.kind.as_str() {
+        "text" => &["text", "reply_to"],
+        "image" => &["image"],
+        "share_post" => &["share_post"],
+        "template" => &["template"],
+        "typing" | "mark_read" => &[],
+        other => {
+            return Err(Error::invalid(
+                "type",
+                format!(
+                    "`{}` is not one of {SEND_TYPES}",
+                    other.chars().take(40).collect::<String>()
+                ),
+            ))
+        }
+    };
+    if let Some((field, _)) = given.iter().find(|(f, set)| *set && !own.contains(f)) {
+        let field = if own.is_empty() { "type" } else { field };
+        return Err(Error::invalid(
+            field,
+            format!(
+                "a {} message carries only {}",
+                r.kind,
+                if own.is_empty() {
+                    "its type".to_string()
+                } else {
+                    own.join(" and ")
+                }
+            ),
+        ));
+    }
     let what = match r.kind.as_str() {
         "text" => {
-            if r.image.is_some() {
-                return Err(Error::invalid(
-                    "image",
-                    "a text message carries no image (send text or image, not both)",
-                ));
-            }
             let t = r
                 .text
                 .ok_or_else(|| Error::invalid("text", "is required for type text"))?;
@@ -371,22 +585,22 @@ pub fn validate_send(body: &[u8]) -> Result<SendPlan> {
                     format!("must be 1 to 6000 characters (has {n})"),
                 ));
             }
-            Planned::Text(t)
+            if let Some(id) = &r.reply_to {
+                check_id("reply_to", id)?;
+            }
+            Planned::Message(Outgoing::Text {
+                text: t,
+                reply_to: r.reply_to,
+            })
         }
         "image" => {
-            if r.text.is_some() {
-                return Err(Error::invalid(
-                    "text",
-                    "an image message carries no text (send text or image, not both)",
-                ));
-            }
             let img = r
                 .image
                 .ok_or_else(|| Error::invalid("image", "is required for type image"))?;
             match (img.media_id, img.url) {
                 (Some(id), None) => {
                     check_id("image.media_id", &id)?;
-                    Planned::Image(id)
+                    Planned::Message(Outgoing::Image { media_id: id })
                 }
                 (None, Some(u)) => {
                     let url = url::Url::parse(&u)
@@ -404,28 +618,31 @@ pub fn validate_send(body: &[u8]) -> Result<SendPlan> {
                 }
             }
         }
-        "typing" | "mark_read" => {
-            if r.text.is_some() || r.image.is_some() {
-                return Err(Error::invalid(
-                    "type",
-                    format!("{} carries no text or image", r.kind),
-                ));
-            }
-            Planned::Action(if r.kind == "typing" {
+        "share_post" => {
+            let post = r
+                .share_post
+                .ok_or_else(|| Error::invalid("share_post", "is required for type share_post"))?;
+            check_id("share_post.item_id", &post.item_id)?;
+            Planned::Message(Outgoing::SharePost {
+                item_id: post.item_id,
+            })
+        }
+        "template" => {
+            let template = r
+                .template
+                .ok_or_else(|| Error::invalid("template", "is required for type template"))?;
+            template
+                .check()
+                .map_err(|(f, why)| Error::invalid(format!("template.{f}"), why))?;
+            Planned::Message(Outgoing::Template { template })
+        }
+        kind => Planned::Message(Outgoing::Action {
+            action: if kind == "typing" {
                 SenderAction::Typing
             } else {
                 SenderAction::MarkRead
-            })
-        }
-        other => {
-            return Err(Error::invalid(
-                "type",
-                format!(
-                    "`{}` is not one of text, image, typing, mark_read",
-                    other.chars().take(40).collect::<String>()
-                ),
-            ))
-        }
+            },
+        }),
     };
     Ok(SendPlan {
         account: r.account_id,
@@ -500,20 +717,81 @@ async fn transient_retries<P: Platform, T>(p: &P, op: impl AsyncFn() -> Result<T
         .map_err(|(e, _)| e)
 }
 
+/// How long TikTok's answer on image sending is trusted, per conversation.
+const CAPABILITY_TTL_SECS: u64 = 6 * 3600;
+
+/// Refuses an image where TikTok does not allow one: both sides must be in markets with
+/// image messaging. Asked once per conversation and cached.
+async fn check_image_allowed<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    client: &Client<'_, P>,
+    account: &str,
+    conversation: &str,
+) -> Result<()> {
+    use sha2::Digest;
+    let key = format!(
+        "cap:image:{account}:{}",
+        hex::encode(&sha2::Sha256::digest(conversation.as_bytes())[..12])
+    );
+    let allowed = match ctx.p.get(crate::ports::Bucket::State, &key).await? {
+        Some(v) => v == "1",
+        None => {
+            let allowed = with_token(ctx, account, async |t: &str| {
+                transient_retries(ctx.p, async || {
+                    client
+                        .image_capability(t, account, conversation, ConversationType::Single)
+                        .await
+                })
+                .await
+            })
+            .await?;
+            let v = if allowed { "1" } else { "0" };
+            if let Err(e) = ctx
+                .p
+                .put(
+                    crate::ports::Bucket::State,
+                    &key,
+                    v,
+                    Some(CAPABILITY_TTL_SECS),
+                )
+                .await
+            {
+                ctx.log(
+                    Level::Warn,
+                    "capability not cached",
+                    json!({"account_id": account, "code": e.code()}),
+                );
+            }
+            allowed
+        }
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Error::Refused {
+            code: "image_not_allowed",
+            message: "TikTok does not allow image messages in this conversation (image messaging needs both the business and the customer in markets where it is available); send text instead".into(),
+        })
+    }
+}
+
 async fn perform_send<P: Platform>(ctx: &Ctx<'_, P>, plan: &SendPlan) -> Result<Value> {
     let cfg = ctx.config()?;
     let client = Client::for_config(ctx.p, cfg);
     let (acct, conv) = (&plan.account, &plan.conversation);
     let mut media_id = None;
     let outgoing = match &plan.what {
-        Planned::Text(t) => crate::tiktok::types::Outgoing::Text(t.clone()),
-        Planned::Image(id) => crate::tiktok::types::Outgoing::Image {
-            media_id: id.clone(),
-        },
-        Planned::Action(a) => crate::tiktok::types::Outgoing::Action(*a),
+        Planned::Message(m) => {
+            if let Outgoing::Image { media_id: id } = m {
+                check_image_allowed(ctx, &client, acct, conv).await?;
+                media_id = Some(id.clone());
+            }
+            m.clone()
+        }
         Planned::ImageUrl(u) => {
-            // Checks the account before fetching anything.
+            // Checks the account and the conversation before fetching anything.
             ctx.p.access_token(acct, None).await?;
+            check_image_allowed(ctx, &client, acct, conv).await?;
             let (bytes, ct) = fetch_image(ctx, u).await?;
             let id = with_token(ctx, acct, async |t: &str| {
                 transient_retries(ctx.p, async || {
@@ -523,7 +801,7 @@ async fn perform_send<P: Platform>(ctx: &Ctx<'_, P>, plan: &SendPlan) -> Result<
             })
             .await?;
             media_id = Some(id.clone());
-            crate::tiktok::types::Outgoing::Image { media_id: id }
+            Outgoing::Image { media_id: id }
         }
     };
     let sent = with_token(ctx, acct, async |t: &str| {
@@ -532,12 +810,9 @@ async fn perform_send<P: Platform>(ctx: &Ctx<'_, P>, plan: &SendPlan) -> Result<
     .await?;
     let mut out = json!({
         "account_id": acct, "conversation_id": conv, "type": plan.what.kind(),
-        "message_id": sent.message_id, "create_time": sent.create_time,
+        "message_id": sent.message_id,
     });
-    if let Some(m) = media_id.or(match &plan.what {
-        Planned::Image(id) => Some(id.clone()),
-        _ => None,
-    }) {
+    if let Some(m) = media_id {
         out["media_id"] = json!(m);
     }
     Ok(out)
@@ -652,15 +927,14 @@ pub async fn get_subscription<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> R
     let cfg = ctx.config()?;
     let client = Client::for_config(ctx.p, cfg);
     let data = transient_retries(ctx.p, async || client.webhook_list(app_creds(cfg)).await).await?;
-    let subs: Vec<Value> = data
-        .get("list")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|s| json!({"event_type": s.get("event_type"), "callback_url": s.get("callback_url")}))
-        .collect();
-    Ok(Response::json(200, &json!({"subscriptions": subs})))
+    let url = data.callback_url.filter(|u| !u.is_empty());
+    Ok(Response::json(
+        200,
+        &json!({
+            "event_type": data.event_type.unwrap_or_else(|| "DIRECT_MESSAGE".into()),
+            "registered": url.is_some(), "callback_url": url,
+        }),
+    ))
 }
 
 /// `DELETE /v1/webhook-subscription` (admin).
@@ -693,18 +967,28 @@ mod tests {
             br#"{"account_id":"a","conversation_id":"c+1","type":"text","text":"hi"}"#,
         )
         .unwrap();
-        assert_eq!(p.what, Planned::Text("hi".into()));
+        assert_eq!(p.what, Planned::Message(Outgoing::text("hi")));
         assert_eq!(p.conversation, "c+1");
         let p = validate_send(
             br#"{"account_id":"a","conversation_id":"c","type":"image","image":{"media_id":"m"}}"#,
         )
         .unwrap();
-        assert_eq!(p.what, Planned::Image("m".into()));
+        assert_eq!(
+            p.what,
+            Planned::Message(Outgoing::Image {
+                media_id: "m".into()
+            })
+        );
         let p = validate_send(br#"{"account_id":"a","conversation_id":"c","type":"image","image":{"url":"https://x.example/a.png"}}"#).unwrap();
         assert!(matches!(p.what, Planned::ImageUrl(_)));
         let p = validate_send(br#"{"account_id":"a","conversation_id":"c","type":"mark_read"}"#)
             .unwrap();
-        assert_eq!(p.what, Planned::Action(SenderAction::MarkRead));
+        assert_eq!(
+            p.what,
+            Planned::Message(Outgoing::Action {
+                action: SenderAction::MarkRead
+            })
+        );
         let six_k = format!(
             r#"{{"account_id":"a","conversation_id":"c","type":"text","text":"{}"}}"#,
             "é".repeat(6000)

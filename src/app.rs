@@ -225,6 +225,10 @@ async fn dispatch<P: Platform>(
         Endpoint::DeleteAccount => api::delete_account(ctx, req, param()).await,
         Endpoint::ListConversations => api::list_conversations(ctx, req).await,
         Endpoint::ListMessages => api::list_messages(ctx, req, param()).await,
+        Endpoint::MessageMedia => {
+            let message = params.get(1).map(String::as_str).unwrap_or_default();
+            api::message_media(ctx, req, param(), message).await
+        }
         Endpoint::WebhookReceive => events::receive(ctx, req).await,
         Endpoint::WebhookChallenge => Ok(events::challenge(req)),
         Endpoint::GetRules => events::get_rules(ctx, req).await,
@@ -353,17 +357,25 @@ mod tests {
             .unwrap()
             .1
             .into_owned();
-        f.answer(envelope(json!({"access_token": "act.NATIVE", "refresh_token": "rft.NATIVE",
-            "access_token_expire_in": 86400, "refresh_token_expire_in": 31536000, "open_id": "biz-9",
-            "scope": "user.info.basic"})));
-        let cb = format!("https://w.example/oauth/callback?code=a%2Ab&state={state}");
+        f.answer(envelope(
+            json!({"access_token": "act.NATIVE", "refresh_token": "rft.NATIVE",
+            "expires_in": 86400, "refresh_token_expires_in": 31536000, "open_id": "biz-9",
+            "scope": "user.info.basic"}),
+        ));
+        f.answer(envelope(
+            json!({"username": "acme.store", "display_name": "Acme Store", "profile_image": "https://p16.tiktokcdn.com/a.jpeg"}),
+        ));
+        let cb = format!("https://w.example/oauth/callback/?code=a%2Ab&state={state}");
         let (page, _) = call(&f, &cfg, req(Method::Get, &cb, &[], b""));
         assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
         let sent: Value = serde_json::from_slice(f.sent()[0].body.as_ref().unwrap()).unwrap();
         assert_eq!(sent["auth_code"], "a*b");
-        assert_eq!(sent["redirect_uri"], "https://w.example/oauth/callback");
+        assert_eq!(sent["redirect_uri"], "https://w.example/oauth/callback/");
+        assert!(f.sent()[1].url.contains("/business/get/?business_id=biz-9"));
+        assert_eq!(f.sent()[1].headers.get("access-token"), Some("act.NATIVE"));
         let raw = f.raw(crate::ports::Bucket::Tokens, "acct:biz-9").unwrap();
         assert!(!raw.contains("NATIVE"), "tokens sealed at rest");
+        assert!(raw.contains("\"display_name\":\"Acme Store\"") && raw.contains("acme.store"));
         let (again, _) = call(&f, &cfg, req(Method::Get, &cb, &[], b""));
         assert_eq!(again.status, 400);
         // A stale KV replica still showing the state: the Durable Object claim refuses it.
@@ -379,7 +391,7 @@ mod tests {
         let (stale_replay, _) = call(&f, &cfg, req(Method::Get, &cb, &[], b""));
         assert_eq!(stale_replay.status, 400);
         assert!(String::from_utf8_lossy(&stale_replay.body).contains("already used"));
-        assert_eq!(f.sent().len(), 1, "no second exchange");
+        assert_eq!(f.sent().len(), 2, "no second exchange");
         let logs = format!("{:?}", f.logs.borrow());
         assert!(
             !logs.contains("NATIVE") && !logs.contains(&state),
@@ -393,7 +405,7 @@ mod tests {
         let acct = crate::tokens::Account::from_grant(
             "biz",
             &serde_json::from_value(json!({"access_token": "act.x", "refresh_token": "rft.x",
-                "access_token_expire_in": 86400, "refresh_token_expire_in": 999999}))
+                "expires_in": 86400, "refresh_token_expires_in": 999999}))
             .unwrap(),
             f.now_secs(),
             &cfg.as_ref().unwrap().keyring,

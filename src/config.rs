@@ -73,7 +73,7 @@ pub const SETTINGS: &[Setting] = &[
         name: "OAUTH_REDIRECT_URI",
         kind: Kind::Var,
         required: false,
-        doc: "redirect URI registered in the TikTok app (default: this Worker's /oauth/callback)",
+        doc: "redirect URI registered in the TikTok app (default: this Worker's /oauth/callback/)",
     },
     Setting {
         name: "OAUTH_SCOPES",
@@ -150,6 +150,25 @@ pub const SETTINGS: &[Setting] = &[
     },
 ];
 
+/// TikTok's rules for a redirect URI: absolute https (plain http only for a local host), no
+/// query string, no fragment, shorter than 512 characters.
+pub fn check_redirect_uri(u: &url::Url) -> std::result::Result<(), &'static str> {
+    let local = matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if u.scheme() != "https" && !(u.scheme() == "http" && local) {
+        return Err("TikTok accepts only https redirect URIs");
+    }
+    if u.query().is_some() {
+        return Err("TikTok accepts no query string in a redirect URI");
+    }
+    if u.fragment().is_some() {
+        return Err("TikTok accepts no #fragment in a redirect URI");
+    }
+    if u.as_str().len() >= 512 {
+        return Err("TikTok accepts redirect URIs shorter than 512 characters");
+    }
+    Ok(())
+}
+
 /// The Worker's configuration, fully validated.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -221,6 +240,11 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
     let api_base = url_var("TIKTOK_API_BASE", Some(DEFAULT_API_BASE));
     let auth_url = url_var("TIKTOK_AUTH_URL", Some(DEFAULT_AUTH_URL));
     let redirect_uri = url_var("OAUTH_REDIRECT_URI", None);
+    if let Some(u) = &redirect_uri {
+        if let Err(why) = check_redirect_uri(u) {
+            problems.push(format!("malformed var OAUTH_REDIRECT_URI: {why}"));
+        }
+    }
     let scopes: Vec<String> = get("OAUTH_SCOPES")
         .unwrap_or_else(|| DEFAULT_SCOPES.to_string())
         .split(',')

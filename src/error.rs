@@ -4,6 +4,7 @@
 //! `Display` message, so codes stay stable and no handler invents its own error body.
 //! Messages never carry secret values: variants hold names, fields and TikTok's own words only.
 
+use crate::tiktok::codes::ApiCode;
 use serde_json::{json, Value};
 
 /// Why a TikTok call failed, as far as the caller needs to know.
@@ -68,6 +69,10 @@ pub enum Error {
         message: String,
         details: Option<Value>,
     },
+    /// TikTok would refuse this request for this conversation or account (e.g. images where
+    /// TikTok does not allow them); `code` is stable and documented.
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     #[error("storage failed during {0}")]
     Storage(String),
     #[error("internal error: {0}")]
@@ -92,6 +97,17 @@ impl Error {
         }
     }
 
+    /// TikTok's error code, when TikTok answered with one.
+    pub fn api_code(&self) -> Option<ApiCode> {
+        match self {
+            Error::Upstream {
+                failure: UpstreamFailure::Api { code, .. },
+                ..
+            } => Some(ApiCode::from_code(*code)),
+            _ => None,
+        }
+    }
+
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> u16 {
         match self {
@@ -103,19 +119,12 @@ impl Error {
             Error::InvalidJson(_) | Error::Invalid { .. } => 400,
             Error::PayloadTooLarge { .. } => 413,
             Error::Conflict(_) | Error::AccountNeedsReauth { .. } => 409,
-            Error::IdempotencyMismatch => 422,
+            Error::IdempotencyMismatch | Error::Refused { .. } => 422,
             Error::Vault { .. } => 500,
             Error::Relayed { status, .. } => *status,
             Error::Upstream { failure, .. } => match failure {
                 UpstreamFailure::Timeout => 504,
-                UpstreamFailure::Api { code, .. } => match *code {
-                    40100 => 429,
-                    40064 => 409,
-                    40001 => 403,
-                    40002 | 40908 => 400,
-                    40007 => 404,
-                    _ => 502,
-                },
+                UpstreamFailure::Api { code, .. } => ApiCode::from_code(*code).http_status(),
                 _ => 502,
             },
         }
@@ -136,6 +145,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Conflict(_) => "conflict",
             Error::IdempotencyMismatch => "idempotency_key_reused",
+            Error::Refused { code, .. } => code,
             Error::AccountNeedsReauth { .. } => "account_needs_reauth",
             Error::Vault { .. } => "vault_unreadable",
             Error::Relayed { code, .. } => code,
@@ -144,17 +154,7 @@ impl Error {
                 UpstreamFailure::Unreachable => "tiktok_unreachable",
                 UpstreamFailure::Malformed => "tiktok_malformed_response",
                 UpstreamFailure::Http { .. } => "tiktok_http_error",
-                UpstreamFailure::Api { code, .. } => match *code {
-                    40100 => "tiktok_rate_limited",
-                    40064 => "tiktok_message_blocked",
-                    40001 => "tiktok_permission_denied",
-                    40002 => "tiktok_invalid_parameter",
-                    40908 => "tiktok_unsupported_file",
-                    40007 => "tiktok_not_found",
-                    40105 => "tiktok_token_rejected",
-                    51065 => "tiktok_system_error",
-                    _ => "tiktok_error",
-                },
+                UpstreamFailure::Api { code, .. } => ApiCode::from_code(*code).error_code(),
             },
             Error::Storage(_) => "storage_error",
             Error::Internal(_) => "internal_error",

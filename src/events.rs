@@ -14,6 +14,7 @@ use crate::error::{Error, Result, UpstreamFailure};
 use crate::http::{Headers, Method, Outbound, Request, Response};
 use crate::ports::{Bucket, Level, Local, Platform};
 use crate::replies::{self, Conversation, Plan, RuleSet, Zone};
+use crate::tiktok::codes::ApiCode;
 use crate::tiktok::types::{Outgoing, SenderAction};
 use crate::tiktok::Client;
 use crate::webhook::{self, Event, Kind};
@@ -109,9 +110,13 @@ pub async fn accept<P: Local + crate::ports::Clock>(p: &P, key: &str, raw: &str)
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum Stage {
-    /// Texts not yet sent to a conversation.
+    /// Messages not yet sent to a conversation.
     Reply {
         conversation_id: String,
+        #[serde(default)]
+        messages: Vec<Outgoing>,
+        /// Records written before replies could be cards: texts only.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         texts: Vec<String>,
     },
     /// A forwarding target that did not take the event.
@@ -206,16 +211,17 @@ async fn run<P: Platform + Local>(p: &P, cfg: &Config, key: &str, raw: &str) -> 
         }
     }
     match event.kind {
-        Kind::Inbound => {
+        Kind::CustomerMessage => {
             if let Some(f) = reply(p, cfg, &event).await? {
                 failures.push(f);
             }
         }
-        Kind::Echo => note_echo(p, &event).await?,
-        Kind::Other => p.log(
+        k if k.is_business_message() => note_echo(p, &event).await?,
+        k => p.log(
             Level::Info,
-            "event ignored",
-            json!({"event": event.name, "account_id": event.account}),
+            "event needs no reply",
+            json!({"event": event.name, "kind": k.as_str(), "account_id": event.account,
+                   "conversation_id": event.content.conversation_id}),
         ),
     }
     for (stage, e, attempts) in failures {
@@ -252,7 +258,9 @@ async fn save_conv<P: Local>(p: &P, id: &str, c: &Conversation) -> Result<()> {
     p.local_put(&conv_key(id), &raw).await
 }
 
-/// The business's own message: counted against the reply window, never answered.
+/// The business's own message (our API send's echo, a person typing in the TikTok app, or
+/// TikTok's automation): counted against the reply window once (by message id, whichever of
+/// the echo and the send's answer comes first), never answered.
 async fn note_echo<P: Platform + Local>(p: &P, event: &Event) -> Result<()> {
     if let Some(conv) = &event.content.conversation_id {
         let mut c = load_conv(p, conv).await?;
@@ -261,10 +269,51 @@ async fn note_echo<P: Platform + Local>(p: &P, event: &Event) -> Result<()> {
     }
     p.log(
         Level::Info,
-        "echo ignored",
-        json!({"account_id": event.account}),
+        "business message noted",
+        json!({"account_id": event.account, "kind": event.kind.as_str(),
+               "conversation_id": event.content.conversation_id,
+               "message_id": event.content.message_id}),
     );
     Ok(())
+}
+
+/// The customer's name for `{{display_name}}`: the event's `from` handle, else the name
+/// remembered for the conversation, else the listing's participants (one TikTok call, only
+/// when a reply would use it; remembered afterwards).
+async fn customer_name<P: Platform + Local>(
+    p: &P,
+    cfg: &Config,
+    event: &Event,
+    conv: &mut Conversation,
+    needed: bool,
+) -> Option<String> {
+    if let Some(h) = event
+        .content
+        .from
+        .as_deref()
+        .filter(|h| !h.trim().is_empty())
+    {
+        conv.customer_name = Some(h.to_string());
+        return conv.customer_name.clone();
+    }
+    if conv.customer_name.is_some() || !needed {
+        return conv.customer_name.clone();
+    }
+    let conv_id = event.content.conversation_id.as_deref()?;
+    let client = Client::for_config(p, cfg);
+    let token = p.access_token(&event.account, None).await.ok()?;
+    match client
+        .list_messages(token.expose(), &event.account, conv_id)
+        .await
+    {
+        Ok(page) => conv.customer_name = page.customer_name().map(str::to_string),
+        Err(e) => p.log(
+            Level::Warn,
+            "customer name lookup failed; greeting without it",
+            json!({"account_id": event.account, "conversation_id": conv_id, "code": e.code()}),
+        ),
+    }
+    conv.customer_name.clone()
 }
 
 /// Where a rule set comes from, most specific first.
@@ -323,10 +372,11 @@ type Failed = (Stage, Error, u32);
 async fn reply<P: Platform + Local>(p: &P, cfg: &Config, event: &Event) -> Result<Option<Failed>> {
     let conv_id = event.content.conversation_id.clone().unwrap_or_default();
     let now = p.now_secs();
+    let (rules, _) = load_rules(p, cfg, Some(&event.account)).await?;
     let mut conv = load_conv(p, &conv_id).await?;
     conv.record_inbound(now);
+    let name = customer_name(p, cfg, event, &mut conv, replies::uses_display_name(&rules)).await;
     save_conv(p, &conv_id, &conv).await?;
-    let (rules, _) = load_rules(p, cfg, Some(&event.account)).await?;
     let zone = Zone::parse(&rules.timezone).unwrap_or(Zone::Fixed(0));
     let local = p.local_time(&zone, now).unwrap_or_else(|| {
         p.log(
@@ -336,27 +386,23 @@ async fn reply<P: Platform + Local>(p: &P, cfg: &Config, event: &Event) -> Resul
         );
         replies::LocalTime::at_offset(now, 0)
     });
-    let from = event.content.from_user.as_ref();
-    let text = event.content.text.as_ref().map(|t| t.body.as_str());
-    let plan = replies::decide(
-        &rules,
-        &conv,
-        text,
-        from.and_then(|u| u.display_name.as_deref()),
-        local,
-        now,
-    );
+    let inbound = replies::Inbound {
+        text: event.content.text_body(),
+        button_id: event.content.button_id(),
+        message_id: event.content.message_id.as_deref(),
+    };
+    let plan = replies::decide(&rules, &conv, inbound, name.as_deref(), local, now);
     p.log(
         Level::Info,
         "auto-reply decided",
-        json!({"account_id": event.account, "messages": plan.messages.len(),
-               "sources": plan.messages.iter().map(|m| &m.0).collect::<Vec<_>>(), "held_back": plan.held_back}),
+        json!({"account_id": event.account, "conversation_id": conv_id, "messages": plan.messages.len(),
+               "rules": plan.messages.iter().map(|m| &m.0).collect::<Vec<_>>(), "held_back": plan.held_back}),
     );
     execute(p, cfg, &event.account, &conv_id, &plan).await
 }
 
-/// Sends a plan: mark-read and typing are best effort; texts are retried and, when they still
-/// fail, returned (with the texts not yet sent) to be recorded.
+/// Sends a plan: mark-read and typing are best effort; messages are retried and, when they
+/// still fail, returned (with the messages not yet sent) to be recorded.
 async fn execute<P: Platform + Local>(
     p: &P,
     cfg: &Config,
@@ -372,48 +418,56 @@ async fn execute<P: Platform + Local>(
     if plan.typing {
         actions.push(SenderAction::Typing);
     }
-    for a in actions {
-        if let Err((e, _)) = send(p, &client, account, conv_id, &Outgoing::Action(a)).await {
+    for action in actions {
+        let msg = Outgoing::Action { action };
+        if let Err((e, _)) = send(p, &client, account, conv_id, &msg).await {
             p.log(
                 Level::Warn,
                 "sender action failed",
-                json!({"account_id": account, "code": e.code()}),
+                json!({"account_id": account, "conversation_id": conv_id, "code": e.code()}),
             );
         }
     }
-    let texts: Vec<String> = plan.messages.iter().map(|(_, t)| t.clone()).collect();
-    send_texts(p, &client, account, conv_id, &texts).await
+    send_messages(p, &client, account, conv_id, &plan.messages).await
 }
 
-async fn send_texts<P: Platform + Local>(
+/// Sends `(rule, message)` pairs in order, each counted against the reply window.
+async fn send_messages<P: Platform + Local>(
     p: &P,
     client: &Client<'_, P>,
     account: &str,
     conv_id: &str,
-    texts: &[String],
+    messages: &[(String, Outgoing)],
 ) -> Result<Option<Failed>> {
-    for (i, text) in texts.iter().enumerate() {
+    for (i, (rule, msg)) in messages.iter().enumerate() {
         let mut conv = load_conv(p, conv_id).await?;
         if conv.budget(p.now_secs()) == 0 {
             p.log(
                 Level::Warn,
                 "reply window exhausted; not sending",
-                json!({"account_id": account}),
+                json!({"account_id": account, "conversation_id": conv_id}),
             );
             return Ok(None);
         }
-        match send(p, client, account, conv_id, &Outgoing::Text(text.clone())).await {
+        match send(p, client, account, conv_id, msg).await {
             Ok(sent) => {
-                // Reloaded: an echo may have been counted while we were sending.
+                // Reloaded: the echo may have been counted while we were sending.
                 conv = load_conv(p, conv_id).await?;
                 conv.record_sent(sent.message_id.as_deref());
                 conv.last_auto_reply_at = Some(p.now_secs());
                 save_conv(p, conv_id, &conv).await?;
+                p.log(
+                    Level::Info,
+                    "reply sent",
+                    json!({"account_id": account, "conversation_id": conv_id, "rule": rule,
+                           "type": msg.kind(), "message_id": sent.message_id}),
+                );
             }
             Err((e, attempts)) => {
                 let stage = Stage::Reply {
                     conversation_id: conv_id.to_string(),
-                    texts: texts[i..].to_vec(),
+                    messages: messages[i..].iter().map(|(_, m)| m.clone()).collect(),
+                    texts: Vec::new(),
                 };
                 return Ok(Some((stage, e, attempts)));
             }
@@ -426,7 +480,7 @@ async fn send_texts<P: Platform + Local>(
 pub fn retryable(e: &Error) -> bool {
     match e {
         Error::Upstream { failure, .. } => match failure {
-            UpstreamFailure::Api { code, .. } => matches!(code, 51065 | 40100),
+            UpstreamFailure::Api { code, .. } => ApiCode::from_code(*code).is_transient(),
             UpstreamFailure::Http { status } => *status >= 500 || *status == 429,
             UpstreamFailure::Timeout
             | UpstreamFailure::Unreachable
@@ -492,13 +546,9 @@ async fn send<P: Platform>(
         })
         .await
         {
-            Err((
-                Error::Upstream {
-                    failure: UpstreamFailure::Api { code: 40105, .. },
-                    ..
-                },
-                n,
-            )) if rejected.is_none() => {
+            Err((e, n))
+                if rejected.is_none() && e.api_code().is_some_and(ApiCode::wants_refresh) =>
+            {
                 attempts += n;
                 rejected = Some(token.expose().to_string());
             }
@@ -663,10 +713,17 @@ pub async fn replay<P: Platform + Local>(
         }
         Stage::Reply {
             conversation_id,
+            messages,
             texts,
         } => {
             let client = Client::for_config(p, cfg);
-            send_texts(p, &client, account, conversation_id, texts).await?
+            let pending: Vec<(String, Outgoing)> = messages
+                .iter()
+                .cloned()
+                .chain(texts.iter().map(Outgoing::text))
+                .map(|m| ("replay".to_string(), m))
+                .collect();
+            send_messages(p, &client, account, conversation_id, &pending).await?
         }
         Stage::Forward { url } => {
             let event =
@@ -937,7 +994,8 @@ mod tests {
     fn failure_ids_are_stable_and_distinct_per_stage() {
         let r = Stage::Reply {
             conversation_id: "c".into(),
-            texts: vec!["a".into()],
+            messages: vec![Outgoing::text("a")],
+            texts: vec![],
         };
         let f = Stage::Forward {
             url: "https://x".into(),

@@ -156,6 +156,17 @@ impl Response {
         }
     }
 
+    /// Binary content (media passed through).
+    pub fn bytes(status: u16, content_type: &str, body: Vec<u8>) -> Self {
+        Response {
+            status,
+            headers: Headers::new()
+                .with("content-type", content_type)
+                .with("x-content-type-options", "nosniff"),
+            body,
+        }
+    }
+
     pub fn text(status: u16, text: impl Into<String>) -> Self {
         Response {
             status,

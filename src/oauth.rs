@@ -24,11 +24,13 @@ fn state_key(state: &str) -> String {
     format!("oauth_state:{state}")
 }
 
-/// The redirect URI registered with TikTok: configured, or this Worker's own callback.
-fn redirect_uri<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<String> {
+/// The redirect URI registered with TikTok: configured, or this Worker's own callback with a
+/// trailing slash (`https://<host>/oauth/callback/`). TikTok compares it exactly, slash
+/// included, on the consent page and again in the token call.
+pub fn redirect_uri<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<String> {
     Ok(match &ctx.config()?.redirect_uri {
         Some(u) => u.to_string(),
-        None => format!("{}/oauth/callback", req.origin()),
+        None => format!("{}/oauth/callback/", req.origin()),
     })
 }
 
@@ -285,6 +287,22 @@ async fn connect<P: Platform>(
         account.meta.created_at = prev.created_at;
         account.meta.display_name = prev.display_name;
     }
+    // The business's own name and avatar, for the accounts listing; best effort.
+    match client
+        .business_profile(grant.access_token.expose(), &account_id)
+        .await
+    {
+        Ok(profile) => {
+            account.meta.display_name = profile.display_name.or(account.meta.display_name);
+            account.meta.username = profile.username;
+            account.meta.profile_image = profile.profile_image;
+        }
+        Err(e) => ctx.log(
+            Level::Warn,
+            "business profile not read; account connected without it",
+            json!({"account_id": account_id, "code": e.code()}),
+        ),
+    }
     vault.put(&account).await.map_err(internal)?;
     // The coordinator's copy (maybe `needs_reauth`) is superseded by the new grant.
     ctx.p.forget(&account_id).await.map_err(internal)?;
@@ -294,13 +312,17 @@ async fn connect<P: Platform>(
 fn exchange_page(e: Error) -> Page {
     match &e {
         Error::Upstream {
-            failure: UpstreamFailure::Api { code: 40131, .. },
+            failure:
+                UpstreamFailure::Api {
+                    code: 40110 | 40131,
+                    ..
+                },
             ..
         } => Page::new(
             400,
             "code_expired",
-            "Sign-in took too long",
-            "TikTok's authorization code expired before it could be used. Start again.",
+            "Sign-in link expired or used",
+            "TikTok's authorization code was expired, cancelled or already used. Start again.",
         ),
         Error::Upstream {
             failure: UpstreamFailure::Api { code, message },

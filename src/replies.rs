@@ -6,17 +6,24 @@
 //! {"timezone": "Europe/Paris", "welcome": "Hi {{display_name}}!", "cooldown_secs": 600,
 //!  "typing": true, "mark_read": true,
 //!  "away": {"text": "We are closed.", "open": {"mon": ["09:00-17:30"], "sat": []}},
-//!  "rules": [{"id": "price", "match": "any_of", "keywords": ["price", "cost"], "text": "..."}]}
+//!  "rules": [{"id": "price", "match": "any_of", "keywords": ["price", "cost"], "text": "..."},
+//!            {"id": "menu", "keywords": ["help"], "card": {"type": "QA_BUTTON_CARD",
+//!             "title": "How can we help?", "buttons": [{"title": "Track my order", "id": "track"}]}},
+//!            {"id": "track", "buttons": ["track"], "text": "Send us your order number.", "quote": true},
+//!            {"id": "new", "keywords": ["new in"], "share_post": {"item_id": "7551203948172635401"}}]}
 //! ```
+//! A rule answers with exactly one of `text`, `card` or `share_post`; it matches the message's
+//! words (`keywords`) or a tap on one of its card `buttons` (by button id).
 
 use crate::error::{Error, Result};
+use crate::tiktok::types::{Outgoing, Template};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// TikTok's reply window after a user's last message, and its message budget.
 pub const WINDOW_SECS: u64 = 48 * 3600;
 pub const WINDOW_MESSAGES: u32 = 10;
-pub const MAX_TEXT_CHARS: usize = 6000;
+pub use crate::tiktok::types::MAX_TEXT_CHARS;
 const MAX_RULES: usize = 200;
 const MAX_KEYWORDS: usize = 100;
 const MAX_KEYWORD_CHARS: usize = 200;
@@ -37,10 +44,33 @@ pub enum Mode {
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub id: String,
-    #[serde(rename = "match")]
+    #[serde(rename = "match", default = "any_of")]
     pub mode: Mode,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keywords: Vec<String>,
-    pub text: String,
+    /// Card button ids: a customer's tap on one of them matches this rule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<Template>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_post: Option<SharePost>,
+    /// Quote the customer's message in a text answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quote: bool,
+}
+
+/// One of the business's own posts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharePost {
+    pub item_id: String,
+}
+
+fn any_of() -> Mode {
+    Mode::AnyOf
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,7 +266,31 @@ fn words(s: &str) -> Vec<&str> {
 }
 
 impl Rule {
-    /// Whether the (normalized) message matches this rule.
+    /// The message this rule sends, `{{display_name}}` filled in; `quoted` is the customer's
+    /// message id (for `quote`).
+    pub fn answer(&self, display_name: Option<&str>, quoted: Option<&str>) -> Outgoing {
+        if let Some(card) = &self.card {
+            return Outgoing::Template {
+                template: card.clone(),
+            };
+        }
+        if let Some(post) = &self.share_post {
+            return Outgoing::SharePost {
+                item_id: post.item_id.clone(),
+            };
+        }
+        Outgoing::Text {
+            text: render(self.text.as_deref().unwrap_or_default(), display_name),
+            reply_to: quoted.filter(|_| self.quote).map(str::to_string),
+        }
+    }
+
+    /// Whether a tap on the card button `id` matches this rule.
+    pub fn matches_button(&self, id: &str) -> bool {
+        self.buttons.iter().any(|b| b == id)
+    }
+
+    /// Whether the (normalized) message matches this rule's keywords.
     pub fn matches(&self, message: &str) -> bool {
         let msg_words = words(message);
         self.keywords.iter().any(|k| {
@@ -361,11 +415,31 @@ pub fn validate(set: &RuleSet, zone_ok: impl Fn(&str) -> bool) -> Result<()> {
                 format!("`{}` is used by an earlier rule", r.id),
             ));
         }
-        if r.keywords.is_empty() || r.keywords.len() > MAX_KEYWORDS {
+        if r.keywords.is_empty() && r.buttons.is_empty() {
             return Err(Error::invalid(
                 at("keywords"),
-                format!("must list 1 to {MAX_KEYWORDS} keywords"),
+                "list 1 or more keywords, or card button ids in `buttons`",
             ));
+        }
+        if r.keywords.len() > MAX_KEYWORDS {
+            return Err(Error::invalid(
+                at("keywords"),
+                format!("must list at most {MAX_KEYWORDS} keywords"),
+            ));
+        }
+        if r.buttons.len() > MAX_KEYWORDS {
+            return Err(Error::invalid(
+                at("buttons"),
+                format!("must list at most {MAX_KEYWORDS} button ids"),
+            ));
+        }
+        for (j, b) in r.buttons.iter().enumerate() {
+            if b.trim().is_empty() || b.chars().count() > crate::tiktok::types::MAX_BUTTON_ID {
+                return Err(Error::invalid(
+                    format!("rules[{i}].buttons[{j}]"),
+                    "must be a button id of 1 to 40 characters",
+                ));
+            }
         }
         for (j, k) in r.keywords.iter().enumerate() {
             if normalize(k).is_empty() || k.chars().count() > MAX_KEYWORD_CHARS {
@@ -375,7 +449,29 @@ pub fn validate(set: &RuleSet, zone_ok: impl Fn(&str) -> bool) -> Result<()> {
                 ));
             }
         }
-        check_text(&at("text"), &r.text)?;
+        match (&r.text, &r.card, &r.share_post) {
+            (Some(t), None, None) => check_text(&at("text"), t)?,
+            (None, Some(card), None) => card
+                .check()
+                .map_err(|(f, why)| Error::invalid(at(&format!("card.{f}")), why))?,
+            (None, None, Some(post)) => {
+                if post.item_id.trim().is_empty() || post.item_id.len() > 64 {
+                    return Err(Error::invalid(
+                        at("share_post.item_id"),
+                        "must be the id of one of the account's posts",
+                    ));
+                }
+            }
+            _ => {
+                return Err(Error::invalid(
+                    at("text"),
+                    "give exactly one of text, card or share_post",
+                ))
+            }
+        }
+        if r.quote && r.text.is_none() {
+            return Err(Error::invalid(at("quote"), "only a text answer can quote"));
+        }
     }
     Ok(())
 }
@@ -391,6 +487,9 @@ pub struct Conversation {
     /// Ids of messages we sent recently, so their echoes are not counted twice.
     #[serde(default)]
     pub recent_sent: Vec<String>,
+    /// The customer's TikTok handle or name, for `{{display_name}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_name: Option<String>,
 }
 
 impl Conversation {
@@ -429,22 +528,50 @@ impl Conversation {
 pub struct Plan {
     pub mark_read: bool,
     pub typing: bool,
-    /// `(source, text)`: source is `welcome`, `away` or a rule id.
-    pub messages: Vec<(String, String)>,
+    /// `(source, message)`: source is `welcome`, `away` or a rule id.
+    pub messages: Vec<(String, Outgoing)>,
     /// Why fewer (or no) messages are sent than the rules asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_back: Option<String>,
 }
 
+/// The customer message the engine answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Inbound<'a> {
+    pub text: Option<&'a str>,
+    /// The tapped card button's id, when the message came from a card.
+    pub button_id: Option<&'a str>,
+    /// TikTok's id of the message (quoted by rules with `quote`).
+    pub message_id: Option<&'a str>,
+}
+
+impl<'a> From<Option<&'a str>> for Inbound<'a> {
+    fn from(text: Option<&'a str>) -> Self {
+        Inbound {
+            text,
+            ..Inbound::default()
+        }
+    }
+}
+
+/// Whether any answer of the set greets by name (so the name is worth looking up).
+pub fn uses_display_name(set: &RuleSet) -> bool {
+    let has = |t: &str| t.contains("{{display_name}}");
+    set.welcome.as_deref().is_some_and(has)
+        || set.away.as_ref().is_some_and(|a| has(&a.text))
+        || set.rules.iter().any(|r| r.text.as_deref().is_some_and(has))
+}
+
 /// Decides the reply to an inbound message. `conv` already includes this message.
-pub fn decide(
+pub fn decide<'a>(
     set: &RuleSet,
     conv: &Conversation,
-    text: Option<&str>,
+    msg: impl Into<Inbound<'a>>,
     display_name: Option<&str>,
     local: LocalTime,
     now: u64,
 ) -> Plan {
+    let msg = msg.into();
     let mut plan = Plan {
         mark_read: set.mark_read,
         ..Plan::default()
@@ -458,22 +585,28 @@ pub fn decide(
             }
         }
     }
+    let text = |t: &str| Outgoing::text(render(t, display_name));
     let mut wanted = Vec::new();
     if first {
         if let Some(w) = &set.welcome {
-            wanted.push(("welcome".to_string(), w.clone()));
+            wanted.push(("welcome".to_string(), text(w)));
         }
     }
-    let normalized = text.map(normalize).unwrap_or_default();
+    let normalized = msg.text.map(normalize).unwrap_or_default();
     match &set.away {
-        Some(a) if !a.is_open(local) => wanted.push(("away".into(), a.text.clone())),
+        Some(a) if !a.is_open(local) => wanted.push(("away".into(), text(&a.text))),
         _ => {
-            if let Some(r) = set
-                .rules
-                .iter()
-                .find(|r| !normalized.is_empty() && r.matches(&normalized))
-            {
-                wanted.push((r.id.clone(), r.text.clone()));
+            // A tap on a card button is matched by its id first, then like any text.
+            let by_button = msg
+                .button_id
+                .and_then(|b| set.rules.iter().find(|r| r.matches_button(b)));
+            let by_words = || {
+                set.rules
+                    .iter()
+                    .find(|r| !normalized.is_empty() && r.matches(&normalized))
+            };
+            if let Some(r) = by_button.or_else(by_words) {
+                wanted.push((r.id.clone(), r.answer(display_name, msg.message_id)));
             }
         }
     }
@@ -483,10 +616,7 @@ pub fn decide(
         plan.held_back = Some("reply_window_budget".into());
     }
     plan.typing = set.typing && !wanted.is_empty();
-    plan.messages = wanted
-        .into_iter()
-        .map(|(src, t)| (src, render(&t, display_name)))
-        .collect();
+    plan.messages = wanted;
     plan
 }
 
@@ -503,6 +633,17 @@ mod tests {
             Error::Invalid { field, reason } => (field, reason),
             e => panic!("{e:?}"),
         }
+    }
+
+    /// `(source, text)` of each planned message (texts only).
+    fn texts(p: &Plan) -> Vec<(String, String)> {
+        p.messages
+            .iter()
+            .map(|(src, m)| match m {
+                Outgoing::Text { text, .. } => (src.clone(), text.clone()),
+                other => (src.clone(), format!("<{}>", other.kind())),
+            })
+            .collect()
     }
 
     const MON_10: LocalTime = LocalTime {
@@ -542,7 +683,11 @@ mod tests {
                 id: "r".into(),
                 mode,
                 keywords: vec![kw.into()],
-                text: "t".into(),
+                buttons: vec![],
+                text: Some("t".into()),
+                card: None,
+                share_post: None,
+                quote: false,
             };
             assert_eq!(
                 r.matches(&normalize(msg)),
@@ -559,14 +704,14 @@ mod tests {
             {"id":"b","match":"contains","keywords":["x"],"text":"B"}]}"#);
         let p = decide(&s, &conv(1, 100), Some("x"), Some("Ada"), MON_10, 100);
         assert_eq!(
-            p.messages,
+            texts(&p),
             vec![
                 ("welcome".into(), "Hi Ada!".into()),
                 ("a".into(), "A".into())
             ]
         );
         let p = decide(&s, &conv(2, 100), Some("x"), None, MON_10, 100);
-        assert_eq!(p.messages, vec![("a".into(), "A".into())]);
+        assert_eq!(texts(&p), vec![("a".to_string(), "A".to_string())]);
         let p = decide(&s, &conv(2, 100), Some("nothing"), None, MON_10, 100);
         assert!(p.messages.is_empty());
         assert_eq!(render("Hi {{display_name}}", None), "Hi there");
@@ -587,8 +732,8 @@ mod tests {
                 LocalTime { weekday, minute },
                 0,
             )
-            .messages
         };
+        let at = |weekday, minute| texts(&at(weekday, minute));
         assert_eq!(at(0, 9 * 60)[0].1, "A");
         assert_eq!(at(0, 17 * 60 + 29)[0].1, "A");
         assert_eq!(at(0, 17 * 60 + 30)[0].1, "closed");

@@ -14,6 +14,7 @@ pub enum Endpoint {
     DeleteAccount,
     ListConversations,
     ListMessages,
+    MessageMedia,
     WebhookReceive,
     WebhookChallenge,
     GetRules,
@@ -49,6 +50,11 @@ pub const ROUTES: &[RouteDef] = &[
     },
     RouteDef {
         pattern: "/oauth/callback",
+        methods: &[(Method::Get, Endpoint::OAuthCallback)],
+    },
+    // The redirect URI registered with TikTok ends with a slash (see `oauth::redirect_uri`).
+    RouteDef {
+        pattern: "/oauth/callback/",
         methods: &[(Method::Get, Endpoint::OAuthCallback)],
     },
     RouteDef {
@@ -101,6 +107,10 @@ pub const ROUTES: &[RouteDef] = &[
     RouteDef {
         pattern: "/v1/conversations/{id}/messages",
         methods: &[(Method::Get, Endpoint::ListMessages)],
+    },
+    RouteDef {
+        pattern: "/v1/conversations/{id}/messages/{message_id}/media",
+        methods: &[(Method::Get, Endpoint::MessageMedia)],
     },
 ];
 

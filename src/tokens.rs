@@ -10,9 +10,10 @@
 
 use crate::config::Config;
 use crate::crypto::{Keyring, Sealed};
-use crate::error::{Error, Result, UpstreamFailure};
+use crate::error::{Error, Result};
 use crate::ports::{Bucket, Clock, Rng, Store, Transport};
 use crate::secret::Secret;
+use crate::tiktok::codes::ApiCode;
 use crate::tiktok::types::TokenGrant;
 use crate::tiktok::{AppCredentials, Client};
 use serde::{Deserialize, Serialize};
@@ -32,8 +33,14 @@ pub enum Status {
 pub struct StoredAccount {
     pub v: u8,
     pub account_id: String,
+    /// The business's TikTok profile (`/business/get/`), read when it is connected.
     #[serde(default)]
     pub display_name: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// TikTok's avatar URL; it carries its own expiry (`x-expires`).
+    #[serde(default)]
+    pub profile_image: Option<String>,
     pub scopes: Vec<String>,
     pub status: Status,
     /// Unix seconds.
@@ -70,23 +77,18 @@ impl Account {
         keyring: &Keyring,
         rng: &impl Rng,
     ) -> Self {
-        let scopes = grant
-            .scope
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
+        let scopes = grant.scope.clone();
         let mut a = Account {
             meta: StoredAccount {
                 v: 1,
                 account_id: account_id.to_string(),
                 display_name: None,
+                username: None,
+                profile_image: None,
                 scopes,
                 status: Status::Active,
-                access_expires_at: now + grant.access_token_expire_in,
-                refresh_expires_at: now + grant.refresh_token_expire_in,
+                access_expires_at: now + grant.expires_in,
+                refresh_expires_at: now + grant.refresh_token_expires_in,
                 created_at: now,
                 updated_at: now,
                 refreshed_at: None,
@@ -113,8 +115,8 @@ impl Account {
     ) {
         self.access_token = grant.access_token.clone();
         self.refresh_token = grant.refresh_token.clone();
-        self.meta.access_expires_at = now + grant.access_token_expire_in;
-        self.meta.refresh_expires_at = now + grant.refresh_token_expire_in;
+        self.meta.access_expires_at = now + grant.expires_in;
+        self.meta.refresh_expires_at = now + grant.refresh_token_expires_in;
         self.meta.status = Status::Active;
         self.meta.updated_at = now;
         self.meta.refreshed_at = Some(now);
@@ -276,14 +278,9 @@ pub async fn ensure_fresh<P: Store + Transport + Clock + Rng>(
             vault.put(&acct).await?;
             Ok(acct)
         }
-        Err(Error::Upstream {
-            failure:
-                UpstreamFailure::Api {
-                    code: 40105 | 40001,
-                    ..
-                },
-            ..
-        }) => Err(mark_reauth(&vault, acct, now).await),
+        Err(e) if e.api_code().is_some_and(ApiCode::ends_grant) => {
+            Err(mark_reauth(&vault, acct, now).await)
+        }
         Err(e) => Err(e),
     }
 }
@@ -363,7 +360,7 @@ mod tests {
 
     fn grant(a: &str, r: &str, ae: u64, re: u64) -> TokenGrant {
         serde_json::from_value(json!({"access_token": a, "refresh_token": r,
-            "access_token_expire_in": ae, "refresh_token_expire_in": re,
+            "expires_in": ae, "refresh_token_expires_in": re,
             "scope": "user.info.basic,message.list.send", "open_id": "biz"}))
         .unwrap()
     }
@@ -489,8 +486,8 @@ mod tests {
         crate::http::Response::json(
             200,
             &json!({"code": 0, "message": "OK", "data": {
-            "access_token": a, "refresh_token": r, "access_token_expire_in": 86400,
-            "refresh_token_expire_in": 31536000, "open_id": "biz"}}),
+            "access_token": a, "refresh_token": r, "expires_in": 86400,
+            "refresh_token_expires_in": 31536000, "open_id": "biz"}}),
         )
     }
 
@@ -539,7 +536,7 @@ mod tests {
         stored(&f, &c, 10, 1_000_000);
         f.answer(crate::http::Response::json(
             200,
-            &json!({"code": 40105, "message": "invalid refresh token"}),
+            &json!({"code": 40107, "message": "invalid refresh token"}),
         ));
         let e = block_on(ensure_fresh(&f, &c, "biz", 600, None)).unwrap_err();
         assert_eq!(e.code(), "account_needs_reauth");

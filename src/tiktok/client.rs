@@ -4,7 +4,10 @@
 //!
 //! Nothing here logs: bodies carry tokens and the app secret.
 
-use super::types::{Envelope, Outgoing, SendBody, Sent, TokenGrant};
+use super::types::{
+    BusinessProfile, Capabilities, ConversationPage, Envelope, MediaDownload, MessagePage,
+    Outgoing, SendBody, Sent, TokenGrant, TokenInfo, Uploaded, WebhookConfig,
+};
 use crate::error::{Error, Result, UpstreamFailure};
 use crate::http::{Headers, Method, Outbound};
 use crate::ports::{Transport, TransportError};
@@ -99,15 +102,39 @@ impl<'a, T: Transport> Client<'a, T> {
             .await
     }
 
-    /// `POST /tt_user/oauth2/token/revoke/`.
-    pub async fn revoke(&self, app: AppCredentials<'_>, token: &str) -> Result<()> {
+    /// `POST /tt_user/oauth2/revoke/`: ends the grant the access token belongs to.
+    pub async fn revoke(&self, app: AppCredentials<'_>, access_token: &str) -> Result<()> {
         let body = json!({
             "client_id": app.client_key, "client_secret": app.client_secret.expose(),
-            "token": token,
+            "access_token": access_token,
         });
-        self.post_json::<Value>("/tt_user/oauth2/token/revoke/", None, &body)
+        self.post_json::<Value>("/tt_user/oauth2/revoke/", None, &body)
             .await
             .map(drop)
+    }
+
+    /// `POST /tt_user/token_info/get/`: the scopes and owner of an access token.
+    pub async fn token_info(
+        &self,
+        app: AppCredentials<'_>,
+        access_token: &str,
+    ) -> Result<TokenInfo> {
+        let body = json!({"app_id": app.client_key, "access_token": access_token});
+        self.post_json("/tt_user/token_info/get/", None, &body)
+            .await
+    }
+
+    /// `GET /business/get/`: the business's own username, display name and avatar.
+    pub async fn business_profile(
+        &self,
+        token: &str,
+        business_id: &str,
+    ) -> Result<BusinessProfile> {
+        let q = [
+            ("business_id", business_id),
+            ("fields", r#"["username","display_name","profile_image"]"#),
+        ];
+        self.get("/business/get/", token, &q).await
     }
 
     /// `POST /business/message/send/`.
@@ -136,7 +163,7 @@ impl<'a, T: Transport> Client<'a, T> {
             "content-type",
             format!("multipart/form-data; boundary={boundary}"),
         );
-        let data: Value = self
+        let data: Uploaded = self
             .call(
                 "/business/message/media/upload/",
                 Method::Post,
@@ -145,20 +172,57 @@ impl<'a, T: Transport> Client<'a, T> {
                 &[],
             )
             .await?;
-        data.get("media_id")
-            .and_then(id_string)
-            .ok_or_else(|| malformed("/business/message/media/upload/"))
+        Ok(data.media_id)
     }
 
-    /// `GET /business/message/conversation/list/`, `data` read into `R`.
-    pub async fn list_conversations<R: DeserializeOwned>(
+    /// `POST /business/message/media/download/`: a download URL valid 24 h, to be fetched
+    /// with the access token in `x-user`.
+    pub async fn media_download(
+        &self,
+        token: &str,
+        business_id: &str,
+        conversation_id: &str,
+        message_id: &str,
+        media_id: &str,
+        media_type: &str,
+    ) -> Result<MediaDownload> {
+        let body = json!({
+            "business_id": business_id, "conversation_id": conversation_id,
+            "message_id": message_id, "media_id": media_id, "media_type": media_type,
+        });
+        self.post_json("/business/message/media/download/", Some(token), &body)
+            .await
+    }
+
+    /// `GET /business/message/capabilities/get/` for `IMAGE_SEND` in one conversation.
+    pub async fn image_capability(
+        &self,
+        token: &str,
+        business_id: &str,
+        conversation_id: &str,
+        kind: ConversationType,
+    ) -> Result<bool> {
+        let q = [
+            ("business_id", business_id),
+            ("capability_types", r#"["IMAGE_SEND"]"#),
+            ("conversation_id", conversation_id),
+            ("conversation_type", kind.as_str()),
+        ];
+        let caps: Capabilities = self
+            .get("/business/message/capabilities/get/", token, &q)
+            .await?;
+        Ok(caps.allows("IMAGE_SEND"))
+    }
+
+    /// `GET /business/message/conversation/list/` (`limit` 1..=100).
+    pub async fn list_conversations(
         &self,
         token: &str,
         business_id: &str,
         kind: ConversationType,
         cursor: Option<&str>,
         limit: Option<u32>,
-    ) -> Result<R> {
+    ) -> Result<ConversationPage> {
         let limit = limit.map(|l| l.to_string());
         let mut q = vec![
             ("business_id", business_id),
@@ -170,13 +234,13 @@ impl<'a, T: Transport> Client<'a, T> {
             .await
     }
 
-    /// `GET /business/message/content/list/` (the 20 latest messages), `data` read into `R`.
-    pub async fn list_messages<R: DeserializeOwned>(
+    /// `GET /business/message/content/list/`: the 20 latest messages and the participants.
+    pub async fn list_messages(
         &self,
         token: &str,
         business_id: &str,
         conversation_id: &str,
-    ) -> Result<R> {
+    ) -> Result<MessagePage> {
         let q = [
             ("business_id", business_id),
             ("conversation_id", conversation_id),
@@ -200,7 +264,7 @@ impl<'a, T: Transport> Client<'a, T> {
 
     /// `GET /business/webhook/list/`. TikTok takes the secret in the query here: this URL is
     /// never logged or returned.
-    pub async fn webhook_list(&self, app: AppCredentials<'_>) -> Result<Value> {
+    pub async fn webhook_list(&self, app: AppCredentials<'_>) -> Result<WebhookConfig> {
         let q = [
             ("app_id", app.client_key),
             ("secret", app.client_secret.expose()),
@@ -310,23 +374,6 @@ impl<'a, T: Transport> Client<'a, T> {
     }
 }
 
-fn malformed(endpoint: &'static str) -> Error {
-    Error::Upstream {
-        endpoint,
-        failure: UpstreamFailure::Malformed,
-        request_id: None,
-    }
-}
-
-/// An id TikTok may send as a string or a (possibly huge) number.
-fn id_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 /// Builds the media upload form. The boundary is derived from the content so it cannot
 /// occur inside it.
 fn multipart(business_id: &str, bytes: &[u8], content_type: &str) -> (String, Vec<u8>) {
@@ -398,10 +445,10 @@ mod tests {
         let t = Recorder::new(vec![Ok(Response {
             status: 200,
             headers: Headers::new(),
-            body: br#"{"code":0,"message":"OK","request_id":"r","data":{"message_id":123456789012345678901,"create_time":5}}"#.to_vec(),
+            body: br#"{"code":0,"message":"OK","request_id":"r","data":{"message":{"message_id":123456789012345678901}}}"#.to_vec(),
         })]);
         let c = Client::new(&t, "http://sim/v1.3");
-        let sent = block(c.send("tok", "biz", "c+1", &Outgoing::Text("hi".into()))).unwrap();
+        let sent = block(c.send("tok", "biz", "c+1", &Outgoing::text("hi"))).unwrap();
         assert_eq!(sent.message_id.as_deref(), Some("123456789012345678901"));
         let req = &t.sent.borrow()[0];
         assert_eq!(req.url, "http://sim/v1.3/business/message/send/");
@@ -414,7 +461,7 @@ mod tests {
             json!({"code":40100,"message":"slow down","request_id":"rq9"}),
         )]);
         let c = Client::new(&t, "http://sim");
-        let e = block(c.send("t", "b", "c", &Outgoing::Text("x".into()))).unwrap_err();
+        let e = block(c.send("t", "b", "c", &Outgoing::text("x"))).unwrap_err();
         assert_eq!(e.status(), 429);
         assert_eq!(e.code(), "tiktok_rate_limited");
         let body = e.body("x");
@@ -435,7 +482,7 @@ mod tests {
         let c = Client::new(&t, "http://sim");
         let codes: Vec<_> = (0..3)
             .map(|_| {
-                block(c.list_messages::<Value>("t", "b", "c"))
+                block(c.list_messages("t", "b", "c"))
                     .unwrap_err()
                     .code()
                     .to_string()
@@ -458,7 +505,7 @@ mod tests {
             ok(json!({"code":0,"data":{}})),
         ]);
         let c = Client::new(&t, "http://sim");
-        block(c.list_messages::<Value>("t", "b", "a+b/c d")).unwrap();
+        block(c.list_messages("t", "b", "a+b/c d")).unwrap();
         let secret = Secret::new("s3cr&t");
         let app = AppCredentials {
             client_key: "ck",

@@ -1,8 +1,13 @@
-//! TikTok Business Messaging API: wire types and a client over the [`Transport`] port.
+//! TikTok Business Messaging API: wire types, error codes and a client over the [`Transport`]
+//! port.
 //!
 //! [`Transport`]: crate::ports::Transport
 
 pub mod client;
+pub mod codes;
 pub mod types;
+
+#[cfg(test)]
+mod contract_tests;
 
 pub use client::{AppCredentials, Client};
