@@ -1079,6 +1079,55 @@ mod tests {
     }
 
     #[test]
+    fn share_posts_cards_and_quoted_replies() {
+        let p = validate_send(br#"{"account_id":"a","conversation_id":"c","type":"text","text":"yes","reply_to":"7560938211745563137"}"#).unwrap();
+        assert_eq!(
+            p.what,
+            Planned::Message(Outgoing::Text {
+                text: "yes".into(),
+                reply_to: Some("7560938211745563137".into())
+            })
+        );
+        let p = validate_send(br#"{"account_id":"a","conversation_id":"c","type":"share_post","share_post":{"item_id":"755"}}"#).unwrap();
+        assert_eq!(p.what.kind(), "share_post");
+        let p = validate_send(br#"{"account_id":"a","conversation_id":"c","type":"template","template":{"type":"QA_LINK_CARD","title":"Size?","buttons":[{"title":"Medium (EU 38-40)","id":"m"}]}}"#).unwrap();
+        assert_eq!(p.what.kind(), "template");
+        let cases = [
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"image","image":{"media_id":"m"},"reply_to":"x"}"#,
+                "reply_to",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"share_post"}"#,
+                "share_post",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"share_post","share_post":{"item_id":""}}"#,
+                "share_post.item_id",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"template","template":{"type":"QA_BUTTON_CARD","title":"T","buttons":[{"title":"x","id":"a"},{"title":"y","id":"b"},{"title":"z","id":"c"},{"title":"w","id":"d"}]}}"#,
+                "template.buttons",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"template","template":{"type":"QA_BUTTON_CARD","title":"T","buttons":[{"title":"twenty-one characters","id":"a"}]}}"#,
+                "template.buttons[0].title",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"template","template":{"type":"CAROUSEL","title":"T","buttons":[]}}"#,
+                "template.type",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"text","text":"x","template":{"type":"QA_LINK_CARD","title":"T","buttons":[]}}"#,
+                "template",
+            ),
+        ];
+        for (body, field) in cases {
+            assert_eq!(err(body).0, field, "{body}");
+        }
+    }
+
+    #[test]
     fn images_are_sniffed_by_magic_bytes() {
         assert_eq!(sniff_image(b"\x89PNG\r\n\x1a\nrest"), Some("image/png"));
         assert_eq!(sniff_image(b"\xFF\xD8\xFF\xE0rest"), Some("image/jpeg"));

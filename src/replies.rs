@@ -883,4 +883,73 @@ mod tests {
         );
         assert_eq!(set("{}"), RuleSet::default());
     }
+
+    #[test]
+    fn rules_answer_with_cards_share_posts_and_quotes() {
+        let s = set(r#"{"rules":[
+            {"id":"menu","keywords":["help"],"card":{"type":"QA_BUTTON_CARD","title":"How can we help?",
+              "buttons":[{"title":"Track my order","id":"track_order"},{"title":"Returns","id":"returns"}]}},
+            {"id":"track","buttons":["track_order"],"text":"Your order number, {{display_name}}?","quote":true},
+            {"id":"new","keywords":["new in"],"share_post":{"item_id":"7551203948172635401"}}]}"#);
+        let p = decide(&s, &conv(2, 0), Some("help please"), None, MON_10, 0);
+        assert!(
+            matches!(&p.messages[0].1, Outgoing::Template { template } if template.buttons.len() == 2)
+        );
+        // A tap on the card's button arrives as text plus the button id: matched by id.
+        let tap = Inbound {
+            text: Some("Track my order"),
+            button_id: Some("track_order"),
+            message_id: Some("7560939466917495809"),
+        };
+        let p = decide(&s, &conv(2, 0), tap, Some("maria.lopez92"), MON_10, 0);
+        assert_eq!(p.messages[0].0, "track");
+        assert_eq!(
+            p.messages[0].1,
+            Outgoing::Text {
+                text: "Your order number, maria.lopez92?".into(),
+                reply_to: Some("7560939466917495809".into()),
+            }
+        );
+        let p = decide(&s, &conv(2, 0), Some("anything new in?"), None, MON_10, 0);
+        assert_eq!(
+            p.messages[0].1,
+            Outgoing::SharePost {
+                item_id: "7551203948172635401".into()
+            }
+        );
+        assert!(uses_display_name(&s));
+    }
+
+    #[test]
+    fn rule_answers_are_validated() {
+        let cases = [
+            (
+                r#"{"rules":[{"id":"a","keywords":["x"],"text":"A","card":{"type":"QA_BUTTON_CARD","title":"T","buttons":[{"title":"b","id":"b"}]}}]}"#,
+                "rules[0].text",
+            ),
+            (
+                r#"{"rules":[{"id":"a","keywords":["x"]}]}"#,
+                "rules[0].text",
+            ),
+            (
+                r#"{"rules":[{"id":"a","keywords":["x"],"card":{"type":"QA_BUTTON_CARD","title":"T","buttons":[{"title":"a title of 21 chars!!","id":"b"}]}}]}"#,
+                "rules[0].card.buttons[0].title",
+            ),
+            (
+                r#"{"rules":[{"id":"a","keywords":["x"],"card":{"type":"QA_LINK_CARD","title":"T","buttons":[]}}]}"#,
+                "rules[0].card.buttons",
+            ),
+            (
+                r#"{"rules":[{"id":"a","keywords":["x"],"share_post":{"item_id":"1"},"quote":true}]}"#,
+                "rules[0].quote",
+            ),
+            (
+                r#"{"rules":[{"id":"a","buttons":[""],"text":"A"}]}"#,
+                "rules[0].buttons[0]",
+            ),
+        ];
+        for (json, field) in cases {
+            assert_eq!(err(json).0, field, "{json}");
+        }
+    }
 }
