@@ -20,8 +20,12 @@ if [ "$(val TIKTOK_CLIENT_KEY)" = "" ] || [ "$(val TIKTOK_CLIENT_KEY)" = "sim-cl
    || val TIKTOK_API_BASE | grep -q '127.0.0.1'; then
   cargo build -q --release -p tiktok-sim
   port=$(val TIKTOK_API_BASE | sed -n 's#^http://127.0.0.1:\([0-9]*\)/.*#\1#p')
+  # The simulator, like TikTok, only accepts the redirect URI registered for the app.
+  redirect="$(val OAUTH_REDIRECT_URI)"
   SIM_PORT="${port:-9797}" SIM_CLIENT_KEY="$(val TIKTOK_CLIENT_KEY)" \
-    SIM_CLIENT_SECRET="$(val TIKTOK_CLIENT_SECRET)" target/release/tiktok-sim &
+    SIM_CLIENT_SECRET="$(val TIKTOK_CLIENT_SECRET)" \
+    SIM_REDIRECT_URIS="${redirect:-http://127.0.0.1:${PORT:-8787}/oauth/callback/}" \
+    target/release/tiktok-sim &
   sim_pid=$!
   echo "dev: TikTok simulator started (no TikTok credentials in .dev.vars)"
 else

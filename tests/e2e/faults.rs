@@ -48,7 +48,7 @@ pub async fn refresh_faults_are_reported_and_recoverable(env: Arc<Env>) {
     let path = "/v1/conversations?account_id=e2e-fault-refresh";
     let cases = [
         (Fault::Http { status: 500 }, 502, "tiktok_http_error"),
-        (Fault::Code { code: 51065 }, 502, "tiktok_system_error"),
+        (Fault::Code { code: 51065 }, 503, "tiktok_system_error"),
         (Fault::Code { code: 40100 }, 429, "tiktok_rate_limited"),
         (Fault::MalformedJson, 502, "tiktok_malformed_response"),
         (Fault::Slow { ms: 1_500 }, 504, "tiktok_timeout"),
@@ -100,7 +100,7 @@ pub async fn send_faults_are_reported(env: Arc<Env>) {
         ),
         (
             vec![Fault::Code { code: 51065 }; 4],
-            502,
+            503,
             "tiktok_system_error",
         ),
         (

@@ -77,11 +77,15 @@ pub fn default_vars(sim: &Sim, port: u16) -> Vec<(&'static str, Option<String>)>
         ("TOKEN_ENCRYPTION_KEY", Some(ENC_KEY.into())),
         ("TIKTOK_API_BASE", Some(sim.api_base())),
         ("TIKTOK_AUTH_URL", Some(sim.auth_url())),
-        (
-            "OAUTH_REDIRECT_URI",
-            Some(format!("http://127.0.0.1:{port}/oauth/callback")),
-        ),
+        ("OAUTH_REDIRECT_URI", Some(redirect_uri(sim, port))),
     ]
+}
+
+/// The Worker's redirect URI, registered with the simulator as a TikTok app's would be.
+pub fn redirect_uri(sim: &Sim, port: u16) -> String {
+    let uri = format!("http://127.0.0.1:{port}/oauth/callback/");
+    sim.register_redirect_uri(&uri);
+    uri
 }
 
 /// One local workerd (Miniflare) serving the built Worker.

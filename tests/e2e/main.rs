@@ -5,6 +5,7 @@
 //! conversation ids); tests that need special settings start their own instance.
 
 mod badinput;
+mod contract;
 mod faults;
 mod foundation;
 mod harness;
@@ -218,6 +219,13 @@ fn main() {
         messages::webhook_subscription_put_get_delete,
         messages::auth_failures,
         messages::openapi_documents_every_route,
+        contract::accounts_show_the_business_profile,
+        contract::share_posts_cards_and_quoted_replies_are_sent,
+        contract::images_are_refused_where_tiktok_does_not_allow_them,
+        contract::customer_media_is_downloadable,
+        contract::button_taps_and_display_names_drive_rules,
+        contract::staff_replies_and_early_echoes_are_not_answered,
+        contract::expired_access_token_is_refreshed_and_dead_grant_needs_reauth,
         badinput::malformed_requests_get_clean_4xx,
         faults::refresh_faults_are_reported_and_recoverable,
         faults::send_faults_are_reported,

@@ -17,7 +17,8 @@ async fn put_rules(env: &Env, rules: Value) {
 
 fn message(conv: &str, id: &str, text: &str) -> Value {
     json!({"conversation_id": conv, "message_id": id, "type": "text", "text": {"body": text},
-           "from_user": {"id": "user-77", "role": "personal_account", "display_name": "Ada"},
+           "from": "Ada", "to": "shop", "message_tag": {"source": "APP"},
+           "from_user": {"id": "user-77", "role": "personal_account"},
            "timestamp": tiktok_sim::now() * 1000})
 }
 
