@@ -99,10 +99,7 @@ pub async fn full_flow_connects_and_lists_account(env: Arc<Env>) {
         .pop()
         .unwrap()
         .json();
-    assert!(
-        ex["auth_code"].as_str().unwrap().contains("*3!"),
-        "{ex}"
-    );
+    assert!(ex["auth_code"].as_str().unwrap().contains("*3!"), "{ex}");
     assert_eq!(ex["redirect_uri"], q["redirect_uri"]);
 
     let a = account(&env, "e2e-biz-flow").await.expect("listed");
