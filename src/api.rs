@@ -4,8 +4,10 @@
 
 use crate::app::Ctx;
 use crate::auth::Role;
+use crate::delivery::{Outcome, RECONCILE_AFTER_MS};
 use crate::error::{Error, Result, UpstreamFailure};
 use crate::http::{Request, Response};
+use crate::idempotency::{Begin, Settle, Stored};
 use crate::ports::{Level, Platform};
 use crate::tiktok::client::ConversationType;
 use crate::tiktok::codes::ApiCode;
@@ -413,7 +415,12 @@ async fn download_media<P: Platform>(
     let tiktok_host = ["tiktok.com", "tiktokcdn.com", "tiktokv.com"]
         .iter()
         .any(|d| host == *d || host.ends_with(&format!(".{d}")));
-    if !(tiktok_host && parsed.scheme() == "https") && api_host.as_deref() != Some(host) {
+    let api_origin = url::Url::parse(&ctx.config()?.api_base)
+        .ok()
+        .map(|u| u.origin());
+    let own_api = api_host.as_deref() == Some(host) && api_origin == Some(parsed.origin());
+    let tiktok_https = tiktok_host && parsed.scheme() == "https" && parsed.port().is_none();
+    if !(tiktok_https || own_api) {
         return Err(Error::Upstream {
             endpoint: "/business/message/media/download/",
             failure: UpstreamFailure::Malformed,
@@ -466,7 +473,8 @@ pub use crate::tiktok::types::SenderAction;
 
 /// Images TikTok accepts.
 pub const MAX_IMAGE_BYTES: usize = 3 * 1024 * 1024;
-const MAX_SEND_BODY: usize = 64 * 1024;
+/// Largest `POST /v1/messages` body.
+pub const MAX_SEND_BODY: usize = 64 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -663,31 +671,86 @@ pub fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
 }
 
 /// Fetches an image for upload, enforcing the size cap and type.
+/// Redirects followed when fetching an image, each one checked like the first URL.
+const MAX_IMAGE_REDIRECTS: usize = 3;
+
+/// Whether the Worker may fetch `url` for an image: http(s) on the default port, a host name
+/// (never an IP literal, so no internal address by number), unless the host is listed in
+/// `IMAGE_FETCH_ALLOWED_HOSTS` (local testing).
+pub fn image_url_allowed(url: &url::Url, allowed: &[String]) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host_port = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    if allowed.iter().any(|a| *a == host_port || *a == host) {
+        return matches!(url.scheme(), "http" | "https");
+    }
+    matches!(url.scheme(), "http" | "https")
+        && url.port().is_none()
+        && matches!(url.host(), Some(url::Host::Domain(_)))
+        && !host.eq_ignore_ascii_case("localhost")
+        && !host.to_ascii_lowercase().ends_with(".localhost")
+}
+
+/// Fetches an image for upload, enforcing the size cap and type. Redirects are followed by
+/// hand, each hop checked again. Every failure to fetch answers the same error, so the Worker
+/// tells nothing about hosts it can reach.
 async fn fetch_image<P: Platform>(
     ctx: &Ctx<'_, P>,
     url: &url::Url,
 ) -> Result<(Vec<u8>, &'static str)> {
+    let allowed = &ctx.config()?.image_fetch_allowed_hosts;
     let bad = |reason: String| Error::invalid("image.url", reason);
-    let resp = ctx
-        .p
-        .send(crate::http::Outbound {
-            method: crate::http::Method::Get,
-            url: url.to_string(),
-            headers: crate::http::Headers::new().with("accept", "image/png, image/jpeg"),
-            body: None,
-            timeout_ms: 10_000,
-            max_body: Some(MAX_IMAGE_BYTES),
-        })
-        .await
-        .map_err(|e| match e {
-            crate::ports::TransportError::TooLarge => bad(format!(
-                "image is larger than {MAX_IMAGE_BYTES} bytes, TikTok's limit"
-            )),
-            crate::ports::TransportError::Timeout => bad("did not answer within 10 s".into()),
-            crate::ports::TransportError::Unreachable(_) => bad("could not be fetched".into()),
-        })?;
+    let unreachable = || {
+        bad(
+            "could not be fetched as an image (check that the URL is public and answers 200)"
+                .into(),
+        )
+    };
+    let mut at = url.clone();
+    let mut hops = 0;
+    let resp = loop {
+        if !image_url_allowed(&at, allowed) {
+            return Err(if hops == 0 {
+                bad("must be a public http(s) URL with a host name and the default port".into())
+            } else {
+                unreachable()
+            });
+        }
+        let resp = ctx
+            .p
+            .send(crate::http::Outbound {
+                method: crate::http::Method::Get,
+                url: at.to_string(),
+                headers: crate::http::Headers::new().with("accept", "image/png, image/jpeg"),
+                body: None,
+                timeout_ms: 10_000,
+                max_body: Some(MAX_IMAGE_BYTES),
+            })
+            .await
+            .map_err(|e| match e {
+                crate::ports::TransportError::TooLarge => bad(format!(
+                    "image is larger than {MAX_IMAGE_BYTES} bytes, TikTok's limit"
+                )),
+                _ => unreachable(),
+            })?;
+        if !(300..400).contains(&resp.status) {
+            break resp;
+        }
+        hops += 1;
+        let next = resp
+            .headers
+            .get("location")
+            .and_then(|l| at.join(l).ok())
+            .filter(|_| hops <= MAX_IMAGE_REDIRECTS)
+            .ok_or_else(unreachable)?;
+        at = next;
+    };
     if resp.status != 200 {
-        return Err(bad(format!("answered HTTP {}", resp.status)));
+        return Err(unreachable());
     }
     if resp.body.len() > MAX_IMAGE_BYTES {
         return Err(bad(format!(
@@ -804,10 +867,12 @@ async fn perform_send<P: Platform>(ctx: &Ctx<'_, P>, plan: &SendPlan) -> Result<
             Outgoing::Image { media_id: id }
         }
     };
-    let sent = with_token(ctx, acct, async |t: &str| {
-        transient_retries(ctx.p, async || client.send(t, acct, conv, &outgoing).await).await
-    })
-    .await?;
+    // Retried only on TikTok's error codes; an answer that leaves the outcome unknown is
+    // reported as such (`details.outcome`), never retried blindly.
+    let sent = match crate::delivery::deliver(ctx.p, &client, acct, conv, &outgoing, true).await {
+        Outcome::Sent(s) => s,
+        Outcome::NotSent(e, _) | Outcome::Unknown(e, _) => return Err(e),
+    };
     let mut out = json!({
         "account_id": acct, "conversation_id": conv, "type": plan.what.kind(),
         "message_id": sent.message_id,
@@ -821,7 +886,7 @@ async fn perform_send<P: Platform>(ctx: &Ctx<'_, P>, plan: &SendPlan) -> Result<
 /// `POST /v1/messages`.
 pub async fn send_message<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
     ctx.authorize(req, Role::Sender)?;
-    ctx.config()?;
+    let cfg = ctx.config()?;
     require_json(req)?;
     let plan = validate_send(&req.body)?;
     let Some(key) = req.headers.get("idempotency-key") else {
@@ -833,12 +898,17 @@ pub async fn send_message<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
     // Canonical JSON (sorted keys), so formatting differences do not count as another body.
     let canonical: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     let body_hash = crate::idempotency::hash(canonical.to_string().as_bytes());
+    let keyed = Keyed {
+        plan: &plan,
+        key_hash: &key_hash,
+        body_hash: &body_hash,
+    };
     match ctx
         .p
         .idempotency_begin(&plan.account, &key_hash, &body_hash)
         .await?
     {
-        crate::idempotency::Begin::Replay { response } => {
+        Begin::Replay { response } => {
             let mut r = Response::json(
                 response.status,
                 &serde_json::from_str::<Value>(&response.body).unwrap_or(Value::Null),
@@ -846,25 +916,120 @@ pub async fn send_message<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
             r.headers.set("idempotent-replayed", "true");
             Ok(r)
         }
-        crate::idempotency::Begin::New => {
-            let result = perform_send(ctx, &plan).await;
-            let (status, body) = match &result {
-                Ok(v) => (200, v.to_string()),
-                Err(e) => (e.status(), e.body(&ctx.request_id).to_string()),
+        Begin::New => keyed.send(ctx).await,
+        Begin::Reconcile { since_ms } => {
+            // An earlier attempt with this key may have reached the customer: look first.
+            let client = Client::for_config(ctx.p, cfg);
+            let probe = match &plan.what {
+                Planned::Message(m) => m.clone(),
+                Planned::ImageUrl(_) => Outgoing::Image {
+                    media_id: String::new(),
+                },
             };
-            let stored = crate::idempotency::Stored { status, body };
-            if let Err(e) = ctx
-                .p
-                .idempotency_finish(&plan.account, &key_hash, &body_hash, stored)
-                .await
-            {
-                ctx.log(
-                    Level::Warn,
-                    "idempotency record not stored",
-                    json!({"code": e.code()}),
-                );
+            let found = crate::delivery::find_sent(
+                ctx.p,
+                &client,
+                &plan.account,
+                &plan.conversation,
+                &probe,
+                since_ms,
+                &[],
+            )
+            .await;
+            let wait_ms = (since_ms + RECONCILE_AFTER_MS).saturating_sub(ctx.p.now_ms());
+            match found {
+                Ok(Some(id)) => {
+                    let v = json!({
+                        "account_id": plan.account, "conversation_id": plan.conversation,
+                        "type": plan.what.kind(), "message_id": id, "reconciled": true,
+                    });
+                    keyed.settle(ctx, 200, v.to_string(), Settle::Keep).await;
+                    let mut r = Response::json(200, &v);
+                    r.headers.set("idempotent-replayed", "true");
+                    Ok(r)
+                }
+                Ok(None) if wait_ms > 0 => {
+                    let e = Error::Conflict(format!(
+                        "the previous attempt with this Idempotency-Key may still reach TikTok; it is looked for again in {} s before anything is sent, retry then",
+                        wait_ms.div_ceil(1000)
+                    ));
+                    keyed
+                        .settle(
+                            ctx,
+                            409,
+                            e.body(&ctx.request_id).to_string(),
+                            Settle::Unclaim,
+                        )
+                        .await;
+                    Err(e)
+                }
+                // Not at TikTok after the wait: it was never sent. Send now, under the claim.
+                Ok(None) => keyed.send(ctx).await,
+                Err(e) => {
+                    keyed
+                        .settle(
+                            ctx,
+                            e.status(),
+                            e.body(&ctx.request_id).to_string(),
+                            Settle::Unclaim,
+                        )
+                        .await;
+                    Err(e)
+                }
             }
-            result.map(|v| Response::json(200, &v))
+        }
+    }
+}
+
+/// A send under a claimed Idempotency-Key.
+struct Keyed<'a> {
+    plan: &'a SendPlan,
+    key_hash: &'a str,
+    body_hash: &'a str,
+}
+
+impl Keyed<'_> {
+    async fn send<P: Platform>(&self, ctx: &Ctx<'_, P>) -> Result<Response> {
+        let result = perform_send(ctx, self.plan).await;
+        let (status, body, settle) = match &result {
+            Ok(v) => (200, v.to_string(), Settle::Keep),
+            Err(e) => {
+                let settle = if crate::delivery::is_ambiguous(e) {
+                    Settle::Unknown
+                } else if e.status() >= 500 || e.status() == 429 || e.status() == 409 {
+                    Settle::Release
+                } else {
+                    Settle::Keep
+                };
+                (e.status(), e.body(&ctx.request_id).to_string(), settle)
+            }
+        };
+        self.settle(ctx, status, body, settle).await;
+        result.map(|v| Response::json(200, &v))
+    }
+
+    async fn settle<P: Platform>(
+        &self,
+        ctx: &Ctx<'_, P>,
+        status: u16,
+        body: String,
+        settle: Settle,
+    ) {
+        let stored = Stored {
+            status,
+            body,
+            settle,
+        };
+        if let Err(e) = ctx
+            .p
+            .idempotency_finish(&self.plan.account, self.key_hash, self.body_hash, stored)
+            .await
+        {
+            ctx.log(
+                Level::Warn,
+                "idempotency record not stored",
+                json!({"code": e.code()}),
+            );
         }
     }
 }

@@ -143,6 +143,18 @@ pub const SETTINGS: &[Setting] = &[
         doc: "an event still processing after this long is recorded as interrupted (10..3600, default 300)",
     },
     Setting {
+        name: "IMAGE_FETCH_ALLOWED_HOSTS",
+        kind: Kind::Var,
+        required: false,
+        doc: "hosts (host or host:port) image URLs may use although they are IP literals or use another port: local testing only",
+    },
+    Setting {
+        name: "FAULT_FAIL_KV_PUTS",
+        kind: Kind::Var,
+        required: false,
+        doc: "fault tests only, never in production: `<key prefix>*<n>` makes the first n Workers KV writes of such keys fail",
+    },
+    Setting {
         name: "TIKTOK_TIMEOUT_MS",
         kind: Kind::Var,
         required: false,
@@ -190,6 +202,8 @@ pub struct Config {
     pub event_retention_secs: u64,
     pub default_rules: RuleSet,
     pub forward_urls: Vec<url::Url>,
+    /// `host` or `host:port` entries exempt from the image URL host rules (local testing).
+    pub image_fetch_allowed_hosts: Vec<String>,
     pub forward_secret: Option<Secret>,
     pub processing_timeout_secs: u64,
     pub tiktok_timeout_ms: u64,
@@ -311,6 +325,12 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
             }
         }
     }
+    let image_fetch_allowed_hosts: Vec<String> = get("IMAGE_FETCH_ALLOWED_HOSTS")
+        .unwrap_or_default()
+        .split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
     let forward_secret = get("FORWARD_SECRET").map(Secret::new);
     if !forward_urls.is_empty() && forward_secret.is_none() {
         problems.push("missing secret FORWARD_SECRET (needed because FORWARD_URLS is set)".into());
@@ -372,6 +392,7 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
                 default_rules,
                 forward_urls,
                 forward_secret,
+                image_fetch_allowed_hosts,
                 processing_timeout_secs,
                 tiktok_timeout_ms,
             })

@@ -13,23 +13,49 @@ pub const RETENTION_MS: u64 = 24 * 3600 * 1000;
 /// How long a single-use claim is kept: twice the longest an OAuth state lives, so a claim is
 /// only forgotten once the state it guards can no longer be redeemed anyway.
 pub const CLAIM_RETENTION_MS: u64 = 2 * crate::config::MAX_STATE_TTL_SECS * 1000;
-/// An in-progress claim older than this is considered abandoned (its request died).
-const IN_PROGRESS_STALE_MS: u64 = 60_000;
+/// A claim older than this belongs to a request that died. It is longer than the worst-case
+/// send (token refresh, image fetch and upload, send, each within the TikTok deadline, with
+/// bounded retries on TikTok's error codes), and what such a request may have sent is looked
+/// for at TikTok before anything is sent again.
+pub const IN_PROGRESS_STALE_MS: u64 = 5 * 60 * 1000;
 const MAX_KEY: usize = 255;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Record {
     pub body_hash: String,
     pub created_at: u64,
-    /// `None` while the first request is still running.
+    /// The final answer, once there is one.
     #[serde(default)]
     pub response: Option<Stored>,
+    /// A request is working on this key since then (ms).
+    #[serde(default)]
+    pub claimed_at: Option<u64>,
+    /// An attempt started then (ms) ended without knowing whether TikTok sent the message.
+    #[serde(default)]
+    pub unknown_since: Option<u64>,
+}
+
+/// How a request ends its claim.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Settle {
+    /// Keep the answer: repeats get it again.
+    #[default]
+    Keep,
+    /// Nothing was sent and a retry may succeed (429, 409, TikTok's own errors): forget.
+    Release,
+    /// The message may have been sent: a retry first looks for it at TikTok.
+    Unknown,
+    /// A reconciliation found nothing yet and sent nothing: back to [`Settle::Unknown`] as it was.
+    Unclaim,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Stored {
     pub status: u16,
     pub body: String,
+    #[serde(default)]
+    pub settle: Settle,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +65,9 @@ pub enum Begin {
     New,
     /// Answered before: return this.
     Replay { response: Stored },
+    /// An earlier attempt (started at `since_ms`) may have sent the message: look for it at
+    /// TikTok first. The key is claimed by this request meanwhile.
+    Reconcile { since_ms: u64 },
 }
 
 /// Checks a caller's key: printable ASCII, 1..=255 bytes.
@@ -60,62 +89,82 @@ fn storage_key(key_hash: &str) -> String {
     format!("idem:{key_hash}")
 }
 
-/// Claims `key_hash` for a request whose body hashes to `body_hash`.
-pub async fn begin<P: Local + Clock>(p: &P, key_hash: &str, body_hash: &str) -> Result<Begin> {
+async fn load<P: Local + Clock>(p: &P, key_hash: &str) -> Result<Option<Record>> {
     let now = p.now_ms();
-    let existing: Option<Record> = p
-        .local_get(&storage_key(key_hash))
+    Ok(p.local_get(&storage_key(key_hash))
         .await?
         .and_then(|r| serde_json::from_str(&r).ok())
-        .filter(|r: &Record| now < r.created_at + RETENTION_MS);
-    if let Some(r) = existing {
-        if r.body_hash != body_hash {
-            return Err(Error::IdempotencyMismatch);
-        }
-        match r.response {
-            Some(response) => return Ok(Begin::Replay { response }),
-            None if now < r.created_at + IN_PROGRESS_STALE_MS => {
-                return Err(Error::Conflict(
-                    "a request with this Idempotency-Key is still in progress; retry shortly"
-                        .into(),
-                ))
-            }
-            None => {}
-        }
-    }
-    let rec = Record {
-        body_hash: body_hash.into(),
-        created_at: now,
-        response: None,
-    };
-    p.local_put(
-        &storage_key(key_hash),
-        &serde_json::to_string(&rec).unwrap_or_default(),
-    )
-    .await?;
-    Ok(Begin::New)
+        .filter(|r: &Record| now < r.created_at + RETENTION_MS))
 }
 
-/// Stores the result. Server-side failures release the key instead, so a retry can send.
+async fn save<P: Local>(p: &P, key_hash: &str, r: &Record) -> Result<()> {
+    p.local_put(
+        &storage_key(key_hash),
+        &serde_json::to_string(r).unwrap_or_default(),
+    )
+    .await
+}
+
+/// Claims `key_hash` for a request whose body hashes to `body_hash`. The read and the write
+/// have no other I/O in between: the actor's input gate makes the claim atomic.
+pub async fn begin<P: Local + Clock>(p: &P, key_hash: &str, body_hash: &str) -> Result<Begin> {
+    let now = p.now_ms();
+    let Some(mut r) = load(p, key_hash).await? else {
+        let rec = Record {
+            body_hash: body_hash.into(),
+            created_at: now,
+            response: None,
+            claimed_at: Some(now),
+            unknown_since: None,
+        };
+        save(p, key_hash, &rec).await?;
+        return Ok(Begin::New);
+    };
+    if r.body_hash != body_hash {
+        return Err(Error::IdempotencyMismatch);
+    }
+    if let Some(response) = r.response {
+        return Ok(Begin::Replay { response });
+    }
+    match r.claimed_at {
+        Some(t) if now < t + IN_PROGRESS_STALE_MS => Err(Error::Conflict(
+            "a request with this Idempotency-Key is still in progress; retry shortly".into(),
+        )),
+        // A claim that died, or an attempt of unknown outcome: what it may have sent is
+        // looked for before anything is sent again.
+        claimed => {
+            let since = r.unknown_since.or(claimed).unwrap_or(r.created_at);
+            r.unknown_since = Some(since);
+            r.claimed_at = Some(now);
+            save(p, key_hash, &r).await?;
+            Ok(Begin::Reconcile { since_ms: since })
+        }
+    }
+}
+
+/// Ends a claim as `response.settle` says.
 pub async fn finish<P: Local + Clock>(
     p: &P,
     key_hash: &str,
     body_hash: &str,
     response: Stored,
 ) -> Result<()> {
-    if response.status >= 500 || response.status == 429 || response.status == 409 {
-        return p.local_delete(&storage_key(key_hash)).await;
-    }
-    let rec = Record {
+    let now = p.now_ms();
+    let mut r = load(p, key_hash).await?.unwrap_or(Record {
         body_hash: body_hash.into(),
-        created_at: p.now_ms(),
-        response: Some(response),
-    };
-    p.local_put(
-        &storage_key(key_hash),
-        &serde_json::to_string(&rec).unwrap_or_default(),
-    )
-    .await
+        created_at: now,
+        response: None,
+        claimed_at: None,
+        unknown_since: None,
+    });
+    match response.settle {
+        Settle::Release => return p.local_delete(&storage_key(key_hash)).await,
+        Settle::Keep => r.response = Some(response),
+        Settle::Unknown => r.unknown_since = r.claimed_at.or(Some(now)),
+        Settle::Unclaim => {}
+    }
+    r.claimed_at = None;
+    save(p, key_hash, &r).await
 }
 
 /// Marks `key` used; `false` if it was used before. Strongly consistent in the actor's
@@ -161,6 +210,11 @@ mod tests {
         Stored {
             status: s,
             body: format!("{{\"s\":{s}}}"),
+            settle: if s >= 500 || s == 429 {
+                Settle::Release
+            } else {
+                Settle::Keep
+            },
         }
     }
 
@@ -191,21 +245,58 @@ mod tests {
     }
 
     #[test]
-    fn server_failures_release_the_key_and_abandoned_claims_expire() {
+    fn released_keys_send_again_but_unknown_outcomes_are_reconciled() {
         let f = Fake::new(1_000);
         block_on(begin(&f, "k", "b")).unwrap();
-        block_on(finish(&f, "k", "b", stored(502))).unwrap();
+        block_on(finish(&f, "k", "b", stored(429))).unwrap();
         assert_eq!(block_on(begin(&f, "k", "b")).unwrap(), Begin::New);
-        f.advance(61);
+        let started = f.now_ms();
+        let unknown = Stored {
+            settle: Settle::Unknown,
+            ..stored(504)
+        };
+        block_on(finish(&f, "k", "b", unknown)).unwrap();
+        f.advance(5);
         assert_eq!(
             block_on(begin(&f, "k", "b")).unwrap(),
-            Begin::New,
-            "abandoned claim"
+            Begin::Reconcile { since_ms: started }
         );
-        block_on(finish(&f, "k", "b", stored(400))).unwrap();
+        assert_eq!(
+            block_on(begin(&f, "k", "b")).unwrap_err().status(),
+            409,
+            "one reconciliation at a time"
+        );
+        let unclaim = Stored {
+            settle: Settle::Unclaim,
+            ..stored(409)
+        };
+        block_on(finish(&f, "k", "b", unclaim)).unwrap();
+        assert_eq!(
+            block_on(begin(&f, "k", "b")).unwrap(),
+            Begin::Reconcile { since_ms: started },
+            "the attempt's time is kept"
+        );
+        block_on(finish(&f, "k", "b", stored(200))).unwrap();
+        assert!(matches!(
+            block_on(begin(&f, "k", "b")).unwrap(),
+            Begin::Replay { .. }
+        ));
+    }
+
+    #[test]
+    fn a_claim_whose_request_died_is_reconciled_not_resent() {
+        let f = Fake::new(1_000);
+        let started = f.now_ms();
+        block_on(begin(&f, "k", "b")).unwrap();
+        f.advance(60);
         assert!(
-            matches!(block_on(begin(&f, "k", "b")).unwrap(), Begin::Replay { .. }),
-            "client errors are kept"
+            block_on(begin(&f, "k", "b")).is_err(),
+            "still within the worst case"
+        );
+        f.advance(300);
+        assert_eq!(
+            block_on(begin(&f, "k", "b")).unwrap(),
+            Begin::Reconcile { since_ms: started }
         );
     }
 

@@ -90,6 +90,11 @@ pub trait Local {
     async fn local_delete(&self, key: &str) -> Result<()>;
     /// Up to `limit` entries whose key starts with `prefix`, in key order.
     async fn local_list(&self, prefix: &str, limit: usize) -> Result<Vec<(String, String)>>;
+    /// Writes every entry or none (one atomic storage write).
+    async fn local_put_all(&self, entries: Vec<(String, String)>) -> Result<()>;
+    /// This instance of the actor: it changes when the runtime restarts the object, so a
+    /// record started by another instance was cut off.
+    fn instance_id(&self) -> &str;
 }
 
 /// Cryptographically secure randomness.

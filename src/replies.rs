@@ -500,6 +500,13 @@ impl Conversation {
         self.window_sent = 0;
     }
 
+    /// When anything last happened in the conversation (unix seconds).
+    pub fn last_activity(&self) -> u64 {
+        self.last_inbound_at
+            .unwrap_or(0)
+            .max(self.last_auto_reply_at.unwrap_or(0))
+    }
+
     /// Messages the business may still send now.
     pub fn budget(&self, now: u64) -> u32 {
         match self.last_inbound_at {

@@ -154,6 +154,29 @@ impl crate::ports::Local for Fake {
             .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect())
     }
+    async fn local_put_all(&self, entries: Vec<(String, String)>) -> Result<()> {
+        let mut kv = self.kv.borrow_mut();
+        for (k, v) in entries {
+            kv.insert((9, k), v);
+        }
+        Ok(())
+    }
+    fn instance_id(&self) -> &str {
+        "fake-instance"
+    }
+}
+
+impl Fake {
+    /// The actor storage's raw value at `key`.
+    pub fn local_raw(&self, key: &str) -> Option<String> {
+        self.kv.borrow().get(&(9, key.to_string())).cloned()
+    }
+
+    pub fn local_set(&self, key: &str, value: &str) {
+        self.kv
+            .borrow_mut()
+            .insert((9, key.to_string()), value.to_string());
+    }
 }
 
 impl Fake {
@@ -185,13 +208,17 @@ impl crate::ports::Accounts for Fake {
         Ok(())
     }
     async fn accept_event(&self, _account: &str, key: &str, raw: &str) -> Result<bool> {
-        crate::events::accept(self, key, raw).await
+        crate::pipeline::accept(self, key, raw).await
     }
     async fn process_event(&self, _account: &str, key: &str) -> Result<()> {
-        crate::events::process(self, self.config()?, key).await
+        crate::pipeline::process(self, self.config()?, key)
+            .await
+            .map(drop)
     }
     async fn replay_failure(&self, account: &str, id: &str) -> Result<Value> {
-        crate::events::replay(self, self.config()?, account, id).await
+        crate::pipeline::replay(self, self.config()?, account, id)
+            .await
+            .map(|(v, _)| v)
     }
     async fn claim_once(&self, key: &str) -> Result<bool> {
         crate::idempotency::claim_once(self, key).await

@@ -19,7 +19,7 @@ const BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 pub fn app(shared: Arc<Shared>) -> Router {
     Router::new()
-        .fallback(handle)
+        .fallback(detached)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
 }
@@ -209,6 +209,15 @@ fn take_fault(shared: &Shared, path: &str) -> Option<Fault> {
         .iter_mut()
         .find(|(p, q)| path.contains(p.as_str()) && !q.is_empty())?;
     slot.1.pop_front()
+}
+
+/// Like TikTok, finishes what it received even when the caller gives up (a client deadline
+/// closing the connection): a send answered late has still been sent.
+async fn detached(state: AxState<Arc<Shared>>, req: Request<Body>) -> Response {
+    match tokio::spawn(handle(state, req)).await {
+        Ok(r) => r,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Response {

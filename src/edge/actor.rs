@@ -11,8 +11,8 @@ use super::platform::{log_line, runtime_ports, Kv};
 use super::{error_json, lookup};
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
-use crate::events;
 use crate::idempotency::{self, Begin, Stored};
+use crate::pipeline;
 use crate::ports::{Bucket, KeyPage, Level, Local, Store};
 use crate::secret::Secret;
 use crate::tokens;
@@ -43,7 +43,7 @@ pub struct ActorCall {
 }
 
 /// How soon the alarm looks at events accepted but not yet processed.
-const PENDING_ALARM_MS: i64 = 20_000;
+const PENDING_ALARM_MS: u64 = 20_000;
 /// How often the alarm forgets old message ids when nothing is pending.
 const SWEEP_ALARM_MS: i64 = 6 * 3600 * 1000;
 
@@ -53,6 +53,8 @@ pub struct AccountActor {
     env: Env,
     /// Held for the whole of a token call, TikTok round trip included.
     token_lock: Mutex<()>,
+    /// Random per instance: pending records started by another instance were cut off.
+    instance: String,
 }
 
 /// The ports inside the actor: KV plus this object's storage for token records.
@@ -61,6 +63,7 @@ struct ActorPlatform<'a> {
     storage: Storage,
     cfg: Config,
     token_lock: &'a Mutex<()>,
+    instance: &'a str,
     request_id: std::cell::RefCell<String>,
 }
 
@@ -155,6 +158,18 @@ impl Local for ActorPlatform<'_> {
         out.sort();
         Ok(out)
     }
+
+    async fn local_put_all(&self, entries: Vec<(String, String)>) -> Result<()> {
+        let map: std::collections::BTreeMap<String, String> = entries.into_iter().collect();
+        self.storage
+            .put_multiple(map)
+            .await
+            .map_err(storage_err("put"))
+    }
+
+    fn instance_id(&self) -> &str {
+        self.instance
+    }
 }
 
 impl crate::ports::Accounts for ActorPlatform<'_> {
@@ -179,26 +194,37 @@ impl crate::ports::Accounts for ActorPlatform<'_> {
     }
 
     async fn accept_event(&self, _account: &str, key: &str, raw: &str) -> Result<bool> {
-        let fresh = events::accept(self, key, raw).await?;
+        let fresh = pipeline::accept(self, key, raw).await?;
         if fresh {
-            self.ensure_alarm().await?;
+            // Soon, whatever housekeeping alarm was set before: should this instance die
+            // before the deferred job runs, the alarm processes the event.
+            self.alarm_by(worker::Date::now().as_millis() + PENDING_ALARM_MS)
+                .await?;
         }
         Ok(fresh)
     }
 
     async fn process_event(&self, _account: &str, key: &str) -> Result<()> {
-        events::process(self, &self.cfg, key).await
+        let done = pipeline::process(self, &self.cfg, key).await?;
+        if let Some(at) = done.retry_at {
+            self.alarm_by(at).await?;
+        }
+        Ok(())
     }
 
     async fn replay_failure(&self, account: &str, id: &str) -> Result<serde_json::Value> {
-        events::replay(self, &self.cfg, account, id).await
+        let (v, retry_at) = pipeline::replay(self, &self.cfg, account, id).await?;
+        if let Some(at) = retry_at {
+            self.alarm_by(at).await?;
+        }
+        Ok(v)
     }
 
     async fn claim_once(&self, key: &str) -> Result<bool> {
         let fresh = idempotency::claim_once(self, key).await?;
         if fresh {
             // So the claim is swept once the state it guards has expired.
-            self.ensure_alarm().await?;
+            self.ensure_housekeeping().await?;
         }
         Ok(fresh)
     }
@@ -210,7 +236,7 @@ impl crate::ports::Accounts for ActorPlatform<'_> {
         body_hash: &str,
     ) -> Result<Begin> {
         let begin = idempotency::begin(self, key_hash, body_hash).await?;
-        self.ensure_alarm().await?;
+        self.ensure_housekeeping().await?;
         Ok(begin)
     }
 
@@ -226,8 +252,8 @@ impl crate::ports::Accounts for ActorPlatform<'_> {
 }
 
 impl ActorPlatform<'_> {
-    /// Makes sure the housekeeping alarm is scheduled.
-    async fn ensure_alarm(&self) -> Result<()> {
+    /// Makes sure some alarm is scheduled (housekeeping: old records are swept).
+    async fn ensure_housekeeping(&self) -> Result<()> {
         if self
             .storage
             .get_alarm()
@@ -236,7 +262,25 @@ impl ActorPlatform<'_> {
             .is_none()
         {
             self.storage
-                .set_alarm(PENDING_ALARM_MS)
+                .set_alarm(SWEEP_ALARM_MS)
+                .await
+                .map_err(storage_err("alarm"))?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure the alarm fires no later than `at_ms`: an earlier alarm is kept, a later
+    /// one (the 6-hourly housekeeping) is pulled forward.
+    async fn alarm_by(&self, at_ms: u64) -> Result<()> {
+        let current = self
+            .storage
+            .get_alarm()
+            .await
+            .map_err(storage_err("alarm"))?;
+        if current.is_none_or(|t| t as u64 > at_ms) {
+            let now = worker::Date::now().as_millis();
+            self.storage
+                .set_alarm(at_ms.saturating_sub(now).max(1) as i64)
                 .await
                 .map_err(storage_err("alarm"))?;
         }
@@ -250,6 +294,11 @@ impl worker::DurableObject for AccountActor {
             state,
             env,
             token_lock: Mutex::new(()),
+            instance: {
+                let mut id = [0u8; 8];
+                let _ = getrandom::getrandom(&mut id);
+                hex::encode(id)
+            },
         }
     }
 
@@ -262,31 +311,33 @@ impl worker::DurableObject for AccountActor {
         Ok(resp)
     }
 
-    /// Processes accepted events whose deferred job never ran and forgets old message ids.
+    /// Processes pending events that are due (a job that never ran, a retry, a
+    /// reconciliation, a run cut off by a restart) and sweeps old records.
     async fn alarm(&self) -> worker::Result<Response> {
         let mut id = [0u8; 8];
         let _ = getrandom::getrandom(&mut id);
         let alarm_id = format!("alarm-{}", hex::encode(id));
         let outcome = match self.platform(alarm_id.clone()) {
             Ok(p) => match idempotency::sweep(&p).await {
-                Ok(()) => events::sweep(&p, &p.cfg).await,
+                Ok(()) => pipeline::sweep(&p, &p.cfg).await,
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),
         };
+        let now = worker::Date::now().as_millis();
         let next = match outcome {
-            Ok(true) => PENDING_ALARM_MS,
+            Ok(Some(at)) => (at.saturating_sub(now).max(1) as i64).min(SWEEP_ALARM_MS),
             // Nothing left to sweep (a claim object whose claim expired, a forgotten account):
             // no more alarms until something is stored again.
-            Ok(false) if self.storage_is_empty().await => return Response::ok("empty"),
-            Ok(false) => SWEEP_ALARM_MS,
+            Ok(None) if self.storage_is_empty().await => return Response::ok("empty"),
+            Ok(None) => SWEEP_ALARM_MS,
             Err(e) => {
                 log_line(
                     Level::Error,
                     "actor alarm failed",
                     json!({"code": e.code(), "message": e.to_string(), "request_id": alarm_id}),
                 );
-                PENDING_ALARM_MS
+                PENDING_ALARM_MS as i64
             }
         };
         self.state.storage().set_alarm(next).await?;
@@ -310,6 +361,7 @@ impl AccountActor {
             storage: self.state.storage(),
             cfg,
             token_lock: &self.token_lock,
+            instance: &self.instance,
             request_id: std::cell::RefCell::new(request_id),
         })
     }

@@ -260,23 +260,42 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     }
 }
 
-/// Reads the request into the core's type; a body that is too large is refused unread.
+/// The largest body a path may send: TikTok's deliveries and sends are small, so their caps
+/// are tight; everything else shares [`MAX_BODY`].
+fn body_limit(path: &str) -> usize {
+    match path {
+        "/webhooks/tiktok" => crate::webhook::MAX_BODY,
+        "/v1/messages" => crate::api::MAX_SEND_BODY,
+        _ => MAX_BODY,
+    }
+}
+
+/// Reads the request into the core's type. The body is refused unread when its declared length
+/// is too large, and read chunk by chunk up to the path's cap otherwise (a chunked body without
+/// `content-length` cannot make the isolate buffer more than the cap).
 async fn into_core(mut req: Request) -> std::result::Result<CoreRequest, Error> {
     let url = req
         .url()
         .map_err(|e| Error::invalid("url", e.to_string()))?;
     let headers: CoreHeaders = req.headers().entries().collect();
+    let limit = body_limit(url.path());
     let declared = headers
         .get("content-length")
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0);
-    if declared > MAX_BODY {
-        return Err(Error::PayloadTooLarge { limit: MAX_BODY });
+    if declared > limit {
+        return Err(Error::PayloadTooLarge { limit });
     }
-    let body = req.bytes().await.unwrap_or_default();
-    if body.len() > MAX_BODY {
-        return Err(Error::PayloadTooLarge { limit: MAX_BODY });
-    }
+    let body = match req.stream() {
+        Ok(stream) => platform::read_stream_capped(stream, limit)
+            .await
+            .map_err(|e| match e {
+                crate::ports::TransportError::TooLarge => Error::PayloadTooLarge { limit },
+                _ => Error::invalid("body", "the request body could not be read"),
+            })?,
+        // No body at all (GET, HEAD).
+        Err(_) => Vec::new(),
+    };
     Ok(CoreRequest {
         method: CoreMethod::parse(req.method().as_ref()),
         url,

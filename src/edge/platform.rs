@@ -18,13 +18,40 @@ const KV_MIN_TTL: u64 = 60;
 pub struct Kv {
     tokens: Option<worker::kv::KvStore>,
     state: Option<worker::kv::KvStore>,
+    /// `FAULT_FAIL_KV_PUTS` (`<key prefix>*<n>`), for the fault tests only.
+    fail_puts: Option<(String, u32)>,
 }
+
+/// KV writes failed so far by `FAULT_FAIL_KV_PUTS`, per isolate.
+static FAILED_PUTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl Kv {
     pub fn new(env: &Env) -> Self {
+        let fail_puts = env
+            .var("FAULT_FAIL_KV_PUTS")
+            .ok()
+            .map(|v| v.to_string())
+            .and_then(|v| {
+                let (prefix, n) = v.rsplit_once('*')?;
+                Some((prefix.to_string(), n.parse().ok()?))
+            });
         Kv {
             tokens: env.kv("TOKENS").ok(),
             state: env.kv("STATE").ok(),
+            fail_puts,
+        }
+    }
+
+    /// Whether this write is one the fault tests asked to fail.
+    fn injected_failure(&self, key: &str) -> bool {
+        use std::sync::atomic::Ordering;
+        match &self.fail_puts {
+            Some((prefix, n)) if key.starts_with(prefix.as_str()) => FAILED_PUTS
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                    (c < *n).then_some(c + 1)
+                })
+                .is_ok(),
+            _ => false,
         }
     }
 
@@ -53,6 +80,11 @@ impl Store for Kv {
     }
 
     async fn put(&self, bucket: Bucket, key: &str, value: &str, ttl: Option<u64>) -> Result<()> {
+        if self.injected_failure(key) {
+            return Err(Error::Storage(
+                "KV put (injected by FAULT_FAIL_KV_PUTS)".into(),
+            ));
+        }
         let mut b = self.kv(bucket)?.put(key, value).map_err(storage("put"))?;
         if let Some(t) = ttl {
             b = b.expiration_ttl(t.max(KV_MIN_TTL));
@@ -106,7 +138,11 @@ pub async fn fetch(out: Outbound) -> std::result::Result<CoreResponse, Transport
         headers.set(k, v).map_err(unreachable)?;
     }
     let mut init = RequestInit::new();
-    init.with_method(method(out.method)).with_headers(headers);
+    // Redirects are never followed by the runtime: headers (tokens) would go along to
+    // wherever they point. Callers that follow one check the next hop first.
+    init.with_method(method(out.method))
+        .with_headers(headers)
+        .with_redirect(worker::RequestRedirect::Manual);
     if let Some(body) = out.body {
         init.with_body(Some(worker::js_sys::Uint8Array::from(&body[..]).into()));
     }
@@ -149,7 +185,6 @@ async fn read_capped(
     resp: &mut worker::Response,
     limit: usize,
 ) -> std::result::Result<Vec<u8>, TransportError> {
-    use futures_util::StreamExt;
     let declared = resp
         .headers()
         .get("content-length")
@@ -159,9 +194,19 @@ async fn read_capped(
     if declared.is_some_and(|n| n > limit) {
         return Err(TransportError::TooLarge);
     }
-    let mut stream = resp
+    let stream = resp
         .stream()
         .map_err(|e| TransportError::Unreachable(e.to_string()))?;
+    read_stream_capped(stream, limit).await
+}
+
+/// Reads a body stream chunk by chunk and stops at the first chunk past `limit`: memory stays
+/// bounded whatever the sender declares (or does not declare, with chunked encoding).
+pub async fn read_stream_capped(
+    mut stream: worker::ByteStream,
+    limit: usize,
+) -> std::result::Result<Vec<u8>, TransportError> {
+    use futures_util::StreamExt;
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| TransportError::Unreachable(e.to_string()))?;

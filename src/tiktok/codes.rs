@@ -82,14 +82,10 @@ impl ApiCode {
 
     /// A refresh call refused the grant: only a new consent helps (`needs_reauth`).
     pub fn ends_grant(self) -> bool {
+        // Not 40001: a wrong app secret says so too, and must not end every account's grant.
         matches!(
             self,
-            Self::RefreshTokenExpired
-                | Self::RefreshTokenInvalid
-                | Self::AccessTokenInvalid
-                | Self::AccessTokenExpired
-                | Self::AuthCodeInvalid
-                | Self::NoPermission
+            Self::RefreshTokenExpired | Self::RefreshTokenInvalid | Self::AccessTokenInvalid
         )
     }
 
@@ -146,9 +142,13 @@ mod tests {
         assert!(ApiCode::from_code(40102).wants_refresh());
         assert!(ApiCode::from_code(40105).wants_refresh());
         assert!(!ApiCode::from_code(40103).wants_refresh());
-        for c in [40103, 40107, 40105, 40110] {
+        for c in [40103, 40107, 40105] {
             assert!(ApiCode::from_code(c).ends_grant(), "{c}");
         }
+        assert!(
+            !ApiCode::from_code(40001).ends_grant(),
+            "a wrong app secret"
+        );
         assert!(!ApiCode::from_code(51065).ends_grant());
         assert!(!ApiCode::from_code(40100).ends_grant());
         assert_eq!(ApiCode::from_code(12345), ApiCode::Other(12345));

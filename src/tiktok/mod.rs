@@ -8,6 +8,6 @@ pub mod codes;
 pub mod types;
 
 #[cfg(test)]
-mod contract_tests;
+pub(crate) mod contract_tests;
 
 pub use client::{AppCredentials, Client};

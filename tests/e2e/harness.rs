@@ -78,6 +78,8 @@ pub fn default_vars(sim: &Sim, port: u16) -> Vec<(&'static str, Option<String>)>
         ("TIKTOK_API_BASE", Some(sim.api_base())),
         ("TIKTOK_AUTH_URL", Some(sim.auth_url())),
         ("OAUTH_REDIRECT_URI", Some(redirect_uri(sim, port))),
+        // The simulator's test images are on 127.0.0.1 with a port of its own.
+        ("IMAGE_FETCH_ALLOWED_HOSTS", Some("127.0.0.1".into())),
     ]
 }
 
@@ -220,6 +222,33 @@ impl Worker {
         self.child = spawn(self.server, &self.dir, self.port);
         live().push((self.child.id() as i32, self.dir.join("worker.log")));
         self.wait_ready();
+    }
+
+    /// Resident memory of this instance's processes (Miniflare's node and its workerd), KiB.
+    pub fn memory_kib(&self) -> u64 {
+        let pgid = self.child.id() as i64;
+        let mut total = 0;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // Fields after the command's closing parenthesis: state, ppid, pgrp, ...
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            if fields.get(2).and_then(|g| g.parse::<i64>().ok()) != Some(pgid) {
+                continue;
+            }
+            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            total += status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        total
     }
 
     /// The last `n` lines this instance logged.

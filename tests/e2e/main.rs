@@ -48,6 +48,12 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// Asserts this status and a JSON body, returns the body.
+    pub fn expect_error_status(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "status; body: {}", self.text);
+        self.json()
+    }
+
     /// Asserts a JSON error body with this status and code, returns the body.
     pub fn expect_error(&self, status: u16, code: &str) -> Value {
         assert_eq!(self.status, status, "status; body: {}", self.text);
@@ -232,6 +238,11 @@ fn main() {
         faults::reply_faults_are_recorded_and_replayable,
         faults::connection_refused_is_reported_and_recorded,
         faults::restart_mid_processing_is_recorded_and_replayable,
+        faults::crash_with_a_far_alarm_is_processed_within_seconds,
+        faults::storage_error_during_processing_keeps_the_event,
+        faults::replay_race_sends_once,
+        faults::slow_tiktok_sends_exactly_once,
+        faults::chunked_oversized_body_is_refused_while_streaming,
         // Last: it scans everything the shared Worker logged during the whole run.
         hygiene::no_secret_or_token_in_logs_or_responses,
     ];

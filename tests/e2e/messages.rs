@@ -77,7 +77,7 @@ pub async fn image_by_url_is_uploaded_then_sent(env: Arc<Env>) {
         ("big.jpg", "larger than"),
         ("stream.jpg", "larger than"),
         ("text.png", "not a JPEG or PNG"),
-        ("missing.png", "HTTP 404"),
+        ("missing.png", "could not be fetched"),
     ] {
         let url = format!("{}/_sim/images/{name}", env.sim.origin);
         let body = json!({"account_id": "e2e-msg", "conversation_id": "img-c", "type": "image", "image": {"url": url}});

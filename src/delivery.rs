@@ -1,0 +1,232 @@
+//! Sending one message to TikTok so that a customer never gets it twice.
+//!
+//! A send is retried only when TikTok said it did not send (an error code: throttling or its
+//! own failures), never after an answer that leaves the outcome unknown: a timeout, an HTTP
+//! error from something in front of TikTok, a malformed answer or a broken connection. Such an
+//! attempt is reported as [`Outcome::Unknown`] and reconciled against TikTok's listing
+//! ([`find_sent`]) before anything is sent again.
+
+use crate::error::{Error, Result, UpstreamFailure};
+use crate::ports::{Level, Platform};
+use crate::tiktok::codes::ApiCode;
+use crate::tiktok::types::{ListedMessage, Outgoing, Sent};
+use crate::tiktok::Client;
+use serde_json::json;
+
+/// Attempts per send while TikTok answers with a transient error code (first try included).
+pub const ATTEMPTS: u32 = 4;
+/// How long after an attempt of unknown outcome its message may show in TikTok's listing.
+pub const RECONCILE_AFTER_MS: u64 = 30_000;
+/// How far TikTok's clock may be behind ours when matching a listed message to an attempt.
+const CLOCK_SKEW_MS: i64 = 15_000;
+
+/// What happened to one send.
+#[derive(Debug)]
+pub enum Outcome {
+    Sent(Sent),
+    /// TikTok refused it (or we never reached a point where it could have been sent).
+    NotSent(Error, u32),
+    /// It may or may not have reached the customer: reconcile before sending again.
+    Unknown(Error, u32),
+}
+
+/// Whether an error leaves the outcome of a send unknown.
+pub fn is_ambiguous(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Upstream {
+            failure: UpstreamFailure::Timeout
+                | UpstreamFailure::Unreachable
+                | UpstreamFailure::Malformed
+                | UpstreamFailure::Http { .. },
+            ..
+        }
+    )
+}
+
+/// TikTok answered with a code that means "not done, try later".
+pub fn is_transient_code(e: &Error) -> bool {
+    e.api_code().is_some_and(ApiCode::is_transient)
+}
+
+/// Backoff before retry `n` (1-based): 250 ms × 3^(n-1), ±50 % jitter, at most 4 s.
+pub fn backoff_ms(n: u32, jitter: u8) -> u64 {
+    let base = (250u64 * 3u64.pow(n.saturating_sub(1).min(4))).min(4_000);
+    base / 2 + base * jitter as u64 / 255
+}
+
+/// Sends `msg` with the account's token: a rejected token is refreshed (single-flight) and
+/// the send tried once more; transient error codes are retried with backoff (when `retry_codes`);
+/// anything ambiguous stops at once.
+pub async fn deliver<P: Platform>(
+    p: &P,
+    client: &Client<'_, P>,
+    account: &str,
+    conversation: &str,
+    msg: &Outgoing,
+    retry_codes: bool,
+) -> Outcome {
+    let mut rejected: Option<String> = None;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let token = match p.access_token(account, rejected.as_deref()).await {
+            Ok(t) => t,
+            Err(e) => return Outcome::NotSent(e, attempt - 1),
+        };
+        match client
+            .send(token.expose(), account, conversation, msg)
+            .await
+        {
+            Ok(s) => return Outcome::Sent(s),
+            Err(e) if is_ambiguous(&e) => return Outcome::Unknown(e, attempt),
+            Err(e) if rejected.is_none() && e.api_code().is_some_and(ApiCode::wants_refresh) => {
+                rejected = Some(token.expose().to_string());
+            }
+            Err(e) if e.api_code().is_some_and(ApiCode::wants_refresh) => {
+                // Refreshed and refused again: the grant is not usable.
+                return Outcome::NotSent(e, attempt);
+            }
+            Err(e) if retry_codes && is_transient_code(&e) && attempt < ATTEMPTS => {
+                let mut j = [0u8; 1];
+                p.fill(&mut j);
+                p.sleep(backoff_ms(attempt, j[0])).await;
+            }
+            Err(e) => return Outcome::NotSent(e, attempt),
+        }
+    }
+}
+
+/// Whether a listed message is the one `msg` would have created.
+fn same_content(listed: &ListedMessage, msg: &Outgoing) -> bool {
+    let kind = listed
+        .message_type
+        .as_deref()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    match msg {
+        Outgoing::Text { text, .. } => {
+            kind == "TEXT" && listed.text.as_ref().is_some_and(|t| &t.body == text)
+        }
+        Outgoing::Image { media_id } => {
+            kind == "IMAGE"
+                && (media_id.is_empty()
+                    || listed
+                        .image
+                        .as_ref()
+                        .and_then(|i| i.media_id.as_deref())
+                        .is_none_or(|m| m == media_id))
+        }
+        Outgoing::SharePost { .. } => kind == "SHARE_POST",
+        Outgoing::Template { template } => {
+            kind == "TEMPLATE"
+                && listed
+                    .template
+                    .as_ref()
+                    .and_then(|t| t.get("title"))
+                    .and_then(|t| t.as_str())
+                    .is_none_or(|t| t == template.title)
+        }
+        Outgoing::Action { .. } => false,
+    }
+}
+
+/// Looks in TikTok's listing (the 20 latest messages) for a message the business sent
+/// through the API at or after `since_ms` with the content of `msg`, whose id is not one of
+/// `known` (messages already accounted for). Returns its id.
+pub async fn find_sent<P: Platform>(
+    p: &P,
+    client: &Client<'_, P>,
+    account: &str,
+    conversation: &str,
+    msg: &Outgoing,
+    since_ms: u64,
+    known: &[String],
+) -> Result<Option<String>> {
+    let token = p.access_token(account, None).await?;
+    let page = client
+        .list_messages(token.expose(), account, conversation)
+        .await?;
+    let found = page.messages.iter().find(|m| {
+        let ours = m.from_user.as_ref().is_some_and(|u| {
+            u.id.as_deref() == Some(account)
+                || u.role
+                    .as_deref()
+                    .is_some_and(|r| r.eq_ignore_ascii_case("business_account"))
+        });
+        let by_api = m
+            .message_tag
+            .as_ref()
+            .and_then(|t| t.source.as_deref())
+            .is_none_or(|s| s.eq_ignore_ascii_case("API"));
+        let recent = m
+            .timestamp
+            .is_none_or(|t| t >= since_ms as i64 - CLOCK_SKEW_MS);
+        ours && by_api && recent && !known.contains(&m.message_id) && same_content(m, msg)
+    });
+    p.log(
+        Level::Info,
+        "send outcome reconciled",
+        json!({"account_id": account, "conversation_id": conversation,
+               "found": found.is_some(), "message_id": found.map(|m| &m.message_id)}),
+    );
+    Ok(found.map(|m| m.message_id.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tiktok::types::MessagePage;
+
+    #[test]
+    fn ambiguity_classification() {
+        let up = |failure| Error::Upstream {
+            endpoint: "send",
+            failure,
+            request_id: None,
+        };
+        assert!(is_ambiguous(&up(UpstreamFailure::Timeout)));
+        assert!(is_ambiguous(&up(UpstreamFailure::Http { status: 502 })));
+        assert!(is_ambiguous(&up(UpstreamFailure::Malformed)));
+        assert!(is_ambiguous(&up(UpstreamFailure::Unreachable)));
+        let code = |c| {
+            up(UpstreamFailure::Api {
+                code: c,
+                message: String::new(),
+            })
+        };
+        assert!(!is_ambiguous(&code(51065)));
+        assert!(is_transient_code(&code(51065)) && is_transient_code(&code(40100)));
+        assert!(!is_transient_code(&code(40064)));
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_cap() {
+        assert_eq!(backoff_ms(1, 0), 125);
+        assert_eq!(backoff_ms(1, 255), 375);
+        assert_eq!(backoff_ms(3, 255), 3_375);
+        assert_eq!(backoff_ms(9, 255), 6_000);
+    }
+
+    #[test]
+    fn listed_messages_match_by_content() {
+        let fixture = crate::tiktok::contract_tests::fixture("content-list.response.json");
+        let page: MessagePage = serde_json::from_value(fixture["data"].clone()).unwrap();
+        let reply = page
+            .messages
+            .iter()
+            .find(|m| m.message_id == "7560938907334426625")
+            .unwrap();
+        assert!(same_content(
+            reply,
+            &Outgoing::text("Yes, size M is back in stock.")
+        ));
+        assert!(!same_content(reply, &Outgoing::text("Yes")));
+        assert!(!same_content(
+            reply,
+            &Outgoing::Image {
+                media_id: String::new()
+            }
+        ));
+    }
+}

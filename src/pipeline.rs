@@ -1,0 +1,879 @@
+//! The durable life of an accepted webhook event, inside its account's actor.
+//!
+//! An event is stored as *pending* when it is accepted and stays pending until everything it
+//! asks for is done or recorded as a failure. Every decision is written down before it is acted
+//! on: the reply plan (with the inbound message counted, in one atomic write), each send about to
+//! go out (`inflight`), each send done, each forward done, each failure decided. So a crash, a
+//! timeout or a storage error at any point resumes from the last written step:
+//! - nothing is decided twice (a replay sends exactly the stored plan),
+//! - a send whose outcome is unknown is reconciled with TikTok's listing, never re-sent blindly,
+//! - an error leaves the event pending, retried by the actor's alarm with growing delays.
+
+use crate::config::Config;
+use crate::delivery::{self, Outcome, RECONCILE_AFTER_MS};
+use crate::error::{Error, Result};
+use crate::events::{forward, load_rules};
+use crate::ports::{Bucket, Level, Local, Platform};
+use crate::replies::{self, Conversation, Zone};
+use crate::tiktok::types::{Outgoing, SenderAction};
+use crate::tiktok::Client;
+use crate::webhook::{self, Event, Kind};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// A pending event older than this whose job never ran is processed by the alarm.
+pub const PENDING_GRACE_MS: u64 = 15_000;
+const FAILURE_TTL_SECS: u64 = 30 * 86_400;
+/// Sends of unknown outcome tried per message before it is recorded as a failure.
+const MAX_UNKNOWN_TRIES: u32 = 3;
+/// A conversation's state is forgotten this long after its last activity.
+pub const CONVERSATION_RETENTION_SECS: u64 = 30 * 86_400;
+
+/// Delay before processing that failed is tried again: 5 s doubling up to 5 min.
+pub fn retry_delay_ms(attempts: u32) -> u64 {
+    (5_000u64 << attempts.min(6)).min(300_000)
+}
+
+fn seen_key(key: &str) -> String {
+    format!("seen:{key}")
+}
+
+fn pending_key(key: &str) -> String {
+    format!("pending:{key}")
+}
+
+fn conv_key(conversation: &str) -> String {
+    format!("conv:{conversation}")
+}
+
+fn failure_key(account: &str, id: &str) -> String {
+    format!("failed:{account}:{id}")
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// What a recorded failure must redo.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Stage {
+    /// Messages not yet sent to a conversation.
+    Reply {
+        conversation_id: String,
+        #[serde(default)]
+        messages: Vec<Outgoing>,
+        /// Records written before replies could be cards: texts only.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        texts: Vec<String>,
+        /// The first message's last send had no clear outcome (at this time, ms): a replay
+        /// first looks for it at TikTok.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unknown_since_ms: Option<u64>,
+    },
+    /// A forwarding target that did not take the event.
+    Forward { url: String },
+    /// Written by earlier versions when processing was cut off; replaying processes the whole
+    /// event again.
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Failure {
+    pub id: String,
+    pub account_id: String,
+    pub event_key: String,
+    #[serde(flatten)]
+    pub stage: Stage,
+    pub code: String,
+    pub message: String,
+    pub attempts: u32,
+    pub failed_at: u64,
+    #[serde(default)]
+    pub replays: u32,
+    /// TikTok's delivery as received (needed to forward it again).
+    pub event: String,
+}
+
+pub fn failure_id(account: &str, key: &str, stage: &Stage) -> String {
+    let mut h = Sha256::new();
+    h.update(account.as_bytes());
+    h.update([0]);
+    h.update(key.as_bytes());
+    h.update([0]);
+    h.update(serde_json::to_string(stage).unwrap_or_default().as_bytes());
+    hex::encode(&h.finalize()[..12])
+}
+
+/// A send that went out and whose answer is awaited or lost.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Inflight {
+    pub at_ms: u64,
+    pub tries: u32,
+}
+
+/// The decided reply and how far it got.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Progress {
+    pub conversation_id: String,
+    /// `(rule, message)` in order.
+    pub messages: Vec<(String, Outgoing)>,
+    pub done: usize,
+    #[serde(default)]
+    pub inflight: Option<Inflight>,
+    /// TikTok's ids of the messages sent so far (not to be mistaken for a lost one).
+    #[serde(default)]
+    pub sent_ids: Vec<String>,
+}
+
+/// The pending record of one event (or of one replay).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Pending {
+    pub raw: String,
+    pub accepted_at: u64,
+    #[serde(default)]
+    pub started_at: Option<u64>,
+    /// The actor instance running it: another instance means that run died with its runtime.
+    #[serde(default)]
+    pub run: Option<String>,
+    #[serde(default)]
+    pub attempts: u32,
+    /// Not to be looked at before this time (ms): a retry after an error, or a reconciliation.
+    #[serde(default)]
+    pub not_before: Option<u64>,
+    #[serde(default)]
+    pub forwarded: Vec<String>,
+    #[serde(default)]
+    pub reply: Option<Progress>,
+    /// Failures decided and not yet recorded.
+    #[serde(default)]
+    pub failures: Vec<Failure>,
+    /// For a replay: the failure it redoes, its event's key, and how often it was replayed.
+    #[serde(default)]
+    pub replay_of: Option<String>,
+    #[serde(default)]
+    pub event_key: Option<String>,
+    #[serde(default)]
+    pub replays: u32,
+    /// A replay redoes only its stage (this forward, or the stored reply), not the whole event.
+    #[serde(default)]
+    pub only_stage: bool,
+    #[serde(default)]
+    pub only_forward: Option<String>,
+}
+
+/// What one run of [`process`] did.
+#[derive(Debug, Default)]
+pub struct Processed {
+    /// When the event needs looking at again (it is still pending), if ever.
+    pub retry_at: Option<u64>,
+    /// Failures recorded in this run.
+    pub failures: Vec<Failure>,
+}
+
+async fn load_pending<P: Local>(p: &P, key: &str) -> Result<Option<Pending>> {
+    match p.local_get(&pending_key(key)).await? {
+        Some(raw) => serde_json::from_str(&raw)
+            .map(Some)
+            .map_err(|_| Error::Storage("pending event record unreadable".into())),
+        None => Ok(None),
+    }
+}
+
+async fn save_pending<P: Local>(p: &P, key: &str, rec: &Pending) -> Result<()> {
+    p.local_put(&pending_key(key), &to_json(rec)?).await
+}
+
+async fn load_conv<P: Local>(p: &P, id: &str) -> Result<Conversation> {
+    Ok(p.local_get(&conv_key(id))
+        .await?
+        .and_then(|r| serde_json::from_str(&r).ok())
+        .unwrap_or_default())
+}
+
+/// Marks `key` seen and stores the event as pending; `false` when it was seen before.
+/// The get and the puts run without other I/O in between, which the actor's input gate makes
+/// atomic with respect to concurrent deliveries.
+pub async fn accept<P: Local + crate::ports::Clock>(p: &P, key: &str, raw: &str) -> Result<bool> {
+    if p.local_get(&seen_key(key)).await?.is_some() {
+        return Ok(false);
+    }
+    let now = p.now_ms();
+    let pending = Pending {
+        raw: raw.to_string(),
+        accepted_at: now,
+        ..Pending::default()
+    };
+    p.local_put_all(vec![
+        (seen_key(key), now.to_string()),
+        (pending_key(key), to_json(&pending)?),
+    ])
+    .await?;
+    Ok(true)
+}
+
+async fn record_failure<P: Platform>(p: &P, f: &Failure) -> Result<()> {
+    p.log(
+        Level::Error,
+        "event processing failed; recorded for replay",
+        json!({"account_id": f.account_id, "failure_id": f.id, "code": f.code, "attempts": f.attempts}),
+    );
+    p.put(
+        Bucket::State,
+        &failure_key(&f.account_id, &f.id),
+        &to_json(f)?,
+        Some(FAILURE_TTL_SECS),
+    )
+    .await
+}
+
+/// Runs (or resumes) the pending event `key`. Whatever fails, the event stays pending (and
+/// `retry_at` says when to look again) or its failures are recorded: it is never dropped.
+pub async fn process<P: Platform + Local>(p: &P, cfg: &Config, key: &str) -> Result<Processed> {
+    let Some(mut rec) = load_pending(p, key).await? else {
+        return Ok(Processed::default());
+    };
+    let now = p.now_ms();
+    match (rec.started_at, rec.not_before) {
+        (Some(started), _) => {
+            let same_run = rec.run.as_deref() == Some(p.instance_id());
+            if same_run && now.saturating_sub(started) < cfg.processing_timeout_secs * 1000 {
+                // Running right now, in this instance.
+                return Ok(Processed::default());
+            }
+            p.log(
+                Level::Warn,
+                "resuming an event whose processing was cut off",
+                json!({"key": key, "started_ms_ago": now.saturating_sub(started)}),
+            );
+        }
+        (None, Some(t)) if t > now => {
+            return Ok(Processed {
+                retry_at: Some(t),
+                failures: vec![],
+            })
+        }
+        _ => {}
+    }
+    rec.started_at = Some(now);
+    rec.run = Some(p.instance_id().to_string());
+    save_pending(p, key, &rec).await?;
+    let mut recorded = Vec::new();
+    match advance(p, cfg, key, &mut rec, &mut recorded).await {
+        Ok(None) => {
+            p.local_delete(&pending_key(key)).await?;
+            Ok(Processed {
+                retry_at: None,
+                failures: recorded,
+            })
+        }
+        Ok(Some(at)) => {
+            rec.started_at = None;
+            rec.run = None;
+            rec.not_before = Some(at);
+            save_pending(p, key, &rec).await?;
+            Ok(Processed {
+                retry_at: Some(at),
+                failures: recorded,
+            })
+        }
+        Err(e) => {
+            rec.attempts += 1;
+            let at = p.now_ms() + retry_delay_ms(rec.attempts);
+            p.log(
+                Level::Error,
+                "event processing failed; kept pending and tried again later",
+                json!({"key": key, "code": e.code(), "message": e.to_string(),
+                       "attempts": rec.attempts, "retry_at_ms": at}),
+            );
+            rec.started_at = None;
+            rec.run = None;
+            rec.not_before = Some(at);
+            // If even this write fails, the record still names this run: it is resumed once
+            // the processing timeout has passed (or at once by the next instance).
+            save_pending(p, key, &rec).await?;
+            Ok(Processed {
+                retry_at: Some(at),
+                failures: recorded,
+            })
+        }
+    }
+}
+
+/// Does what is left of the event; `Some(time)` when it must wait (an unknown send outcome).
+async fn advance<P: Platform + Local>(
+    p: &P,
+    cfg: &Config,
+    key: &str,
+    rec: &mut Pending,
+    recorded: &mut Vec<Failure>,
+) -> Result<Option<u64>> {
+    let raw = rec.raw.clone();
+    let Ok(event) = webhook::parse(raw.as_bytes()) else {
+        return Ok(None);
+    };
+    let urls: Vec<String> = match (&rec.only_forward, rec.only_stage) {
+        (Some(u), _) => vec![u.clone()],
+        (None, true) => vec![],
+        (None, false) => cfg.forward_urls.iter().map(|u| u.to_string()).collect(),
+    };
+    for url in urls {
+        let decided = rec
+            .failures
+            .iter()
+            .any(|f| matches!(&f.stage, Stage::Forward { url: u } if *u == url));
+        if rec.forwarded.contains(&url) || decided {
+            continue;
+        }
+        match forward(p, cfg, &event, &raw, &url).await {
+            Ok(()) => rec.forwarded.push(url),
+            Err((e, n)) => {
+                let f = new_failure(p, &event, key, rec, Stage::Forward { url }, &e, n);
+                rec.failures.push(f);
+            }
+        }
+        save_pending(p, key, rec).await?;
+    }
+    if !rec.only_stage {
+        match event.kind {
+            Kind::CustomerMessage if rec.reply.is_none() => {
+                plan_reply(p, cfg, key, &event, rec).await?
+            }
+            Kind::CustomerMessage => {}
+            k if k.is_business_message() => note_echo(p, &event).await?,
+            k => p.log(
+                Level::Info,
+                "event needs no reply",
+                json!({"event": event.name, "kind": k.as_str(), "account_id": event.account,
+                       "conversation_id": event.content.conversation_id}),
+            ),
+        }
+    }
+    if rec.reply.is_some() {
+        if let Some(at) = execute_reply(p, cfg, key, &event, rec).await? {
+            return Ok(Some(at));
+        }
+    }
+    while let Some(f) = rec.failures.first().cloned() {
+        record_failure(p, &f).await?;
+        rec.failures.remove(0);
+        recorded.push(f);
+        save_pending(p, key, rec).await?;
+    }
+    Ok(None)
+}
+
+fn new_failure<P: crate::ports::Clock>(
+    p: &P,
+    event: &Event,
+    key: &str,
+    rec: &Pending,
+    stage: Stage,
+    e: &Error,
+    attempts: u32,
+) -> Failure {
+    let event_key = rec.event_key.clone().unwrap_or_else(|| key.to_string());
+    Failure {
+        id: failure_id(&event.account, &event_key, &stage),
+        account_id: event.account.clone(),
+        event_key,
+        stage,
+        code: e.code().to_string(),
+        message: e.to_string(),
+        attempts,
+        failed_at: p.now_secs(),
+        replays: rec.replays,
+        event: rec.raw.clone(),
+    }
+}
+
+/// The business's own message (our API send's echo, a person typing in the TikTok app, or
+/// TikTok's automation): counted against the reply window once (by message id, whichever of
+/// the echo and the send's answer comes first), never answered.
+async fn note_echo<P: Platform + Local>(p: &P, event: &Event) -> Result<()> {
+    if let Some(conv) = &event.content.conversation_id {
+        let mut c = load_conv(p, conv).await?;
+        c.record_sent(event.content.message_id.as_deref());
+        p.local_put(&conv_key(conv), &to_json(&c)?).await?;
+    }
+    p.log(
+        Level::Info,
+        "business message noted",
+        json!({"account_id": event.account, "kind": event.kind.as_str(),
+               "conversation_id": event.content.conversation_id,
+               "message_id": event.content.message_id}),
+    );
+    Ok(())
+}
+
+/// The customer's name for `{{display_name}}`: the event's `from` handle, else the name
+/// remembered for the conversation, else the listing's participants (one TikTok call, only
+/// when a reply would use it; remembered afterwards).
+async fn customer_name<P: Platform + Local>(
+    p: &P,
+    cfg: &Config,
+    event: &Event,
+    conv: &mut Conversation,
+    needed: bool,
+) -> Option<String> {
+    if let Some(h) = event
+        .content
+        .from
+        .as_deref()
+        .filter(|h| !h.trim().is_empty())
+    {
+        conv.customer_name = Some(h.to_string());
+        return conv.customer_name.clone();
+    }
+    if conv.customer_name.is_some() || !needed {
+        return conv.customer_name.clone();
+    }
+    let conv_id = event.content.conversation_id.as_deref()?;
+    let client = Client::for_config(p, cfg);
+    let token = p.access_token(&event.account, None).await.ok()?;
+    match client
+        .list_messages(token.expose(), &event.account, conv_id)
+        .await
+    {
+        Ok(page) => conv.customer_name = page.customer_name().map(str::to_string),
+        Err(e) => p.log(
+            Level::Warn,
+            "customer name lookup failed; greeting without it",
+            json!({"account_id": event.account, "conversation_id": conv_id, "code": e.code()}),
+        ),
+    }
+    conv.customer_name.clone()
+}
+
+/// Decides the reply once: the inbound message is counted and the plan stored in one atomic
+/// write, so a crash leaves both or neither. Typing and mark-read go out at once (best effort).
+async fn plan_reply<P: Platform + Local>(
+    p: &P,
+    cfg: &Config,
+    key: &str,
+    event: &Event,
+    rec: &mut Pending,
+) -> Result<()> {
+    let conv_id = event.content.conversation_id.clone().unwrap_or_default();
+    let now = p.now_secs();
+    let (rules, _) = load_rules(p, cfg, Some(&event.account)).await?;
+    // The name may need a TikTok call: done first, so the conversation read below and the
+    // atomic write that ends this step have no I/O in between (no echo can be lost).
+    let mut named = load_conv(p, &conv_id).await?;
+    let needed = replies::uses_display_name(&rules);
+    let name = customer_name(p, cfg, event, &mut named, needed).await;
+    let mut conv = load_conv(p, &conv_id).await?;
+    conv.customer_name = named.customer_name;
+    conv.record_inbound(now);
+    let zone = Zone::parse(&rules.timezone).unwrap_or(Zone::Fixed(0));
+    let local = p.local_time(&zone, now).unwrap_or_else(|| {
+        p.log(
+            Level::Warn,
+            "time zone unknown to the runtime; using UTC",
+            json!({"timezone": rules.timezone}),
+        );
+        replies::LocalTime::at_offset(now, 0)
+    });
+    let inbound = replies::Inbound {
+        text: event.content.text_body(),
+        button_id: event.content.button_id(),
+        message_id: event.content.message_id.as_deref(),
+    };
+    let plan = replies::decide(&rules, &conv, inbound, name.as_deref(), local, now);
+    p.log(
+        Level::Info,
+        "auto-reply decided",
+        json!({"account_id": event.account, "conversation_id": conv_id, "messages": plan.messages.len(),
+               "rules": plan.messages.iter().map(|m| &m.0).collect::<Vec<_>>(), "held_back": plan.held_back}),
+    );
+    rec.reply = Some(Progress {
+        conversation_id: conv_id.clone(),
+        messages: plan.messages.clone(),
+        done: 0,
+        inflight: None,
+        sent_ids: vec![],
+    });
+    p.local_put_all(vec![
+        (conv_key(&conv_id), to_json(&conv)?),
+        (pending_key(key), to_json(rec)?),
+    ])
+    .await?;
+    let client = Client::for_config(p, cfg);
+    let actions = [
+        (plan.mark_read, SenderAction::MarkRead),
+        (plan.typing, SenderAction::Typing),
+    ];
+    for (_, action) in actions.iter().filter(|(on, _)| *on) {
+        let msg = Outgoing::Action { action: *action };
+        if let Outcome::NotSent(e, _) | Outcome::Unknown(e, _) =
+            delivery::deliver(p, &client, &event.account, &conv_id, &msg, false).await
+        {
+            p.log(
+                Level::Warn,
+                "sender action failed",
+                json!({"account_id": event.account, "conversation_id": conv_id, "code": e.code()}),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Counts a sent message and moves the plan on, in one atomic write.
+async fn mark_sent<P: Platform + Local>(
+    p: &P,
+    key: &str,
+    account: &str,
+    rec: &mut Pending,
+    prog: &mut Progress,
+    message_id: Option<String>,
+    how: &str,
+) -> Result<()> {
+    let (rule, msg) = prog.messages[prog.done].clone();
+    let mut conv = load_conv(p, &prog.conversation_id).await?;
+    conv.record_sent(message_id.as_deref());
+    conv.last_auto_reply_at = Some(p.now_secs());
+    prog.done += 1;
+    prog.inflight = None;
+    prog.sent_ids.extend(message_id.clone());
+    rec.reply = Some(prog.clone());
+    p.local_put_all(vec![
+        (conv_key(&prog.conversation_id), to_json(&conv)?),
+        (pending_key(key), to_json(rec)?),
+    ])
+    .await?;
+    p.log(
+        Level::Info,
+        "reply sent",
+        json!({"account_id": account, "conversation_id": prog.conversation_id, "rule": rule,
+               "type": msg.kind(), "message_id": message_id, "how": how}),
+    );
+    Ok(())
+}
+
+/// Sends the planned messages not yet sent, in order. Returns a time to come back when a
+/// send's outcome is unknown (it is then looked for at TikTok before anything else is sent).
+async fn execute_reply<P: Platform + Local>(
+    p: &P,
+    cfg: &Config,
+    key: &str,
+    event: &Event,
+    rec: &mut Pending,
+) -> Result<Option<u64>> {
+    let Some(mut prog) = rec.reply.clone() else {
+        return Ok(None);
+    };
+    let client = Client::for_config(p, cfg);
+    let account = event.account.clone();
+    while prog.done < prog.messages.len() {
+        let msg = prog.messages[prog.done].1.clone();
+        let mut tries = 0;
+        if let Some(inf) = prog.inflight.clone() {
+            let conv_id = prog.conversation_id.clone();
+            let found = delivery::find_sent(
+                p,
+                &client,
+                &account,
+                &conv_id,
+                &msg,
+                inf.at_ms,
+                &prog.sent_ids,
+            )
+            .await?;
+            if found.is_some() {
+                mark_sent(p, key, &account, rec, &mut prog, found, "reconciled").await?;
+                continue;
+            }
+            if p.now_ms() < inf.at_ms + RECONCILE_AFTER_MS {
+                return Ok(Some(inf.at_ms + RECONCILE_AFTER_MS));
+            }
+            if inf.tries >= MAX_UNKNOWN_TRIES {
+                let e = Error::Upstream {
+                    endpoint: "/business/message/send/",
+                    failure: crate::error::UpstreamFailure::Timeout,
+                    request_id: None,
+                };
+                fail_rest(
+                    p,
+                    key,
+                    event,
+                    rec,
+                    &mut prog,
+                    &e,
+                    inf.tries,
+                    Some(inf.at_ms),
+                )
+                .await?;
+                break;
+            }
+            // Not at TikTok after the wait: it was not sent; send it again.
+            tries = inf.tries;
+        }
+        let conv = load_conv(p, &prog.conversation_id).await?;
+        if conv.budget(p.now_secs()) == 0 {
+            p.log(
+                Level::Warn,
+                "reply window exhausted; not sending",
+                json!({"account_id": account, "conversation_id": prog.conversation_id}),
+            );
+            prog.done = prog.messages.len();
+            prog.inflight = None;
+            break;
+        }
+        prog.inflight = Some(Inflight {
+            at_ms: p.now_ms(),
+            tries: tries + 1,
+        });
+        rec.reply = Some(prog.clone());
+        save_pending(p, key, rec).await?;
+        let conv_id = prog.conversation_id.clone();
+        match delivery::deliver(p, &client, &account, &conv_id, &msg, true).await {
+            Outcome::Sent(s) => {
+                mark_sent(p, key, &account, rec, &mut prog, s.message_id, "sent").await?
+            }
+            Outcome::NotSent(e, n) => {
+                fail_rest(p, key, event, rec, &mut prog, &e, n, None).await?;
+                break;
+            }
+            Outcome::Unknown(e, _) => {
+                p.log(
+                    Level::Warn,
+                    "send outcome unknown; looked for at TikTok before anything is sent again",
+                    json!({"account_id": account, "conversation_id": conv_id, "code": e.code()}),
+                );
+                return Ok(Some(p.now_ms() + RECONCILE_AFTER_MS));
+            }
+        }
+    }
+    rec.reply = Some(prog);
+    save_pending(p, key, rec).await?;
+    Ok(None)
+}
+
+/// Records the messages not sent (from the current one) as one failure to replay.
+#[allow(clippy::too_many_arguments)]
+async fn fail_rest<P: Platform + Local>(
+    p: &P,
+    key: &str,
+    event: &Event,
+    rec: &mut Pending,
+    prog: &mut Progress,
+    e: &Error,
+    attempts: u32,
+    unknown_since_ms: Option<u64>,
+) -> Result<()> {
+    let stage = Stage::Reply {
+        conversation_id: prog.conversation_id.clone(),
+        messages: prog.messages[prog.done..]
+            .iter()
+            .map(|(_, m)| m.clone())
+            .collect(),
+        texts: vec![],
+        unknown_since_ms,
+    };
+    let f = new_failure(p, event, key, rec, stage, e, attempts);
+    rec.failures.push(f);
+    prog.done = prog.messages.len();
+    prog.inflight = None;
+    rec.reply = Some(prog.clone());
+    save_pending(p, key, rec).await
+}
+
+// ---------- housekeeping and replay ----------
+
+/// The alarm's work: process pending events that are due (a job that never ran, a retry, a
+/// reconciliation, a run cut off by a restart), forget old message ids and idle conversations.
+/// Returns when the alarm should come back for what is still pending.
+pub async fn sweep<P: Platform + Local>(p: &P, cfg: &Config) -> Result<Option<u64>> {
+    let now = p.now_ms();
+    let timeout = cfg.processing_timeout_secs * 1000;
+    let mut next: Option<u64> = None;
+    let mut soonest = |t: u64| next = Some(next.map_or(t, |n: u64| n.min(t)));
+    for (k, v) in p.local_list("pending:", 100).await? {
+        let key = &k["pending:".len()..];
+        let Ok(rec) = serde_json::from_str::<Pending>(&v) else {
+            p.log(
+                Level::Error,
+                "unreadable pending record kept for inspection",
+                json!({"key": key}),
+            );
+            continue;
+        };
+        let due_at = match (rec.started_at, rec.not_before) {
+            (Some(_), _) if rec.run.as_deref() != Some(p.instance_id()) => now,
+            (Some(started), _) => started + timeout,
+            (None, Some(t)) => t,
+            (None, None) => rec.accepted_at + PENDING_GRACE_MS,
+        };
+        if due_at > now {
+            soonest(due_at);
+            continue;
+        }
+        if rec.started_at.is_none() && rec.not_before.is_none() {
+            p.log(
+                Level::Warn,
+                "processing an accepted event whose job never ran",
+                json!({"key": key}),
+            );
+        }
+        if let Some(t) = process(p, cfg, key).await?.retry_at {
+            soonest(t);
+        }
+    }
+    let cutoff = now.saturating_sub(cfg.event_retention_secs * 1000);
+    for (k, v) in p.local_list("seen:", 1000).await? {
+        if v.parse::<u64>().unwrap_or(0) < cutoff {
+            p.local_delete(&k).await?;
+        }
+    }
+    let idle_before = p.now_secs().saturating_sub(CONVERSATION_RETENTION_SECS);
+    for (k, v) in p.local_list("conv:", 1000).await? {
+        let c: Conversation = serde_json::from_str(&v).unwrap_or_default();
+        if c.last_activity() < idle_before {
+            p.local_delete(&k).await?;
+        }
+    }
+    Ok(next)
+}
+
+/// Replays a recorded failure: exactly its stage (the stored messages, or that forward), once
+/// even when replays race (a second one while the first runs is refused). On success the
+/// record is removed.
+pub async fn replay<P: Platform + Local>(
+    p: &P,
+    cfg: &Config,
+    account: &str,
+    id: &str,
+) -> Result<(Value, Option<u64>)> {
+    let fkey = failure_key(account, id);
+    let raw = p
+        .get(Bucket::State, &fkey)
+        .await?
+        .ok_or_else(|| Error::Missing {
+            what: format!("failure {id}"),
+        })?;
+    let f: Failure = serde_json::from_str(&raw)
+        .map_err(|_| Error::Storage("failure record unreadable".into()))?;
+    let key = format!("replay:{id}");
+    if p.local_get(&pending_key(&key)).await?.is_some() {
+        return Err(Error::Conflict(
+            "a replay of this failure is already in progress".into(),
+        ));
+    }
+    let mut rec = Pending {
+        raw: f.event.clone(),
+        accepted_at: p.now_ms(),
+        event_key: Some(f.event_key.clone()),
+        replays: f.replays + 1,
+        replay_of: Some(id.to_string()),
+        only_stage: true,
+        ..Pending::default()
+    };
+    match &f.stage {
+        Stage::Reply {
+            conversation_id,
+            messages,
+            texts,
+            unknown_since_ms,
+        } => {
+            rec.reply = Some(Progress {
+                conversation_id: conversation_id.clone(),
+                messages: messages
+                    .iter()
+                    .cloned()
+                    .chain(texts.iter().map(Outgoing::text))
+                    .map(|m| ("replay".to_string(), m))
+                    .collect(),
+                done: 0,
+                inflight: unknown_since_ms.map(|at| Inflight {
+                    at_ms: at,
+                    tries: 0,
+                }),
+                sent_ids: vec![],
+            })
+        }
+        Stage::Forward { url } => rec.only_forward = Some(url.clone()),
+        Stage::Interrupted => rec.only_stage = false,
+    }
+    // Claimed: the check above and this write have no other I/O in between.
+    save_pending(p, &key, &rec).await?;
+    let done = process(p, cfg, &key).await?;
+    if let Some(at) = done.retry_at {
+        let v = json!({"id": id, "replayed": false, "pending": true,
+            "reason": "a send's outcome is unknown; it is looked for at TikTok before anything is sent again"});
+        return Ok((v, Some(at)));
+    }
+    if !done.failures.iter().any(|n| n.id == id) {
+        p.delete(Bucket::State, &fkey).await?;
+    }
+    Ok(match done.failures.first() {
+        None => (json!({"id": id, "replayed": true}), None),
+        Some(n) => (
+            json!({"id": id, "replayed": false, "failure_id": n.id,
+                   "error": {"code": n.code, "message": n.message}}),
+            None,
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::Clock;
+
+    fn fake() -> crate::testutil::Fake {
+        let mut f = crate::testutil::Fake::new(1_720_000_000);
+        f.cfg =
+            Some(crate::config::load(|k| crate::config::tests::full().get(k).cloned()).unwrap());
+        f
+    }
+
+    #[test]
+    fn message_ids_are_remembered_for_the_retention_then_forgotten() {
+        let f = fake();
+        let cfg = f.cfg.clone().unwrap();
+        let b = |k: &str| crate::testutil::block_on(accept(&f, k, "{}")).unwrap();
+        assert!(b("m:1"));
+        assert!(!b("m:1"), "duplicate");
+        crate::testutil::block_on(process(&f, &cfg, "m:1")).unwrap();
+        f.advance(cfg.event_retention_secs + 1);
+        crate::testutil::block_on(sweep(&f, &cfg)).unwrap();
+        assert!(b("m:1"), "forgotten after the retention");
+    }
+
+    #[test]
+    fn failure_ids_are_stable_and_distinct_per_stage() {
+        let r = Stage::Reply {
+            conversation_id: "c".into(),
+            messages: vec![Outgoing::text("a")],
+            texts: vec![],
+            unknown_since_ms: None,
+        };
+        let f = Stage::Forward {
+            url: "https://x".into(),
+        };
+        assert_eq!(failure_id("a", "m:1", &r), failure_id("a", "m:1", &r));
+        assert_ne!(failure_id("a", "m:1", &r), failure_id("a", "m:1", &f));
+        assert_eq!(failure_id("a", "m:1", &r).len(), 24);
+    }
+
+    #[test]
+    fn retry_delays_grow_to_a_cap() {
+        assert_eq!(retry_delay_ms(1), 10_000);
+        assert!(retry_delay_ms(3) > retry_delay_ms(2));
+        assert_eq!(retry_delay_ms(40), 300_000);
+    }
+
+    #[test]
+    fn a_run_cut_off_in_another_instance_is_resumed_at_once() {
+        let f = fake();
+        let cfg = f.cfg.clone().unwrap();
+        crate::testutil::block_on(accept(&f, "m:9", "not an event")).unwrap();
+        let mut rec: Pending = serde_json::from_str(&f.local_raw("pending:m:9").unwrap()).unwrap();
+        rec.started_at = Some(f.now_ms());
+        rec.run = Some("a dead instance".into());
+        f.local_set("pending:m:9", &serde_json::to_string(&rec).unwrap());
+        crate::testutil::block_on(sweep(&f, &cfg)).unwrap();
+        assert!(f.local_raw("pending:m:9").is_none(), "resumed and finished");
+    }
+}
