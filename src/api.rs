@@ -4,7 +4,7 @@
 
 use crate::app::Ctx;
 use crate::auth::Role;
-use crate::delivery::{Outcome, RECONCILE_AFTER_MS};
+use crate::delivery::{Outcome, Retry, RECONCILE_AFTER_MS};
 use crate::error::{Error, Result, UpstreamFailure};
 use crate::http::{Request, Response};
 use crate::idempotency::{Begin, Settle, Stored};
@@ -869,10 +869,13 @@ async fn perform_send<P: Platform>(ctx: &Ctx<'_, P>, plan: &SendPlan) -> Result<
     };
     // Retried only on TikTok's error codes; an answer that leaves the outcome unknown is
     // reported as such (`details.outcome`), never retried blindly.
-    let sent = match crate::delivery::deliver(ctx.p, &client, acct, conv, &outgoing, true).await {
-        Outcome::Sent(s) => s,
-        Outcome::NotSent(e, _) | Outcome::Unknown(e, _) => return Err(e),
-    };
+    let sent =
+        match crate::delivery::deliver(ctx.p, &client, acct, conv, &outgoing, Retry::ServerErrors)
+            .await
+        {
+            Outcome::Sent(s) => s,
+            Outcome::NotSent(e, _) | Outcome::Unknown(e, _) => return Err(e),
+        };
     let mut out = json!({
         "account_id": acct, "conversation_id": conv, "type": plan.what.kind(),
         "message_id": sent.message_id,

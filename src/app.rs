@@ -365,8 +365,23 @@ mod tests {
         f.answer(envelope(
             json!({"username": "acme.store", "display_name": "Acme Store", "profile_image": "https://p16.tiktokcdn.com/a.jpeg"}),
         ));
+        // The nonce cookie binds the flow to this browser; nothing was written to KV.
+        let set_cookie = start.headers.get("set-cookie").unwrap().to_string();
+        assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("Secure"));
+        let cookie = set_cookie.split(';').next().unwrap().to_string();
+        assert!(block_on(crate::ports::Store::list(
+            &f,
+            crate::ports::Bucket::State,
+            "",
+            None
+        ))
+        .unwrap()
+        .keys
+        .is_empty());
         let cb = format!("https://w.example/oauth/callback/?code=a%2Ab&state={state}");
-        let (page, _) = call(&f, &cfg, req(Method::Get, &cb, &[], b""));
+        let (other, _) = call(&f, &cfg, req(Method::Get, &cb, &[], b""));
+        assert!(String::from_utf8_lossy(&other.body).contains("state_other_browser"));
+        let (page, _) = call(&f, &cfg, req(Method::Get, &cb, &[("cookie", &cookie)], b""));
         assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
         let sent: Value = serde_json::from_slice(f.sent()[0].body.as_ref().unwrap()).unwrap();
         assert_eq!(sent["auth_code"], "a*b");
@@ -376,21 +391,9 @@ mod tests {
         let raw = f.raw(crate::ports::Bucket::Tokens, "acct:biz-9").unwrap();
         assert!(!raw.contains("NATIVE"), "tokens sealed at rest");
         assert!(raw.contains("\"display_name\":\"Acme Store\"") && raw.contains("acme.store"));
-        let (again, _) = call(&f, &cfg, req(Method::Get, &cb, &[], b""));
+        let (again, _) = call(&f, &cfg, req(Method::Get, &cb, &[("cookie", &cookie)], b""));
         assert_eq!(again.status, 400);
-        // A stale KV replica still showing the state: the Durable Object claim refuses it.
-        let stale = format!("{{\"created_at\":{}}}", f.now_secs());
-        block_on(crate::ports::Store::put(
-            &f,
-            crate::ports::Bucket::State,
-            &format!("oauth_state:{state}"),
-            &stale,
-            None,
-        ))
-        .unwrap();
-        let (stale_replay, _) = call(&f, &cfg, req(Method::Get, &cb, &[], b""));
-        assert_eq!(stale_replay.status, 400);
-        assert!(String::from_utf8_lossy(&stale_replay.body).contains("already used"));
+        assert!(String::from_utf8_lossy(&again.body).contains("already used"));
         assert_eq!(f.sent().len(), 2, "no second exchange");
         let logs = format!("{:?}", f.logs.borrow());
         assert!(

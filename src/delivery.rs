@@ -55,16 +55,39 @@ pub fn backoff_ms(n: u32, jitter: u8) -> u64 {
     base / 2 + base * jitter as u64 / 255
 }
 
+/// Which of TikTok's "not sent, try later" codes a send retries with backoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// None (best-effort sender actions).
+    Never,
+    /// TikTok's own failures (50000, 50002, 51065); throttling (40100) goes back to the caller.
+    ServerErrors,
+    /// TikTok's own failures and throttling (auto-replies, which nobody waits for).
+    AllTransient,
+}
+
+impl Retry {
+    fn covers(self, e: &Error) -> bool {
+        match self {
+            Retry::Never => false,
+            Retry::ServerErrors => {
+                is_transient_code(e) && e.api_code() != Some(ApiCode::RateLimited)
+            }
+            Retry::AllTransient => is_transient_code(e),
+        }
+    }
+}
+
 /// Sends `msg` with the account's token: a rejected token is refreshed (single-flight) and
-/// the send tried once more; transient error codes are retried with backoff (when `retry_codes`);
-/// anything ambiguous stops at once.
+/// the send tried once more; TikTok's transient codes are retried with backoff as `retry`
+/// says; anything ambiguous stops at once.
 pub async fn deliver<P: Platform>(
     p: &P,
     client: &Client<'_, P>,
     account: &str,
     conversation: &str,
     msg: &Outgoing,
-    retry_codes: bool,
+    retry: Retry,
 ) -> Outcome {
     let mut rejected: Option<String> = None;
     let mut attempt = 0;
@@ -87,7 +110,7 @@ pub async fn deliver<P: Platform>(
                 // Refreshed and refused again: the grant is not usable.
                 return Outcome::NotSent(e, attempt);
             }
-            Err(e) if retry_codes && is_transient_code(&e) && attempt < ATTEMPTS => {
+            Err(e) if retry.covers(&e) && attempt < ATTEMPTS => {
                 let mut j = [0u8; 1];
                 p.fill(&mut j);
                 p.sleep(backoff_ms(attempt, j[0])).await;

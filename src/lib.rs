@@ -16,6 +16,7 @@ pub mod http;
 pub mod idempotency;
 pub mod lossless;
 pub mod oauth;
+pub mod oauth_state;
 pub mod pipeline;
 pub mod ports;
 pub mod replies;

@@ -7,22 +7,11 @@ use crate::app::Ctx;
 use crate::auth::Role;
 use crate::error::{Error, Result, UpstreamFailure};
 use crate::http::{html_escape, Request, Response};
-use crate::ports::{Bucket, Level, Platform};
+use crate::oauth_state;
+use crate::ports::{Level, Platform};
 use crate::tiktok::{AppCredentials, Client};
 use crate::tokens::{Account, Vault};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-
-#[derive(Debug, Serialize, Deserialize)]
-struct StateRecord {
-    created_at: u64,
-    #[serde(default)]
-    return_to: Option<String>,
-}
-
-fn state_key(state: &str) -> String {
-    format!("oauth_state:{state}")
-}
 
 /// The redirect URI registered with TikTok: configured, or this Worker's own callback with a
 /// trailing slash (`https://<host>/oauth/callback/`). TikTok compares it exactly, slash
@@ -74,20 +63,13 @@ pub async fn start<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Respo
         Some(r) => Some(check_return_to(&r, &cfg.return_to_allowed)?),
         None => None,
     };
-    let state = ctx.p.hex(32);
-    let record = StateRecord {
-        created_at: ctx.p.now_secs(),
-        return_to,
+    // Nothing is stored: the state is signed, and its nonce goes to this browser only.
+    let claims = oauth_state::Claims {
+        n: ctx.p.hex(16),
+        t: ctx.p.now_secs(),
+        r: return_to,
     };
-    let raw = serde_json::to_string(&record).map_err(|e| Error::Internal(e.to_string()))?;
-    ctx.p
-        .put(
-            Bucket::State,
-            &state_key(&state),
-            &raw,
-            Some(cfg.state_ttl_secs),
-        )
-        .await?;
+    let state = oauth_state::sign(&cfg.client_secret, &claims);
     let url = authorize_url(
         &cfg.auth_url,
         &cfg.client_key,
@@ -95,7 +77,12 @@ pub async fn start<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Respo
         &redirect_uri(ctx, req)?,
         &state,
     );
-    Ok(Response::redirect(&url))
+    let mut r = Response::redirect(&url);
+    r.headers.set(
+        "set-cookie",
+        oauth_state::set_cookie(&claims.n, cfg.state_ttl_secs, req.url.scheme() == "https"),
+    );
+    Ok(r)
 }
 
 /// A failed callback, shown to the account owner.
@@ -190,7 +177,7 @@ async fn connect<P: Platform>(
     let again = "Start again from the link you were given.";
     let state = req
         .query("state")
-        .filter(|s| !s.is_empty() && s.len() <= 128)
+        .filter(|s| !s.is_empty() && s.len() <= 1024)
         .ok_or_else(|| {
             Page::new(
                 400,
@@ -199,23 +186,44 @@ async fn connect<P: Platform>(
                 format!("The request has no state. {again}"),
             )
         })?;
-    let key = state_key(&state);
-    let raw = ctx.p.get(Bucket::State, &key).await.map_err(internal)?;
-    let record: StateRecord = raw
-        .and_then(|r| serde_json::from_str(&r).ok())
-        .ok_or_else(|| {
-            Page::new(
-                400,
-                "state_invalid",
-                "Invalid or used sign-in link",
-                format!("This sign-in link is unknown, expired or was already used. {again}"),
-            )
-        })?;
-    // Single use: claimed in a Durable Object (strongly consistent, unlike a KV delete seen
-    // late by another location), then removed from KV, before anything else happens with it.
+    let nonce = oauth_state::cookie_nonce(req.headers.get("cookie"));
+    let now = ctx.p.now_secs();
+    let claims = oauth_state::verify(
+        &cfg.client_secret,
+        &state,
+        nonce.as_deref(),
+        now,
+        cfg.state_ttl_secs,
+    )
+    .map_err(|why| match why {
+        oauth_state::Refusal::Invalid => Page::new(
+            400,
+            "state_invalid",
+            "Invalid or used sign-in link",
+            format!("This sign-in link is not one this service made. {again}"),
+        ),
+        oauth_state::Refusal::Expired => Page::new(
+            400,
+            "state_expired",
+            "Sign-in link expired",
+            format!(
+                "The sign-in took longer than {} seconds. {again}",
+                cfg.state_ttl_secs
+            ),
+        ),
+        oauth_state::Refusal::OtherBrowser => Page::new(
+            400,
+            "state_other_browser",
+            "Finish in the browser you started in",
+            format!(
+                "This sign-in was started in another browser (or its cookies were cleared). {again}"
+            ),
+        ),
+    })?;
+    // Single use: claimed in a Durable Object (strongly consistent) before anything else.
     if !ctx
         .p
-        .claim_once(&format!("oauth-state:{state}"))
+        .claim_once(&format!("oauth-state:{}", claims.n))
         .await
         .map_err(internal)?
     {
@@ -224,18 +232,6 @@ async fn connect<P: Platform>(
             "state_invalid",
             "Invalid or used sign-in link",
             format!("This sign-in link was already used. {again}"),
-        ));
-    }
-    ctx.p.delete(Bucket::State, &key).await.map_err(internal)?;
-    if ctx.p.now_secs() >= record.created_at + cfg.state_ttl_secs {
-        return Err(Page::new(
-            400,
-            "state_expired",
-            "Sign-in link expired",
-            format!(
-                "The sign-in took longer than {} seconds. {again}",
-                cfg.state_ttl_secs
-            ),
         ));
     }
     if let Some(err) = req.query("error") {
@@ -306,7 +302,7 @@ async fn connect<P: Platform>(
     vault.put(&account).await.map_err(internal)?;
     // The coordinator's copy (maybe `needs_reauth`) is superseded by the new grant.
     ctx.p.forget(&account_id).await.map_err(internal)?;
-    Ok((account_id, record.return_to))
+    Ok((account_id, claims.r))
 }
 
 fn exchange_page(e: Error) -> Page {

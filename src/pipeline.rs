@@ -10,7 +10,7 @@
 //! - an error leaves the event pending, retried by the actor's alarm with growing delays.
 
 use crate::config::Config;
-use crate::delivery::{self, Outcome, RECONCILE_AFTER_MS};
+use crate::delivery::{self, Outcome, Retry, RECONCILE_AFTER_MS};
 use crate::error::{Error, Result};
 use crate::events::{forward, load_rules};
 use crate::ports::{Bucket, Level, Local, Platform};
@@ -507,7 +507,7 @@ async fn plan_reply<P: Platform + Local>(
     for (_, action) in actions.iter().filter(|(on, _)| *on) {
         let msg = Outgoing::Action { action: *action };
         if let Outcome::NotSent(e, _) | Outcome::Unknown(e, _) =
-            delivery::deliver(p, &client, &event.account, &conv_id, &msg, false).await
+            delivery::deliver(p, &client, &event.account, &conv_id, &msg, Retry::Never).await
         {
             p.log(
                 Level::Warn,
@@ -627,7 +627,7 @@ async fn execute_reply<P: Platform + Local>(
         rec.reply = Some(prog.clone());
         save_pending(p, key, rec).await?;
         let conv_id = prog.conversation_id.clone();
-        match delivery::deliver(p, &client, &account, &conv_id, &msg, true).await {
+        match delivery::deliver(p, &client, &account, &conv_id, &msg, Retry::AllTransient).await {
             Outcome::Sent(s) => {
                 mark_sent(p, key, &account, rec, &mut prog, s.message_id, "sent").await?
             }

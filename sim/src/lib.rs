@@ -285,6 +285,14 @@ impl Sim {
         Ok(Sim { origin, shared })
     }
 
+    /// Prints one line per API call on stderr (method, path, code, request id, time; never
+    /// tokens or bodies). Off by default.
+    pub fn log_calls(&self, on: bool) {
+        self.shared
+            .log_calls
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// `TIKTOK_API_BASE` for the Worker.
     pub fn api_base(&self) -> String {
         format!("{}{}", self.origin, API_PREFIX)

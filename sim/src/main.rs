@@ -10,6 +10,7 @@ async fn main() -> std::io::Result<()> {
     let secret = var("SIM_CLIENT_SECRET", "sim-client-secret");
     let redirects = var("SIM_REDIRECT_URIS", "http://127.0.0.1:8787/oauth/callback/");
     let sim = tiktok_sim::Sim::start(&key, &secret, port).await?;
+    sim.log_calls(true);
     for uri in redirects
         .split(',')
         .map(str::trim)

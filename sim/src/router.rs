@@ -233,11 +233,11 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Re
         } else {
             path.as_str()
         };
-        eprintln!(
+        shared.log_call(format_args!(
             "tiktok-sim {method} {shown} http={} {}ms",
             resp.status().as_u16(),
             started.elapsed().as_millis()
-        );
+        ));
         return resp;
     };
     let headers = header_map(req.headers());
@@ -306,10 +306,10 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Re
         (_, _, None) => (-1, not_found()),
     };
     let rid_shown = if code == -1 { "-" } else { rid.as_str() };
-    eprintln!(
+    shared.log_call(format_args!(
         "tiktok-sim {method} {api_path} code={code} request_id={rid_shown} {}ms",
         started.elapsed().as_millis()
-    );
+    ));
     shared.lock().requests.push(Recorded {
         method: method.to_string(),
         path: api_path,

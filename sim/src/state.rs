@@ -13,6 +13,8 @@ pub struct Shared {
     state: Mutex<State>,
     pub origin: String,
     pub http: reqwest::Client,
+    /// Print one line per call on stderr (the `tiktok-sim` binary does; tests keep quiet).
+    pub log_calls: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -26,6 +28,14 @@ impl Shared {
                 .pool_max_idle_per_host(0)
                 .build()
                 .expect("http client"),
+            log_calls: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Prints a call's line when logging is on.
+    pub fn log_call(&self, line: std::fmt::Arguments<'_>) {
+        if self.log_calls.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!("{line}");
         }
     }
 

@@ -160,9 +160,14 @@ impl Local for ActorPlatform<'_> {
     }
 
     async fn local_put_all(&self, entries: Vec<(String, String)>) -> Result<()> {
-        let map: std::collections::BTreeMap<String, String> = entries.into_iter().collect();
+        // A plain object (serde would make a JS Map, which storage refuses).
+        let obj = worker::js_sys::Object::new();
+        for (k, v) in &entries {
+            worker::js_sys::Reflect::set(&obj, &k.into(), &v.into())
+                .map_err(|_| Error::Storage("Durable Object put (entries)".into()))?;
+        }
         self.storage
-            .put_multiple(map)
+            .put_multiple_raw(obj)
             .await
             .map_err(storage_err("put"))
     }

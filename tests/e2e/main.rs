@@ -192,6 +192,7 @@ fn main() {
         oauth::replayed_state_is_rejected,
         oauth::missing_or_unknown_state_is_rejected,
         oauth::expired_state_is_rejected,
+        oauth::start_flood_writes_nothing_and_state_is_bound_to_the_browser,
         oauth::expired_code_shows_clear_page,
         oauth::protected_start_and_return_to,
         oauth::refresh_on_demand_stores_rotated_token,
@@ -327,6 +328,8 @@ fn start_env() -> Arc<Env> {
         // Redirects are part of what the tests check: never followed automatically.
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // The OAuth flow is bound to the browser by a cookie, as in a real browser.
+            .cookie_store(true)
             // No test waits this long for one answer: a hung request fails instead.
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))

@@ -181,18 +181,20 @@ pub async fn transient_errors_are_retried_then_succeed_or_502(env: Arc<Env>) {
     let r = post(&env, &text("e2e-msg", "retry-c", "x")).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(sends(&env), before + 3);
-    env.sim.push_faults(
-        "/message/send/",
-        (0..4).map(|_| Fault::Http { status: 500 }),
-    );
-    post(&env, &text("e2e-msg", "retry-c", "x"))
-        .await
-        .expect_error(502, "tiktok_http_error");
-    env.sim
-        .push_faults("/message/send/", (0..4).map(|_| Fault::MalformedJson));
-    post(&env, &text("e2e-msg", "retry-c", "x"))
-        .await
-        .expect_error(502, "tiktok_malformed_response");
+    // An answer that leaves the outcome unknown is never retried blindly: one attempt, and
+    // the caller is told the message may have been sent.
+    for (fault, code) in [
+        (Fault::Http { status: 500 }, "tiktok_http_error"),
+        (Fault::MalformedJson, "tiktok_malformed_response"),
+    ] {
+        let before = sends(&env);
+        env.sim.push_faults("/message/send/", [fault]);
+        let b = post(&env, &text("e2e-msg", "retry-c", "x"))
+            .await
+            .expect_error(502, code);
+        assert_eq!(b["error"]["details"]["outcome"], "unknown", "{b}");
+        assert_eq!(sends(&env), before + 1, "not retried");
+    }
     env.sim.clear_faults();
 }
 

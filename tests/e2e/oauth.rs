@@ -177,6 +177,45 @@ pub async fn expired_state_is_rejected(env: Arc<Env>) {
     assert_eq!(env.sim.requests_to("/tt_user/oauth2/token/").len(), before);
 }
 
+/// Issue 10: `/oauth/start` writes nothing (here every KV write of a state would fail), so a
+/// flood of anonymous calls costs no storage; the state only works in the browser that
+/// started the flow.
+pub async fn start_flood_writes_nothing_and_state_is_bound_to_the_browser(env: Arc<Env>) {
+    let w = Worker::start(&env.sim, "startflood", |v| {
+        v.push(("FAULT_FAIL_KV_PUTS", Some("oauth_state:*1000000".into())))
+    });
+    let t = std::time::Instant::now();
+    let calls = (0..300).map(|_| {
+        let (env, url) = (env.clone(), w.url.clone());
+        async move {
+            env.call_at(&url, "GET", "/oauth/start", None, None)
+                .await
+                .status
+        }
+    });
+    let statuses = futures_join_all(calls).await;
+    assert!(statuses.iter().all(|s| *s == 302), "{statuses:?}");
+    eprintln!(
+        "oauth start flood: 300 anonymous starts in {:.2}s, no storage written",
+        t.elapsed().as_secs_f64()
+    );
+    // Another browser (no cookie) cannot use a state it did not start.
+    let cb = consent(&env, &w.url, None, "&sim_open_id=e2e-biz-bound").await;
+    let stranger = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let r = send(stranger.get(&cb)).await;
+    assert_eq!(
+        (r.status, page_code(&r).as_str()),
+        (400, "state_other_browser")
+    );
+    // The browser that started it finishes it.
+    let r = send(env.http.get(&cb)).await;
+    assert_eq!(page_code(&r), "connected", "{}", r.text);
+}
+
 pub async fn expired_code_shows_clear_page(env: Arc<Env>) {
     let cb = consent(&env, &env.worker.url, None, "&sim_open_id=e2e-biz-slow").await;
     env.sim.expire_codes();
