@@ -167,9 +167,22 @@ pub async fn find_sent<P: Platform>(
     known: &[String],
 ) -> Result<Option<String>> {
     let token = p.access_token(account, None).await?;
-    let page = client
+    let page = match client
         .list_messages(token.expose(), account, conversation)
-        .await?;
+        .await
+    {
+        Ok(page) => page,
+        // TikTok knows no such conversation: nothing can have been sent to it.
+        Err(e)
+            if matches!(
+                e.api_code(),
+                Some(ApiCode::InvalidParameter | ApiCode::NotFound)
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
     let found = page.messages.iter().find(|m| {
         let ours = m.from_user.as_ref().is_some_and(|u| {
             u.id.as_deref() == Some(account)

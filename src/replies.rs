@@ -27,6 +27,10 @@ pub use crate::tiktok::types::MAX_TEXT_CHARS;
 const MAX_RULES: usize = 200;
 const MAX_KEYWORDS: usize = 100;
 const MAX_KEYWORD_CHARS: usize = 200;
+/// Bounds on a whole rule set, so one message costs bounded CPU whatever an admin stores
+/// (measured worst case in `make bench`).
+pub const MAX_TOTAL_KEYWORDS: usize = 2_000;
+pub const MAX_TOTAL_KEYWORD_CHARS: usize = 50_000;
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,7 +296,11 @@ impl Rule {
 
     /// Whether the (normalized) message matches this rule's keywords.
     pub fn matches(&self, message: &str) -> bool {
-        let msg_words = words(message);
+        self.matches_words(message, &words(message))
+    }
+
+    /// [`Rule::matches`] with the message's words split once for all rules.
+    fn matches_words(&self, message: &str, msg_words: &[&str]) -> bool {
         self.keywords.iter().any(|k| {
             let k = normalize(k);
             match self.mode {
@@ -303,7 +311,9 @@ impl Rule {
                 Mode::Contains => message.contains(&k),
                 Mode::AnyOf => {
                     let kw = words(&k);
-                    !kw.is_empty() && msg_words.windows(kw.len()).any(|w| w == kw.as_slice())
+                    !kw.is_empty()
+                        && kw.len() <= msg_words.len()
+                        && msg_words.windows(kw.len()).any(|w| w == kw.as_slice())
                 }
             }
         })
@@ -401,6 +411,27 @@ pub fn validate(set: &RuleSet, zone_ok: impl Fn(&str) -> bool) -> Result<()> {
         return Err(Error::invalid(
             "rules",
             format!("at most {MAX_RULES} rules"),
+        ));
+    }
+    let total: usize = set.rules.iter().map(|r| r.keywords.len()).sum();
+    if total > MAX_TOTAL_KEYWORDS {
+        return Err(Error::invalid(
+            "rules",
+            format!("at most {MAX_TOTAL_KEYWORDS} keywords in all (has {total})"),
+        ));
+    }
+    let chars: usize = set
+        .rules
+        .iter()
+        .flat_map(|r| &r.keywords)
+        .map(|k| k.chars().count())
+        .sum();
+    if chars > MAX_TOTAL_KEYWORD_CHARS {
+        return Err(Error::invalid(
+            "rules",
+            format!(
+                "at most {MAX_TOTAL_KEYWORD_CHARS} characters of keywords in all (has {chars})"
+            ),
         ));
     }
     let mut ids = std::collections::HashSet::new();
@@ -607,10 +638,11 @@ pub fn decide<'a>(
             let by_button = msg
                 .button_id
                 .and_then(|b| set.rules.iter().find(|r| r.matches_button(b)));
+            let msg_words = words(&normalized);
             let by_words = || {
                 set.rules
                     .iter()
-                    .find(|r| !normalized.is_empty() && r.matches(&normalized))
+                    .find(|r| !normalized.is_empty() && r.matches_words(&normalized, &msg_words))
             };
             if let Some(r) = by_button.or_else(by_words) {
                 wanted.push((r.id.clone(), r.answer(display_name, msg.message_id)));
@@ -958,5 +990,17 @@ mod tests {
         for (json, field) in cases {
             assert_eq!(err(json).0, field, "{json}");
         }
+    }
+
+    #[test]
+    fn rule_sets_have_a_bounded_size() {
+        let kw: Vec<String> = (0..100).map(|i| format!("keyword{i}")).collect();
+        let rules: Vec<serde_json::Value> = (0..21)
+            .map(|i| serde_json::json!({"id": format!("r{i}"), "keywords": kw, "text": "t"}))
+            .collect();
+        let big = serde_json::json!({ "rules": rules }).to_string();
+        let (field, reason) = err(&big);
+        assert_eq!(field, "rules");
+        assert!(reason.contains("2000 keywords"), "{reason}");
     }
 }

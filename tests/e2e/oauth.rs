@@ -80,7 +80,19 @@ pub async fn full_flow_connects_and_lists_account(env: Arc<Env>) {
         q["redirect_uri"],
         format!("{}/oauth/callback/", env.worker.url)
     );
-    assert_eq!(q["state"].len(), 64);
+    // Signed, not stored; its nonce is in an HttpOnly cookie for this browser only.
+    assert!(
+        q["state"].contains('.') && q["state"].len() > 64,
+        "{}",
+        q["state"]
+    );
+    let cookie = start.header("set-cookie").unwrap();
+    assert!(
+        cookie.starts_with("tmw_oauth=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("Path=/oauth"),
+        "{cookie}"
+    );
 
     let cb = send(env.http.get(format!("{loc}&sim_open_id=e2e-biz-flow"))).await;
     let cb_url = cb.header("location").unwrap().to_string();
