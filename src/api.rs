@@ -108,9 +108,9 @@ pub async fn list_accounts<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resu
     ctx.authorize(req, Role::Admin)?;
     let cfg = ctx.config()?;
     let now = ctx.p.now_secs();
-    let accounts: Vec<Value> = Vault::new(ctx.p, &cfg.keyring)
-        .list()
-        .await?
+    let (limit, cursor) = page_params(req)?;
+    let (page, next) = Vault::new(ctx.p, &cfg.keyring).page(cursor, limit).await?;
+    let accounts: Vec<Value> = page
         .into_iter()
         .map(|m| {
             let status = if m.status == crate::tokens::Status::Active && m.refresh_expires_at <= now
@@ -128,7 +128,38 @@ pub async fn list_accounts<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resu
             })
         })
         .collect();
-    Ok(Response::json(200, &json!({ "accounts": accounts })))
+    Ok(Response::json(
+        200,
+        &json!({ "accounts": accounts, "cursor": next }),
+    ))
+}
+
+/// Most items per page of a listing: each one costs a storage read.
+pub const MAX_LIST_LIMIT: usize = 100;
+
+/// `limit` (1..=100, default 100) and `cursor` of a paginated listing.
+pub fn page_params(req: &Request) -> Result<(usize, Option<String>)> {
+    let limit = match req.query("limit") {
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIST_LIMIT).contains(n))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_LIST_LIMIT}"),
+                )
+            })?,
+        None => MAX_LIST_LIMIT,
+    };
+    let cursor = match req.query("cursor") {
+        Some(c) => {
+            check_id("cursor", &c)?;
+            Some(c)
+        }
+        None => None,
+    };
+    Ok((limit, cursor))
 }
 
 /// `DELETE /v1/accounts/{id}` (admin): revoke at TikTok, then wipe, even if revoking failed.
@@ -178,6 +209,7 @@ pub async fn list_conversations<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) ->
     ctx.authorize(req, Role::Sender)?;
     let cfg = ctx.config()?;
     let account = id_param(req, "account_id")?;
+    ctx.authorize_account(req, &account)?;
     let kind = match req.query("type") {
         None => ConversationType::Single,
         Some(t) => ConversationType::parse(&t)
@@ -299,6 +331,7 @@ pub async fn list_messages<P: Platform>(
     ctx.authorize(req, Role::Sender)?;
     let cfg = ctx.config()?;
     let account = id_param(req, "account_id")?;
+    ctx.authorize_account(req, &account)?;
     check_id("conversation_id", conversation)?;
     let client = Client::for_config(ctx.p, cfg);
     let mut page: MessagePage = with_token(ctx, &account, async |t: &str| {
@@ -330,6 +363,7 @@ pub async fn message_media<P: Platform>(
     ctx.authorize(req, Role::Sender)?;
     let cfg = ctx.config()?;
     let account = id_param(req, "account_id")?;
+    ctx.authorize_account(req, &account)?;
     check_id("conversation_id", conversation)?;
     check_id("message_id", message)?;
     let media_type = match req.query("media_type").as_deref() {
@@ -892,6 +926,7 @@ pub async fn send_message<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
     let cfg = ctx.config()?;
     require_json(req)?;
     let plan = validate_send(&req.body)?;
+    ctx.authorize_account(req, &plan.account)?;
     let Some(key) = req.headers.get("idempotency-key") else {
         let v = perform_send(ctx, &plan).await?;
         return Ok(Response::json(200, &v));

@@ -92,6 +92,13 @@ impl<P: Platform> Ctx<'_, P> {
             .authorize(req.headers.get("authorization"), role)
     }
 
+    /// A sender route acting for `account`: the key must be allowed to.
+    pub fn authorize_account(&self, req: &Request, account: &str) -> Result<Role> {
+        self.config()?
+            .api_keys
+            .authorize_account(req.headers.get("authorization"), account)
+    }
+
     pub fn log(&self, level: Level, msg: &str, mut fields: Value) {
         if let Some(m) = fields.as_object_mut() {
             m.insert("request_id".into(), json!(self.request_id));
@@ -373,7 +380,8 @@ mod tests {
             &f,
             crate::ports::Bucket::State,
             "",
-            None
+            None,
+            1000
         ))
         .unwrap()
         .keys

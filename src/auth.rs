@@ -3,6 +3,7 @@
 //! Key model: `API_KEYS` is a comma-separated list. An entry `admin:<key>` grants every route;
 //! a bare `<key>` grants the messaging routes (send, list conversations and messages) but not
 //! the admin routes (accounts, rules, webhook subscription, failed events), which answer 403.
+//! `sender[<account>,<account>]:<key>` is a sender key limited to those accounts.
 //! Keys are compared as SHA-256 digests in constant time against every configured key, so
 //! neither the position of a match nor the length of a key leaks through timing.
 
@@ -20,6 +21,8 @@ pub enum Role {
 struct Entry {
     digest: [u8; 32],
     role: Role,
+    /// Accounts a limited sender key may act for; `None`: every account.
+    accounts: Option<Vec<String>>,
 }
 
 /// The parsed `API_KEYS`; holds digests only, never the keys.
@@ -43,13 +46,27 @@ impl ApiKeys {
     /// Parses `API_KEYS`; the error says what is wrong without echoing any key.
     pub fn parse(raw: &str) -> std::result::Result<Self, String> {
         let mut entries = Vec::new();
-        for (i, item) in raw.split(',').map(str::trim).enumerate() {
+        for (i, item) in split_entries(raw).into_iter().enumerate() {
             if item.is_empty() {
                 continue;
             }
-            let (role, key) = match item.strip_prefix("admin:") {
-                Some(k) => (Role::Admin, k.trim()),
-                None => (Role::Sender, item),
+            let (role, accounts, key) = if let Some(k) = item.strip_prefix("admin:") {
+                (Role::Admin, None, k.trim())
+            } else if let Some(rest) = item.strip_prefix("sender[") {
+                let (list, key) = rest
+                    .split_once("]:")
+                    .ok_or_else(|| format!("entry {} must be sender[<accounts>]:<key>", i + 1))?;
+                let accounts: Vec<String> = list
+                    .split(',')
+                    .map(|a| a.trim().to_string())
+                    .filter(|a| !a.is_empty())
+                    .collect();
+                if accounts.is_empty() {
+                    return Err(format!("entry {} lists no account", i + 1));
+                }
+                (Role::Sender, Some(accounts), key.trim())
+            } else {
+                (Role::Sender, None, item)
             };
             if key.len() < MIN_KEY_LEN {
                 return Err(format!(
@@ -60,6 +77,7 @@ impl ApiKeys {
             entries.push(Entry {
                 digest: digest(key),
                 role,
+                accounts,
             });
         }
         if entries.is_empty() {
@@ -68,20 +86,41 @@ impl ApiKeys {
         Ok(ApiKeys(entries))
     }
 
-    /// The role of a presented key, checking every entry without early exit.
-    fn role_of(&self, presented: &str) -> Option<Role> {
+    /// The entry of a presented key, checking every entry without early exit. An admin
+    /// entry wins over a sender entry of the same key.
+    fn entry_of(&self, presented: &str) -> Option<&Entry> {
         let d = digest(presented);
-        let mut found: Option<Role> = None;
+        let mut found: Option<&Entry> = None;
         for e in &self.0 {
             if bool::from(e.digest.ct_eq(&d)) {
-                // Admin wins if the same key is listed twice with different roles.
-                found = match (found, e.role) {
-                    (Some(Role::Admin), _) | (_, Role::Admin) => Some(Role::Admin),
-                    _ => Some(Role::Sender),
+                found = match found {
+                    Some(f) if f.role == Role::Admin => Some(f),
+                    _ => Some(e),
                 };
             }
         }
         found
+    }
+
+    fn role_of(&self, presented: &str) -> Option<Role> {
+        self.entry_of(presented).map(|e| e.role)
+    }
+
+    /// Checks the key like [`ApiKeys::authorize`] for a sender route acting for `account`:
+    /// a key limited to some accounts may act for those only.
+    pub fn authorize_account(&self, authorization: Option<&str>, account: &str) -> Result<Role> {
+        let role = self.authorize(authorization, Role::Sender)?;
+        let key = authorization.and_then(bearer).unwrap_or_default();
+        let allowed = self
+            .entry_of(key)
+            .and_then(|e| e.accounts.as_ref())
+            .is_none_or(|list| list.iter().any(|a| a == account));
+        if !allowed {
+            return Err(Error::Forbidden(
+                "this API key may not act for this account",
+            ));
+        }
+        Ok(role)
     }
 
     /// Checks `Authorization: Bearer <key>` and that the key's role covers `needed`.
@@ -100,6 +139,25 @@ impl ApiKeys {
         }
         Ok(role)
     }
+}
+
+/// Splits `API_KEYS` on commas outside `[...]` (a limited key lists accounts with commas).
+fn split_entries(raw: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in raw.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ',' if depth <= 0 => {
+                out.push(raw[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(raw[start..].trim());
+    out
 }
 
 fn bearer(header: &str) -> Option<&str> {
@@ -164,5 +222,31 @@ mod tests {
         assert!(!e.contains("short1"), "{e}");
         assert!(ApiKeys::parse(" , ").is_err());
         assert!(!format!("{:?}", keys()).contains(SEND));
+    }
+
+    #[test]
+    fn sender_keys_can_be_limited_to_accounts() {
+        let keys = ApiKeys::parse(
+            "admin:aaaaaaaaaaaaaaaa1, sender[shop-1,shop-2]:bbbbbbbbbbbbbbbb2,cccccccccccccccc3",
+        )
+        .unwrap();
+        let h = |k: &str| format!("Bearer {k}");
+        let limited = h("bbbbbbbbbbbbbbbb2");
+        assert!(keys.authorize_account(Some(&limited), "shop-2").is_ok());
+        let e = keys
+            .authorize_account(Some(&limited), "shop-3")
+            .unwrap_err();
+        assert_eq!(e.status(), 403);
+        assert!(keys
+            .authorize(Some(&limited), Role::Admin)
+            .is_err_and(|e| e.status() == 403));
+        assert!(keys
+            .authorize_account(Some(&h("cccccccccccccccc3")), "any")
+            .is_ok());
+        assert!(keys
+            .authorize_account(Some(&h("aaaaaaaaaaaaaaaa1")), "any")
+            .is_ok());
+        assert!(ApiKeys::parse("sender[]:bbbbbbbbbbbbbbbb2").is_err());
+        assert!(ApiKeys::parse("sender[x:bbbbbbbbbbbbbbbb2").is_err());
     }
 }

@@ -46,6 +46,26 @@ pub async fn receive<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Res
     )
     .map_err(|e| Error::BadSignature(e.to_string()))?;
     let event = webhook::parse(&req.body).map_err(|e| Error::InvalidJson(e.to_string()))?;
+    // TikTok's ids are short; longer ones could not be stored or listed (storage key limits),
+    // so they are refused rather than acknowledged and then lost.
+    if event.account.is_empty() || event.account.len() > webhook::MAX_ID {
+        return Err(Error::invalid(
+            "user_openid",
+            format!("must be 1 to {} bytes", webhook::MAX_ID),
+        ));
+    }
+    if [&event.content.conversation_id, &event.content.message_id]
+        .iter()
+        .any(|id| id.as_ref().is_some_and(|i| i.len() > webhook::MAX_ID))
+    {
+        return Err(Error::invalid(
+            "content",
+            format!(
+                "conversation and message ids must be at most {} bytes",
+                webhook::MAX_ID
+            ),
+        ));
+    }
     let raw = std::str::from_utf8(&req.body)
         .map_err(|_| Error::InvalidJson("body is not UTF-8".into()))?;
     let fresh = ctx.p.accept_event(&event.account, &event.key, raw).await?;
@@ -256,26 +276,25 @@ pub async fn list_failed<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result
         }
         None => "failed:".to_string(),
     };
+    // One page per request (one list, at most `limit` reads): any number of failures stays
+    // within the platform's per-invocation limits.
+    let (limit, cursor) = crate::api::page_params(req)?;
+    let page = ctx.p.list(Bucket::State, &prefix, cursor, limit).await?;
     let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = ctx.p.list(Bucket::State, &prefix, cursor).await?;
-        for k in &page.keys {
-            if let Some(raw) = ctx.p.get(Bucket::State, k).await? {
-                if let Ok(mut v) = serde_json::from_str::<Value>(&raw) {
-                    if let Some(o) = v.as_object_mut() {
-                        o.remove("event");
-                    }
-                    out.push(v);
+    for k in &page.keys {
+        if let Some(raw) = ctx.p.get(Bucket::State, k).await? {
+            if let Ok(mut v) = serde_json::from_str::<Value>(&raw) {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("event");
                 }
+                out.push(v);
             }
         }
-        match page.cursor {
-            Some(c) if out.len() < 1000 => cursor = Some(c),
-            _ => break,
-        }
     }
-    Ok(Response::json(200, &json!({"failures": out})))
+    Ok(Response::json(
+        200,
+        &json!({"failures": out, "cursor": page.cursor}),
+    ))
 }
 
 #[derive(Deserialize)]

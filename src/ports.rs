@@ -25,9 +25,14 @@ pub enum Bucket {
 #[derive(Debug, Clone, Default)]
 pub struct KeyPage {
     pub keys: Vec<String>,
+    /// Each key's listing metadata (see [`Store::put_listed`]), in the same order.
+    pub metadata: Vec<Option<String>>,
     /// Set when more keys follow.
     pub cursor: Option<String>,
 }
+
+/// Most keys one [`Store::list`] call returns (Workers KV's own page size).
+pub const MAX_PAGE: usize = 1000;
 
 /// Key-value storage with optional expiry (Workers KV semantics: eventually consistent).
 pub trait Store {
@@ -40,8 +45,24 @@ pub trait Store {
         value: &str,
         ttl_secs: Option<u64>,
     ) -> Result<()>;
+    /// Like `put`, with small metadata (≤ 1 KiB) returned by `list` without reading the value:
+    /// listings page through thousands of records within the per-invocation operation limit.
+    async fn put_listed(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        value: &str,
+        metadata: &str,
+    ) -> Result<()>;
     async fn delete(&self, bucket: Bucket, key: &str) -> Result<()>;
-    async fn list(&self, bucket: Bucket, prefix: &str, cursor: Option<String>) -> Result<KeyPage>;
+    /// Up to `limit` (≤ [`MAX_PAGE`]) keys starting with `prefix`, in key order.
+    async fn list(
+        &self,
+        bucket: Bucket,
+        prefix: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<KeyPage>;
 }
 
 /// Why an outbound request produced no HTTP response.

@@ -29,6 +29,7 @@ pub struct Fake {
     /// Set for tests that use the [`crate::ports::Accounts`] port (it needs the app's config).
     pub cfg: Option<crate::config::Config>,
     kv: RefCell<BTreeMap<(u8, String), String>>,
+    meta: RefCell<BTreeMap<(u8, String), String>>,
     answers: RefCell<VecDeque<std::result::Result<Response, TransportError>>>,
     sent: RefCell<Vec<Outbound>>,
     now_ms: Cell<u64>,
@@ -77,19 +78,47 @@ impl Store for Fake {
             .insert((b(bucket), key.to_string()), value.to_string());
         Ok(())
     }
+    async fn put_listed(&self, bucket: Bucket, key: &str, value: &str, meta: &str) -> Result<()> {
+        self.meta
+            .borrow_mut()
+            .insert((b(bucket), key.to_string()), meta.to_string());
+        self.put(bucket, key, value, None).await
+    }
     async fn delete(&self, bucket: Bucket, key: &str) -> Result<()> {
         self.kv.borrow_mut().remove(&(b(bucket), key.to_string()));
+        self.meta.borrow_mut().remove(&(b(bucket), key.to_string()));
         Ok(())
     }
-    async fn list(&self, bucket: Bucket, prefix: &str, _cursor: Option<String>) -> Result<KeyPage> {
-        let keys = self
+    async fn list(
+        &self,
+        bucket: Bucket,
+        prefix: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<KeyPage> {
+        // The cursor is the last key of the previous page.
+        let all: Vec<String> = self
             .kv
             .borrow()
             .keys()
-            .filter(|(bk, k)| *bk == b(bucket) && k.starts_with(prefix))
+            .filter(|(bk, k)| {
+                *bk == b(bucket) && k.starts_with(prefix) && cursor.as_ref().is_none_or(|c| k > c)
+            })
             .map(|(_, k)| k.clone())
             .collect();
-        Ok(KeyPage { keys, cursor: None })
+        let keys: Vec<String> = all.iter().take(limit).cloned().collect();
+        let metadata = keys
+            .iter()
+            .map(|k| self.meta.borrow().get(&(b(bucket), k.clone())).cloned())
+            .collect();
+        let cursor = (all.len() > keys.len())
+            .then(|| keys.last().cloned())
+            .flatten();
+        Ok(KeyPage {
+            keys,
+            metadata,
+            cursor,
+        })
     }
 }
 

@@ -204,12 +204,14 @@ impl<'a, S: Store> Vault<'a, S> {
     pub async fn put(&self, account: &Account) -> Result<()> {
         let raw =
             serde_json::to_string(&account.meta).map_err(|e| Error::Internal(e.to_string()))?;
+        let listed = serde_json::to_string(&Listed::of(&account.meta))
+            .map_err(|e| Error::Internal(e.to_string()))?;
         self.store
-            .put(
+            .put_listed(
                 Bucket::Tokens,
                 &Self::key(&account.meta.account_id),
                 &raw,
-                None,
+                &listed,
             )
             .await
     }
@@ -218,22 +220,48 @@ impl<'a, S: Store> Vault<'a, S> {
         self.store.delete(Bucket::Tokens, &Self::key(account)).await
     }
 
-    /// Every stored account's metadata, in key order.
-    pub async fn list(&self) -> Result<Vec<StoredAccount>> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self.store.list(Bucket::Tokens, PREFIX, cursor).await?;
-            for key in &page.keys {
-                if let Some(m) = self.meta(&key[PREFIX.len()..]).await? {
-                    out.push(m);
-                }
-            }
-            match page.cursor {
-                Some(c) => cursor = Some(c),
-                None => return Ok(out),
+    /// One page of accounts' metadata, in key order, and the cursor of the next page: one
+    /// list and at most `limit` reads, whatever the number of accounts.
+    pub async fn page(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<StoredAccount>, Option<String>)> {
+        let page = self
+            .store
+            .list(Bucket::Tokens, PREFIX, cursor, limit)
+            .await?;
+        let mut out = Vec::with_capacity(page.keys.len());
+        for key in &page.keys {
+            if let Some(m) = self.meta(&key[PREFIX.len()..]).await? {
+                out.push(m);
             }
         }
+        Ok((out, page.cursor))
+    }
+}
+
+/// What the vault's listing carries per account (KV metadata): enough for the cron to pick
+/// the accounts due for a refresh without reading every record.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Listed {
+    pub s: Status,
+    /// Access and refresh token expiries (unix seconds).
+    pub a: u64,
+    pub r: u64,
+}
+
+impl Listed {
+    fn of(m: &StoredAccount) -> Self {
+        Listed {
+            s: m.status,
+            a: m.access_expires_at,
+            r: m.refresh_expires_at,
+        }
+    }
+
+    fn due(&self, now: u64, window: u64) -> bool {
+        self.s == Status::Active && (self.a <= now.saturating_add(window) || self.r <= now)
     }
 }
 
@@ -295,17 +323,6 @@ async fn mark_reauth<S: Store>(vault: &Vault<'_, S>, mut acct: Account, now: u64
     }
 }
 
-/// Accounts whose access token expires within `window` seconds and that can still refresh,
-/// plus accounts whose refresh token has expired (to be marked `needs_reauth`).
-pub fn due(accounts: &[StoredAccount], now: u64, window: u64) -> Vec<String> {
-    accounts
-        .iter()
-        .filter(|m| m.status == Status::Active)
-        .filter(|m| needs_refresh(m, now, window) || m.refresh_expires_at <= now)
-        .map(|m| m.account_id.clone())
-        .collect()
-}
-
 /// What one cron run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct CronReport {
@@ -314,24 +331,63 @@ pub struct CronReport {
     pub refreshed: usize,
     pub needs_reauth: usize,
     pub failed: usize,
+    /// Due but left for the next run (the per-run budget was spent).
+    pub deferred: usize,
 }
 
-/// The cron job: refreshes every account whose access token expires within `window` seconds
+/// Refreshes one cron run may start: each is a call to the account's actor (a subrequest,
+/// 50 per invocation on the free plan). The rest wait for the next run; tokens are also
+/// refreshed on demand when used.
+pub const CRON_MAX_REFRESHES: usize = 40;
+/// Records one cron run may read to find expiries that the listing lacks (records written
+/// before listings carried them), within KV's per-invocation operation limit.
+const CRON_MAX_READS: usize = 200;
+
+/// The cron job: refreshes accounts whose access token expires within `window` seconds
 /// (through the coordinator, so it never races an on-demand refresh) and lets accounts whose
-/// refresh token has expired be marked `needs_reauth`.
+/// refresh token has expired be marked `needs_reauth`. It reads the listing's metadata, so
+/// 10,000 accounts cost ten list calls, not 10,000 reads.
 pub async fn refresh_due<P: Store + Clock + crate::ports::Accounts + crate::ports::Log>(
     p: &P,
     keyring: &Keyring,
     window: u64,
 ) -> Result<CronReport> {
-    let all = Vault::new(p, keyring).list().await?;
-    let due = due(&all, p.now_secs(), window);
-    let mut report = CronReport {
-        accounts: all.len(),
-        due: due.len(),
-        ..CronReport::default()
-    };
-    for account in &due {
+    let vault = Vault::new(p, keyring);
+    let now = p.now_secs();
+    let mut report = CronReport::default();
+    let mut due = Vec::new();
+    let mut reads = 0;
+    let mut cursor = None;
+    loop {
+        let page = p
+            .list(Bucket::Tokens, PREFIX, cursor, crate::ports::MAX_PAGE)
+            .await?;
+        for (key, meta) in page.keys.iter().zip(&page.metadata) {
+            report.accounts += 1;
+            let account = &key[PREFIX.len()..];
+            let listed = match meta
+                .as_deref()
+                .and_then(|m| serde_json::from_str::<Listed>(m).ok())
+            {
+                Some(l) => Some(l),
+                None if reads < CRON_MAX_READS => {
+                    reads += 1;
+                    vault.meta(account).await?.map(|m| Listed::of(&m))
+                }
+                None => None,
+            };
+            if listed.is_some_and(|l| l.due(now, window)) {
+                due.push(account.to_string());
+            }
+        }
+        match page.cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    report.due = due.len();
+    report.deferred = due.len().saturating_sub(CRON_MAX_REFRESHES);
+    for account in due.iter().take(CRON_MAX_REFRESHES) {
         match p.refresh_within(account, window).await {
             Ok(()) => report.refreshed += 1,
             Err(e) if e.code() == "account_needs_reauth" => report.needs_reauth += 1,
@@ -457,14 +513,35 @@ mod tests {
         assert!(needs_refresh(&a.meta, 13_000, 600));
         assert!(can_refresh(&a.meta, 17_199));
         assert!(!can_refresh(&a.meta, 17_200));
-        assert_eq!(
-            due(std::slice::from_ref(&a.meta), 12_000, 600),
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            due(std::slice::from_ref(&a.meta), 12_000, 1_800),
-            vec!["biz"]
-        );
+        assert!(!Listed::of(&a.meta).due(12_000, 600));
+        assert!(Listed::of(&a.meta).due(12_000, 1_800));
+    }
+
+    #[test]
+    fn cron_reads_expiries_from_the_listing_and_spends_a_bounded_budget() {
+        let mut f = Fake::new(1_000_000);
+        f.cfg = Some(cfg());
+        let c = f.cfg.clone().unwrap();
+        for i in 0..1_500u64 {
+            // Every 25th account expires within the window.
+            let ttl = if i % 25 == 0 { 60 } else { 86_400 };
+            let a = Account::from_grant(
+                &format!("biz-{i:04}"),
+                &grant("a", "r", ttl, 1_000_000),
+                1_000_000,
+                &c.keyring,
+                &f,
+            );
+            block_on(Vault::new(&f, &c.keyring).put(&a)).unwrap();
+        }
+        let r = block_on(refresh_due(&f, &c.keyring, 600)).unwrap();
+        assert_eq!((r.accounts, r.due), (1_500, 60));
+        assert_eq!(r.refreshed + r.failed + r.needs_reauth, CRON_MAX_REFRESHES);
+        assert_eq!(r.deferred, 60 - CRON_MAX_REFRESHES);
+        let (page, next) = block_on(Vault::new(&f, &c.keyring).page(None, 100)).unwrap();
+        assert_eq!(page.len(), 100);
+        let (rest, _) = block_on(Vault::new(&f, &c.keyring).page(next, 100)).unwrap();
+        assert_eq!(rest[0].account_id, "biz-0100", "pages follow each other");
     }
 
     fn cfg() -> Config {

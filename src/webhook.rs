@@ -10,6 +10,8 @@ use subtle::ConstantTimeEq;
 
 /// Largest delivery accepted.
 pub const MAX_BODY: usize = 256 * 1024;
+/// Longest account, conversation or message id accepted in a delivery.
+pub const MAX_ID: usize = 256;
 /// Default accepted age of a signature timestamp, either way.
 pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
 

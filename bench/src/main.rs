@@ -231,7 +231,7 @@ fn rules_worst_case() -> String {
     let rules: Vec<serde_json::Value> = (0..20)
         .map(|r| {
             let kws: Vec<String> = (0..100)
-                .map(|k| format!("w{r}x{k} {}", "abcdefghij klmnopqrst ".repeat(1)))
+                .map(|k| format!("w{r}x{k} abcdefghij klmno"))
                 .collect();
             json!({"id": format!("r{r}"), "match": modes[r % 3], "keywords": kws, "text": "t"})
         })

@@ -117,8 +117,24 @@ impl Store for ActorPlatform<'_> {
         self.kv.delete(bucket, key).await
     }
 
-    async fn list(&self, bucket: Bucket, prefix: &str, cursor: Option<String>) -> Result<KeyPage> {
-        self.kv.list(bucket, prefix, cursor).await
+    async fn put_listed(&self, bucket: Bucket, key: &str, value: &str, meta: &str) -> Result<()> {
+        if bucket == Bucket::Tokens {
+            self.storage
+                .put(key, value)
+                .await
+                .map_err(storage_err("put"))?;
+        }
+        self.kv.put_listed(bucket, key, value, meta).await
+    }
+
+    async fn list(
+        &self,
+        bucket: Bucket,
+        prefix: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<KeyPage> {
+        self.kv.list(bucket, prefix, cursor, limit).await
     }
 }
 

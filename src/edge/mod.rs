@@ -111,13 +111,17 @@ impl crate::ports::Store for WorkerPlatform {
     async fn delete(&self, b: crate::ports::Bucket, k: &str) -> Result<()> {
         self.kv.delete(b, k).await
     }
+    async fn put_listed(&self, b: crate::ports::Bucket, k: &str, v: &str, m: &str) -> Result<()> {
+        self.kv.put_listed(b, k, v, m).await
+    }
     async fn list(
         &self,
         b: crate::ports::Bucket,
         prefix: &str,
         c: Option<String>,
+        limit: usize,
     ) -> Result<crate::ports::KeyPage> {
-        self.kv.list(b, prefix, c).await
+        self.kv.list(b, prefix, c, limit).await
     }
 }
 

@@ -99,13 +99,46 @@ impl Store for Kv {
             .map_err(storage("delete"))
     }
 
-    async fn list(&self, bucket: Bucket, prefix: &str, cursor: Option<String>) -> Result<KeyPage> {
-        let mut b = self.kv(bucket)?.list().prefix(prefix.to_string());
+    async fn put_listed(&self, bucket: Bucket, key: &str, value: &str, meta: &str) -> Result<()> {
+        if self.injected_failure(key) {
+            return Err(Error::Storage(
+                "KV put (injected by FAULT_FAIL_KV_PUTS)".into(),
+            ));
+        }
+        let meta: serde_json::Value =
+            serde_json::from_str(meta).map_err(|e| Error::Internal(e.to_string()))?;
+        self.kv(bucket)?
+            .put(key, value)
+            .map_err(storage("put"))?
+            .metadata(meta)
+            .map_err(storage("put"))?
+            .execute()
+            .await
+            .map_err(storage("put"))
+    }
+
+    async fn list(
+        &self,
+        bucket: Bucket,
+        prefix: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<KeyPage> {
+        let mut b = self
+            .kv(bucket)?
+            .list()
+            .prefix(prefix.to_string())
+            .limit(limit.clamp(1, crate::ports::MAX_PAGE) as u64);
         if let Some(c) = cursor {
             b = b.cursor(c);
         }
         let page = b.execute().await.map_err(storage("list"))?;
         Ok(KeyPage {
+            metadata: page
+                .keys
+                .iter()
+                .map(|k| k.metadata.as_ref().map(|m| m.to_string()))
+                .collect(),
             keys: page.keys.into_iter().map(|k| k.name).collect(),
             cursor: if page.list_complete {
                 None
