@@ -56,6 +56,20 @@ pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8], root: Option<&str
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
+        // A missing field is named itself, not the object that lacks it.
+        let missing = inner
+            .to_string()
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split_once('`'))
+            .map(|(name, _)| name.to_string());
+        if let Some(name) = missing {
+            let field = if path == "." {
+                name
+            } else {
+                format!("{path}.{name}")
+            };
+            return Error::invalid(field, "is required");
+        }
         match root {
             _ if inner.is_syntax() || inner.is_eof() => Error::InvalidJson(inner.to_string()),
             Some(root) if path == "." => Error::invalid(root, inner.to_string()),
@@ -1207,7 +1221,15 @@ mod tests {
         let cases = [
             (
                 r#"{"conversation_id":"c","type":"text","text":"x"}"#,
-                "body",
+                "account_id",
+            ),
+            (
+                r#"{"account_id":"a","type":"text","text":"x"}"#,
+                "conversation_id",
+            ),
+            (
+                r#"{"account_id":"a","conversation_id":"c","type":"share_post","share_post":{}}"#,
+                "share_post.item_id",
             ),
             (
                 r#"{"account_id":"","conversation_id":"c","type":"text","text":"x"}"#,

@@ -282,6 +282,10 @@ async fn health<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response
     if let Some(p) = problems {
         body["config_problems"] = json!(p);
     }
+    // A boolean setting shows its value, not only whether it is set.
+    if let Ok(cfg) = ctx.cfg {
+        body["config"]["OAUTH_START_PROTECTED"] = json!(cfg.oauth_start_protected);
+    }
     if req.query("probe").as_deref() == Some("tiktok") {
         ctx.authorize(req, Role::Admin)?;
         body["tiktok"] = probe_tiktok(ctx).await?;

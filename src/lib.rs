@@ -23,6 +23,7 @@ pub mod replies;
 pub mod routes;
 pub mod secret;
 pub mod tiktok;
+pub mod time;
 pub mod tokens;
 pub mod webhook;
 

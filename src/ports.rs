@@ -17,7 +17,7 @@ use serde_json::Value;
 pub enum Bucket {
     /// `TOKENS`: the encrypted token vault, one record per connected account.
     Tokens,
-    /// `STATE`: OAuth states, rules, idempotency records, failed events.
+    /// `STATE`: rules, failed events, cached image capabilities.
     State,
 }
 

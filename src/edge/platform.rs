@@ -361,8 +361,7 @@ pub fn intl_local_time(zone: &str, unix_secs: u64) -> Option<crate::replies::Loc
 
 /// One JSON object per line, so `wrangler tail` and Logpush can parse them.
 pub fn log_line(level: Level, msg: &str, fields: Value) {
-    let mut line =
-        json!({"ts": worker::Date::now().as_millis(), "level": level.as_str(), "msg": msg});
+    let mut line = json!({"ts": crate::time::iso8601(worker::Date::now().as_millis()), "level": level.as_str(), "msg": msg});
     if let (Some(l), Value::Object(f)) = (line.as_object_mut(), fields) {
         l.extend(f);
     }
