@@ -10,6 +10,7 @@
 //! the sim has never seen works (the send creates it); the content list and media download do
 //! not. A conversation id holding whitespace (an unencoded `+`) is always invalid.
 
+mod control;
 mod conversations;
 mod media;
 mod messaging;

@@ -3,7 +3,9 @@
 //! a 404 page, as TikTok's gateway answers them.
 
 use crate::state::{Shared, State};
-use crate::{conversations, media, messaging, now, oauth, webhooks, Fault, Recorded, API_PREFIX};
+use crate::{
+    control, conversations, media, messaging, now, oauth, webhooks, Fault, Recorded, API_PREFIX,
+};
 use axum::body::{to_bytes, Body};
 use axum::extract::{DefaultBodyLimit, Request, State as AxState};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -226,7 +228,16 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Re
     let path = req.uri().path().to_string();
     let raw_query = req.uri().query().unwrap_or("").to_string();
     let Some(api_path) = path.strip_prefix(API_PREFIX).map(str::to_string) else {
-        let resp = pages(&shared, &method, &path, &raw_query, req.headers()).await;
+        let resp = match (method.as_str(), path.as_str()) {
+            ("POST", "/_sim/inbound") => {
+                let body = to_bytes(req.into_body(), 64 * 1024)
+                    .await
+                    .unwrap_or_default();
+                control::inbound(&shared, &body).await
+            }
+            ("GET", "/_sim/sent") => control::sent(&shared, &raw_query),
+            _ => pages(&shared, &method, &path, &raw_query, req.headers()).await,
+        };
         // A download path holds its link token: log the route only.
         let shown = if path.starts_with("/_sim/media/") {
             "/_sim/media/…"

@@ -202,6 +202,8 @@ pub struct State {
     pub deliveries: Vec<Delivery>,
     pub faults: Vec<(String, VecDeque<Fault>)>,
     pub issued: Vec<String>,
+    /// The business that connected last (the control API's default).
+    pub last_open_id: Option<String>,
     rng: u64,
     last_snowflake: u64,
     next_grant: u64,
@@ -240,6 +242,7 @@ impl State {
             rng: seed ^ 0x9E37_79B9_7F4A_7C15,
             last_snowflake: 0,
             next_grant: 0,
+            last_open_id: None,
         }
     }
 
@@ -282,6 +285,7 @@ impl State {
 
     pub fn new_grant(&mut self, open_id: &str, scope: &str) -> u64 {
         self.next_grant += 1;
+        self.last_open_id = Some(open_id.to_string());
         self.grants.insert(
             self.next_grant,
             Grant {

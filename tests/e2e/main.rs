@@ -12,6 +12,7 @@ mod harness;
 mod hygiene;
 mod messages;
 mod oauth;
+mod walkthrough;
 mod webhooks;
 
 use harness::Worker;
@@ -244,6 +245,7 @@ fn main() {
         faults::replay_race_sends_once,
         faults::slow_tiktok_sends_exactly_once,
         faults::chunked_oversized_body_is_refused_while_streaming,
+        walkthrough::readme_walkthrough_works_as_written,
         // Last: it scans everything the shared Worker logged during the whole run.
         hygiene::no_secret_or_token_in_logs_or_responses,
     ];
