@@ -176,3 +176,52 @@ pub async fn wrangler_dev_serves_the_worker(env: Arc<Env>) {
         w.log_tail(30)
     );
 }
+
+/// `make deploy` refuses the placeholder namespace ids (and redirect URIs TikTok refuses) with
+/// what to do, and accepts a filled-in wrangler.toml.
+pub async fn deploy_check_refuses_placeholders(_env: std::sync::Arc<crate::Env>) {
+    let root = crate::harness::root();
+    let run = |toml: &std::path::Path| {
+        std::process::Command::new("bash")
+            .arg(root.join("scripts/deploy.sh"))
+            .arg("--check-config")
+            .arg(toml)
+            .output()
+            .expect("bash")
+    };
+    let shipped = run(&root.join("wrangler.toml"));
+    assert!(!shipped.status.success());
+    let why = String::from_utf8_lossy(&shipped.stderr);
+    assert!(
+        why.contains("placeholder") && why.contains("kv namespace create"),
+        "{why}"
+    );
+    let dir = std::env::temp_dir().join(format!("tmw-deploy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let filled = std::fs::read_to_string(root.join("wrangler.toml"))
+        .unwrap()
+        .replace(
+            "REPLACE_ME_TOKENS_NAMESPACE_ID",
+            "0123456789abcdef0123456789abcdef",
+        )
+        .replace(
+            "REPLACE_ME_STATE_NAMESPACE_ID",
+            "fedcba9876543210fedcba9876543210",
+        );
+    let ok = dir.join("ok.toml");
+    std::fs::write(&ok, &filled).unwrap();
+    let r = run(&ok);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        filled.replace(
+            "OAUTH_REDIRECT_URI = \"\"",
+            "OAUTH_REDIRECT_URI = \"http://shop.example/oauth/callback?x=1\"",
+        ),
+    )
+    .unwrap();
+    let r = run(&bad);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("must be https"));
+}

@@ -188,6 +188,7 @@ fn main() {
         foundation::logs_are_json_with_request_id,
         foundation::openapi_is_served,
         foundation::wrangler_dev_serves_the_worker,
+        foundation::deploy_check_refuses_placeholders,
         oauth::full_flow_connects_and_lists_account,
         oauth::denied_consent_shows_page_and_stores_nothing,
         oauth::replayed_state_is_rejected,
