@@ -287,22 +287,14 @@ fn message_json(m: &ListedMessage, business_id: &str) -> Value {
         }
     };
     put("text", json!(m.text.as_ref().map(|t| &t.body)));
-    put(
-        "image",
-        json!(m
-            .image
+    let media = |x: &Option<crate::tiktok::types::MediaIn>| {
+        json!(x
             .as_ref()
             .and_then(|i| i.media_id.as_ref())
-            .map(|id| json!({"media_id": id}))),
-    );
-    put(
-        "video",
-        json!(m
-            .video
-            .as_ref()
-            .and_then(|i| i.media_id.as_ref())
-            .map(|id| json!({"media_id": id}))),
-    );
+            .map(|id| json!({ "media_id": id })))
+    };
+    put("image", media(&m.image));
+    put("video", media(&m.video));
     put(
         "share_post",
         json!(m

@@ -235,6 +235,17 @@ async fn wait_sent(env: &Env, conv: &str, n: usize, wait: Duration) -> usize {
     count()
 }
 
+/// Waits up to 60 s for the Worker to log a reply found at TikTok (a send of unknown
+/// outcome reconciled), failing with its last log lines otherwise.
+async fn wait_reconciled(w: &Worker) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let found = || w.logs().contains("\"how\":\"reconciled\"");
+    while !found() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(found(), "{}", w.log_tail(30));
+}
+
 /// TikTok unreachable (connection refused): a send reports it and says the outcome is
 /// unknown; an auto-reply stays pending, is looked for at TikTok once it is back, and is sent
 /// exactly once.
@@ -297,15 +308,7 @@ pub async fn restart_mid_processing_is_recorded_and_replayable(env: Arc<Env>) {
         "TikTok finished the send it had received"
     );
     // The resumed event finds it (reconciled) instead of sending it again.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !w.logs().contains("\"how\":\"reconciled\"") && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(
-        w.logs().contains("\"how\":\"reconciled\""),
-        "{}",
-        w.log_tail(30)
-    );
+    wait_reconciled(&w).await;
     assert_eq!(
         env.sim
             .sent_to("rs-c")
@@ -470,15 +473,7 @@ pub async fn slow_tiktok_sends_exactly_once(env: Arc<Env>) {
     env.sim
         .push_faults("/message/send/", [Fault::Slow { ms: 900 }]);
     deliver_inbound(&env, &w.url, "e2e-fault-slow", "sl-r", "sl-m1").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !w.logs().contains("\"how\":\"reconciled\"") && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(
-        w.logs().contains("\"how\":\"reconciled\""),
-        "{}",
-        w.log_tail(20)
-    );
+    wait_reconciled(&w).await;
     assert_eq!(
         wait_sent(&env, "sl-r", 2, Duration::ZERO).await,
         1,
