@@ -296,11 +296,12 @@ impl Rule {
 
     /// Whether the (normalized) message matches this rule's keywords.
     pub fn matches(&self, message: &str) -> bool {
-        self.matches_words(message, &words(message))
+        self.matches_prepared(&Prepared::new(message))
     }
 
-    /// [`Rule::matches`] with the message's words split once for all rules.
-    fn matches_words(&self, message: &str, msg_words: &[&str]) -> bool {
+    /// [`Rule::matches`] against a message prepared once for all rules.
+    fn matches_prepared(&self, p: &Prepared<'_>) -> bool {
+        let (message, msg_words) = (p.text, &p.words);
         self.keywords.iter().any(|k| {
             let k = normalize(k);
             match self.mode {
@@ -311,12 +312,29 @@ impl Rule {
                 Mode::Contains => message.contains(&k),
                 Mode::AnyOf => {
                     let kw = words(&k);
+                    // Most keywords' first word is not in the message at all: one lookup.
                     !kw.is_empty()
+                        && p.set.contains(kw[0])
                         && kw.len() <= msg_words.len()
                         && msg_words.windows(kw.len()).any(|w| w == kw.as_slice())
                 }
             }
         })
+    }
+}
+
+/// A normalized message split into words once per decision, with a set for fast lookups.
+struct Prepared<'a> {
+    text: &'a str,
+    words: Vec<&'a str>,
+    set: std::collections::HashSet<&'a str>,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(text: &'a str) -> Self {
+        let words = words(text);
+        let set = words.iter().copied().collect();
+        Prepared { text, words, set }
     }
 }
 
@@ -638,11 +656,11 @@ pub fn decide<'a>(
             let by_button = msg
                 .button_id
                 .and_then(|b| set.rules.iter().find(|r| r.matches_button(b)));
-            let msg_words = words(&normalized);
+            let prepared = Prepared::new(&normalized);
             let by_words = || {
                 set.rules
                     .iter()
-                    .find(|r| !normalized.is_empty() && r.matches_words(&normalized, &msg_words))
+                    .find(|r| !normalized.is_empty() && r.matches_prepared(&prepared))
             };
             if let Some(r) = by_button.or_else(by_words) {
                 wanted.push((r.id.clone(), r.answer(display_name, msg.message_id)));
