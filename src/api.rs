@@ -434,6 +434,18 @@ pub async fn message_media<P: Platform>(
     ))
 }
 
+/// Whether the account's access token may be sent to `url` for a media download: https on
+/// the default port of a TikTok host, or exactly the configured API origin (the simulator).
+pub fn media_url_allowed(url: &url::Url, api_base: &str) -> bool {
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let tiktok_host = ["tiktok.com", "tiktokcdn.com", "tiktokv.com"]
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")));
+    let tiktok_https = tiktok_host && url.scheme() == "https" && url.port().is_none();
+    let own_api = url::Url::parse(api_base).is_ok_and(|a| a.origin() == url.origin());
+    tiktok_https || own_api
+}
+
 /// Largest media file passed through the Worker.
 const MAX_MEDIA_BYTES: usize = 16 * 1024 * 1024;
 
@@ -447,24 +459,10 @@ async fn download_media<P: Platform>(
         failure: UpstreamFailure::Malformed,
         request_id: None,
     })?;
-    // The access token goes only to TikTok's own hosts (or the configured API host).
-    let api_host = url::Url::parse(&ctx.config()?.api_base)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string));
-    let host = parsed.host_str().unwrap_or_default();
-    let tiktok_host = ["tiktok.com", "tiktokcdn.com", "tiktokv.com"]
-        .iter()
-        .any(|d| host == *d || host.ends_with(&format!(".{d}")));
-    let api_origin = url::Url::parse(&ctx.config()?.api_base)
-        .ok()
-        .map(|u| u.origin());
-    let own_api = api_host.as_deref() == Some(host) && api_origin == Some(parsed.origin());
-    let tiktok_https = tiktok_host && parsed.scheme() == "https" && parsed.port().is_none();
-    if !(tiktok_https || own_api) {
-        return Err(Error::Upstream {
-            endpoint: "/business/message/media/download/",
-            failure: UpstreamFailure::Malformed,
-            request_id: None,
+    if !media_url_allowed(&parsed, &ctx.config()?.api_base) {
+        return Err(Error::Refused {
+            code: "tiktok_media_host_refused",
+            message: "TikTok's download link points outside TikTok's hosts; the access token is not sent there".into(),
         });
     }
     let token = ctx.p.access_token(account, None).await?;
@@ -1342,6 +1340,58 @@ mod tests {
         for (body, field) in cases {
             assert_eq!(err(body).0, field, "{body}");
         }
+    }
+
+    #[test]
+    fn the_token_goes_only_to_tiktok_hosts_for_media() {
+        let ok = |u: &str| {
+            media_url_allowed(
+                &url::Url::parse(u).unwrap(),
+                "https://business-api.tiktok.com/open_api/v1.3",
+            )
+        };
+        assert!(ok(
+            "https://business-api.tiktok.com/open_api/v1.3/business/message/media/file/?token=x"
+        ));
+        assert!(ok("https://p16-sign.tiktokcdn.com/a.jpeg"));
+        for bad in [
+            "http://business-api.tiktok.com/x",
+            "https://business-api.tiktok.com:8443/x",
+            "https://evil-tiktok.com/x",
+            "https://tiktok.com.evil.example/x",
+            "https://tiktok.com@evil.example/x",
+            "https://127.0.0.1/x",
+        ] {
+            assert!(!ok(bad), "{bad}");
+        }
+        let sim = |u: &str| {
+            media_url_allowed(
+                &url::Url::parse(u).unwrap(),
+                "http://127.0.0.1:9797/open_api/v1.3",
+            )
+        };
+        assert!(sim("http://127.0.0.1:9797/_sim/media/t"));
+        assert!(!sim("http://127.0.0.1:9798/_sim/media/t"), "another port");
+    }
+
+    #[test]
+    fn image_urls_need_a_public_host_name_on_the_default_port() {
+        let ok =
+            |u: &str, allowed: &[String]| image_url_allowed(&url::Url::parse(u).unwrap(), allowed);
+        assert!(ok("https://cdn.example/a.png", &[]));
+        for bad in [
+            "http://127.0.0.1/a.png",
+            "http://[::1]/a.png",
+            "https://cdn.example:8443/a.png",
+            "http://localhost/a.png",
+            "ftp://cdn.example/a.png",
+        ] {
+            assert!(!ok(bad, &[]), "{bad}");
+        }
+        assert!(ok(
+            "http://127.0.0.1:9797/_sim/images/ok.png",
+            &["127.0.0.1".into()]
+        ));
     }
 
     #[test]
