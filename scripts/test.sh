@@ -17,6 +17,8 @@ step "clippy (wasm32)"
 cargo clippy -p tiktok-messaging-worker --lib --target wasm32-unknown-unknown --quiet -- -D warnings
 step "unit tests"
 cargo test --workspace --lib --bins --quiet
+step "simulator contract (its answers against TikTok's fixtures)"
+cargo test -p tiktok-sim --test contract --quiet
 step "release build"
 bash scripts/build.sh
 bash scripts/wasm-size.sh
