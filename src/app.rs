@@ -5,11 +5,13 @@
 use crate::auth::Role;
 use crate::config::{Config, SETTINGS};
 use crate::error::{Error, Result};
+use crate::http::routes::{resolve, Endpoint};
 use crate::http::{Request, Response};
+use crate::messages::api;
+use crate::oauth;
 use crate::ports::{Level, Platform};
-use crate::routes::{resolve, Endpoint};
 use crate::tiktok::{AppCredentials, Client};
-use crate::{api, events, oauth};
+use crate::webhooks::events;
 use serde_json::{json, Map, Value};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -315,9 +317,9 @@ async fn probe_tiktok<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::routes::ROUTES;
     use crate::http::{Headers, Method};
     use crate::ports::Clock;
-    use crate::routes::ROUTES;
     use crate::testutil::{block_on, Fake};
 
     const ADMIN: &str = "0123456789abcdef0123";
@@ -417,7 +419,7 @@ mod tests {
     #[test]
     fn webhook_is_verified_accepted_once_and_answered_after_the_response() {
         let (f, cfg) = platform();
-        let acct = crate::tokens::Account::from_grant(
+        let acct = crate::accounts::vault::Account::from_grant(
             "biz",
             &serde_json::from_value(json!({"access_token": "act.x", "refresh_token": "rft.x",
                 "expires_in": 86400, "refresh_token_expires_in": 999999}))
@@ -426,7 +428,8 @@ mod tests {
             &cfg.as_ref().unwrap().keyring,
             &f,
         );
-        block_on(crate::tokens::Vault::new(&f, &cfg.as_ref().unwrap().keyring).put(&acct)).unwrap();
+        block_on(crate::accounts::vault::Vault::new(&f, &cfg.as_ref().unwrap().keyring).put(&acct))
+            .unwrap();
         let rules =
             r#"{"rules":[{"id":"p","match":"contains","keywords":["price"],"text":"Prices!"}]}"#;
         let (r, _) = call(
@@ -445,7 +448,7 @@ mod tests {
         let now = f.now_secs();
         let sig = format!(
             "t={now},s={}",
-            hex::encode(crate::webhook::sign(
+            hex::encode(crate::webhooks::envelope::sign(
                 b"cs-very-secret",
                 now,
                 body.as_bytes()

@@ -7,7 +7,7 @@
 use crate::auth::ApiKeys;
 use crate::crypto::Keyring;
 use crate::error::Error;
-use crate::replies::RuleSet;
+use crate::rules::engine::RuleSet;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,10 +306,12 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
     let default_rules = match get("DEFAULT_RULES") {
         None => RuleSet::default(),
         // Named time zones are checked by the runtime when rules are used.
-        Some(raw) => crate::replies::parse_rules(raw.as_bytes(), |_| true).unwrap_or_else(|e| {
-            problems.push(format!("malformed var DEFAULT_RULES: {e}"));
-            RuleSet::default()
-        }),
+        Some(raw) => {
+            crate::rules::engine::parse_rules(raw.as_bytes(), |_| true).unwrap_or_else(|e| {
+                problems.push(format!("malformed var DEFAULT_RULES: {e}"));
+                RuleSet::default()
+            })
+        }
     };
     let mut forward_urls = Vec::new();
     for raw in get("FORWARD_URLS")

@@ -177,7 +177,9 @@ impl Error {
                 if let UpstreamFailure::Api { code, .. } = failure {
                     d["tiktok_code"] = json!(code);
                 }
-                if *endpoint == "/business/message/send/" && crate::delivery::is_ambiguous(self) {
+                if *endpoint == "/business/message/send/"
+                    && crate::tiktok::delivery::is_ambiguous(self)
+                {
                     // The message may have reached the customer: retry with the same
                     // Idempotency-Key, which looks for it at TikTok before sending again.
                     d["outcome"] = json!("unknown");

@@ -4,28 +4,23 @@
 //! through the traits in [`ports`] and is unit-tested natively. `edge` binds those traits to
 //! Workers KV, `fetch`, Durable Objects, cron and `wait_until`, and holds the entry points.
 
-pub mod api;
+pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod coordinator;
 pub mod crypto;
-pub mod delivery;
 pub mod error;
-pub mod events;
 pub mod http;
-pub mod idempotency;
 pub mod lossless;
+pub mod messages;
 pub mod oauth;
-pub mod oauth_state;
-pub mod pipeline;
 pub mod ports;
-pub mod replies;
-pub mod routes;
+pub mod rules;
 pub mod secret;
 pub mod tiktok;
 pub mod time;
-pub mod tokens;
-pub mod webhook;
+pub mod webhooks;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

@@ -7,8 +7,8 @@
 
 use crate::error::Result;
 use crate::http::{Outbound, Response};
-use crate::idempotency::{Begin, Stored};
-use crate::replies::{LocalTime, Zone};
+use crate::messages::idempotency::{Begin, Stored};
+use crate::rules::engine::{LocalTime, Zone};
 use crate::secret::Secret;
 use serde_json::Value;
 
@@ -173,7 +173,7 @@ pub trait Accounts {
     /// Marks `key` used, strongly consistently; `false` if it was used before (single-use
     /// OAuth states, which KV alone cannot guarantee).
     async fn claim_once(&self, key: &str) -> Result<bool>;
-    /// Claims an idempotency key for a send (see [`crate::idempotency`]).
+    /// Claims an idempotency key for a send (see [`crate::messages::idempotency`]).
     async fn idempotency_begin(
         &self,
         account: &str,

@@ -2,9 +2,9 @@
 //! input: they must never panic, and must accept what they should. `scripts/fuzz.sh` runs them
 //! with a large case budget; `cargo test` runs the default 256 cases each.
 
-use crate::api::validate_send;
-use crate::replies::parse_rules;
-use crate::webhook::{parse, parse_signature, sign, verify};
+use crate::messages::api::validate_send;
+use crate::rules::engine::parse_rules;
+use crate::webhooks::envelope::{parse, parse_signature, sign, verify};
 use proptest::prelude::*;
 
 proptest! {
@@ -70,7 +70,7 @@ proptest! {
         if let Ok(set) = parse_rules(body.as_bytes(), |_| true) {
             prop_assert!(!set.rules[0].keywords.is_empty());
             for k in &set.rules[0].keywords {
-                prop_assert!(!crate::replies::normalize(k).is_empty());
+                prop_assert!(!crate::rules::engine::normalize(k).is_empty());
             }
         }
     }

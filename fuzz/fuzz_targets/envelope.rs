@@ -1,7 +1,7 @@
 #![no_main]
 //! The webhook envelope and its string-encoded content on arbitrary bytes.
 use libfuzzer_sys::fuzz_target;
-use tiktok_messaging_worker::webhook::parse;
+use tiktok_messaging_worker::webhooks::envelope::parse;
 
 fuzz_target!(|data: &[u8]| {
     let _ = parse(data);

@@ -9,13 +9,13 @@
 
 use super::platform::{log_line, runtime_ports, Kv};
 use super::{error_json, lookup};
+use crate::accounts::vault;
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
-use crate::idempotency::{self, Begin, Stored};
-use crate::pipeline;
+use crate::messages::idempotency::{self, Begin, Stored};
 use crate::ports::{Bucket, KeyPage, Level, Local, Store};
 use crate::secret::Secret;
-use crate::tokens;
+use crate::webhooks::pipeline;
 use futures_util::lock::Mutex;
 use serde::Deserialize;
 use serde_json::json;
@@ -198,20 +198,20 @@ impl crate::ports::Accounts for ActorPlatform<'_> {
     async fn access_token(&self, account: &str, rejected: Option<&str>) -> Result<Secret> {
         let _guard = self.token_lock.lock().await;
         let margin = self.cfg.refresh_margin_secs;
-        let a = tokens::ensure_fresh(self, &self.cfg, account, margin, rejected).await?;
+        let a = vault::ensure_fresh(self, &self.cfg, account, margin, rejected).await?;
         Ok(a.access_token)
     }
 
     async fn refresh_within(&self, account: &str, window_secs: u64) -> Result<()> {
         let _guard = self.token_lock.lock().await;
-        tokens::ensure_fresh(self, &self.cfg, account, window_secs, None)
+        vault::ensure_fresh(self, &self.cfg, account, window_secs, None)
             .await
             .map(drop)
     }
 
     async fn forget(&self, account: &str) -> Result<()> {
         let _guard = self.token_lock.lock().await;
-        self.local_delete(&tokens::record_key(account)).await
+        self.local_delete(&vault::record_key(account)).await
     }
 
     async fn accept_event(&self, _account: &str, key: &str, raw: &str) -> Result<bool> {

@@ -3,16 +3,16 @@
 mod actor;
 mod platform;
 
+use crate::accounts::vault;
 use crate::app::{self, Job, Presence};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::http::{
     Headers as CoreHeaders, Method as CoreMethod, Request as CoreRequest, Response as CoreResponse,
 };
-use crate::idempotency::{Begin, Stored};
+use crate::messages::idempotency::{Begin, Stored};
 use crate::ports::{Accounts, Level, Log};
 use crate::secret::Secret;
-use crate::tokens;
 use platform::{runtime_ports, Kv};
 use serde_json::{json, Value};
 use worker::{
@@ -250,7 +250,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         }
     };
     let window = cfg.refresh_margin_secs + CRON_LOOKAHEAD_SECS;
-    match tokens::refresh_due(&platform, &cfg.keyring, window).await {
+    match vault::refresh_due(&platform, &cfg.keyring, window).await {
         Ok(report) => platform.log(
             Level::Info,
             "cron token refresh",
@@ -268,8 +268,8 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 /// are tight; everything else shares [`MAX_BODY`].
 fn body_limit(path: &str) -> usize {
     match path {
-        "/webhooks/tiktok" => crate::webhook::MAX_BODY,
-        "/v1/messages" => crate::api::MAX_SEND_BODY,
+        "/webhooks/tiktok" => crate::webhooks::envelope::MAX_BODY,
+        "/v1/messages" => crate::messages::api::MAX_SEND_BODY,
         _ => MAX_BODY,
     }
 }

@@ -7,7 +7,7 @@ use super::{AppCredentials, Client};
 use crate::http::{Method, Response};
 use crate::secret::Secret;
 use crate::testutil::{block_on, Fake};
-use crate::webhook::{self, Kind};
+use crate::webhooks::envelope::{self, Kind};
 use serde_json::Value;
 
 const BUSINESS: &str = "-000qXw3bGf2kZr9LmN_4TgYcVa8HsEuJdK1";
@@ -461,7 +461,7 @@ fn error_fixtures_map_to_stable_codes_and_statuses() {
         let f = answering(name);
         let e =
             block_on(Client::new(&f, BASE).send("t", "b", "c", &Outgoing::text("x"))).unwrap_err();
-        crate::events::retryable(&e)
+        crate::webhooks::events::retryable(&e)
     };
     assert!(retry("error-40100.response.json") && retry("error-51065.response.json"));
     assert!(!retry("error-40064.response.json") && !retry("error-40002.response.json"));
@@ -497,8 +497,8 @@ fn every_webhook_fixture_verifies_parses_and_is_classified() {
     for (name, want) in cases {
         // The fixtures are pretty-printed; a delivery is the compact serialization, signed.
         let body = serde_json::to_string(&fixture(name)).unwrap();
-        let sig = hex::encode(webhook::sign(APP_SECRET.as_bytes(), now, body.as_bytes()));
-        webhook::verify(
+        let sig = hex::encode(envelope::sign(APP_SECRET.as_bytes(), now, body.as_bytes()));
+        envelope::verify(
             APP_SECRET.as_bytes(),
             Some(&format!("t={now},s={sig}")),
             body.as_bytes(),
@@ -506,7 +506,7 @@ fn every_webhook_fixture_verifies_parses_and_is_classified() {
             300,
         )
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let e = webhook::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let e = envelope::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(e.kind, want, "{name}");
         assert_eq!(e.account, BUSINESS, "{name}");
         if want != Kind::EuStripped && !name.contains("auto_message") && !name.contains("comment") {
@@ -514,7 +514,7 @@ fn every_webhook_fixture_verifies_parses_and_is_classified() {
         }
     }
     let parse = |name: &str| {
-        webhook::parse(serde_json::to_string(&fixture(name)).unwrap().as_bytes()).unwrap()
+        envelope::parse(serde_json::to_string(&fixture(name)).unwrap().as_bytes()).unwrap()
     };
     let text = parse("webhook-im_receive_msg-text.json");
     assert_eq!(text.key, "m:7560938211745563137");
@@ -554,12 +554,12 @@ fn the_signature_example_verifies_byte_for_byte() {
         .trim_end_matches('.')
         .parse()
         .unwrap();
-    webhook::verify(secret.as_bytes(), Some(header), raw.as_bytes(), t, 5).unwrap();
+    envelope::verify(secret.as_bytes(), Some(header), raw.as_bytes(), t, 5).unwrap();
     let mut tampered = raw.to_string();
     tampered.push(' ');
-    assert!(webhook::verify(secret.as_bytes(), Some(header), tampered.as_bytes(), t, 5).is_err());
+    assert!(envelope::verify(secret.as_bytes(), Some(header), tampered.as_bytes(), t, 5).is_err());
     assert_eq!(
-        webhook::parse(raw.as_bytes()).unwrap().kind,
+        envelope::parse(raw.as_bytes()).unwrap().kind,
         Kind::CustomerMessage
     );
 }

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod codes;
+pub mod delivery;
 pub mod types;
 
 #[cfg(test)]

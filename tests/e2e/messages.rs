@@ -385,7 +385,7 @@ pub async fn openapi_documents_every_route(env: Arc<Env>) {
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
     let paths = doc["paths"].as_object().unwrap();
-    for route in tiktok_messaging_worker::routes::ROUTES {
+    for route in tiktok_messaging_worker::http::routes::ROUTES {
         for (method, _) in route.methods {
             let op = &paths[route.pattern][method.as_str().to_ascii_lowercase()];
             assert!(

@@ -2,18 +2,18 @@
 //! listings. Handlers validate, call TikTok with the account's token (from the account's
 //! coordinator, which refreshes it), and reshape answers into our own JSON.
 
+use crate::accounts::vault::Vault;
 use crate::app::Ctx;
 use crate::auth::Role;
-use crate::delivery::{Outcome, Retry, RECONCILE_AFTER_MS};
 use crate::error::{Error, Result, UpstreamFailure};
 use crate::http::{Request, Response};
-use crate::idempotency::{Begin, Settle, Stored};
+use crate::messages::idempotency::{Begin, Settle, Stored};
 use crate::ports::{Level, Platform};
 use crate::tiktok::client::ConversationType;
 use crate::tiktok::codes::ApiCode;
+use crate::tiktok::delivery::{Outcome, Retry, RECONCILE_AFTER_MS};
 use crate::tiktok::types::{ListedMessage, MessagePage, Outgoing, Participant, Template};
 use crate::tiktok::{AppCredentials, Client};
-use crate::tokens::Vault;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -127,9 +127,10 @@ pub async fn list_accounts<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resu
     let accounts: Vec<Value> = page
         .into_iter()
         .map(|m| {
-            let status = if m.status == crate::tokens::Status::Active && m.refresh_expires_at <= now
+            let status = if m.status == crate::accounts::vault::Status::Active
+                && m.refresh_expires_at <= now
             {
-                crate::tokens::Status::NeedsReauth
+                crate::accounts::vault::Status::NeedsReauth
             } else {
                 m.status
             };
@@ -529,7 +530,7 @@ struct SendRequest {
     #[serde(default)]
     image: Option<ImageRef>,
     #[serde(default)]
-    share_post: Option<crate::replies::SharePost>,
+    share_post: Option<crate::rules::engine::SharePost>,
     #[serde(default)]
     template: Option<Template>,
 }
@@ -625,7 +626,7 @@ pub fn validate_send(body: &[u8]) -> Result<SendPlan> {
                 .text
                 .ok_or_else(|| Error::invalid("text", "is required for type text"))?;
             let n = t.chars().count();
-            if t.trim().is_empty() || n > crate::replies::MAX_TEXT_CHARS {
+            if t.trim().is_empty() || n > crate::rules::engine::MAX_TEXT_CHARS {
                 return Err(Error::invalid(
                     "text",
                     format!("must be 1 to 6000 characters (has {n})"),
@@ -801,7 +802,7 @@ async fn fetch_image<P: Platform>(
 }
 
 fn only_transient(e: &Error) -> bool {
-    crate::events::retryable(e)
+    crate::webhooks::events::retryable(e)
         && !matches!(
             e,
             Error::Upstream {
@@ -813,7 +814,7 @@ fn only_transient(e: &Error) -> bool {
 
 /// Retries 51065, 5xx and timeouts (not 40100: the caller gets 429 and decides).
 async fn transient_retries<P: Platform, T>(p: &P, op: impl AsyncFn() -> Result<T>) -> Result<T> {
-    crate::events::retry_while(p, only_transient, op)
+    crate::webhooks::events::retry_while(p, only_transient, op)
         .await
         .map_err(|(e, _)| e)
 }
@@ -907,13 +908,19 @@ async fn perform_send<P: Platform>(ctx: &Ctx<'_, P>, plan: &SendPlan) -> Result<
     };
     // Retried only on TikTok's error codes; an answer that leaves the outcome unknown is
     // reported as such (`details.outcome`), never retried blindly.
-    let sent =
-        match crate::delivery::deliver(ctx.p, &client, acct, conv, &outgoing, Retry::ServerErrors)
-            .await
-        {
-            Outcome::Sent(s) => s,
-            Outcome::NotSent(e, _) | Outcome::Unknown(e, _) => return Err(e),
-        };
+    let sent = match crate::tiktok::delivery::deliver(
+        ctx.p,
+        &client,
+        acct,
+        conv,
+        &outgoing,
+        Retry::ServerErrors,
+    )
+    .await
+    {
+        Outcome::Sent(s) => s,
+        Outcome::NotSent(e, _) | Outcome::Unknown(e, _) => return Err(e),
+    };
     let mut out = json!({
         "account_id": acct, "conversation_id": conv, "type": plan.what.kind(),
         "message_id": sent.message_id,
@@ -935,11 +942,11 @@ pub async fn send_message<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
         let v = perform_send(ctx, &plan).await?;
         return Ok(Response::json(200, &v));
     };
-    crate::idempotency::check_key(key)?;
-    let key_hash = crate::idempotency::hash(key.as_bytes());
+    crate::messages::idempotency::check_key(key)?;
+    let key_hash = crate::messages::idempotency::hash(key.as_bytes());
     // Canonical JSON (sorted keys), so formatting differences do not count as another body.
     let canonical: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-    let body_hash = crate::idempotency::hash(canonical.to_string().as_bytes());
+    let body_hash = crate::messages::idempotency::hash(canonical.to_string().as_bytes());
     let keyed = Keyed {
         plan: &plan,
         key_hash: &key_hash,
@@ -968,7 +975,7 @@ pub async fn send_message<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
                     media_id: String::new(),
                 },
             };
-            let found = crate::delivery::find_sent(
+            let found = crate::tiktok::delivery::find_sent(
                 ctx.p,
                 &client,
                 &plan.account,
@@ -1036,7 +1043,7 @@ impl Keyed<'_> {
         let (status, body, settle) = match &result {
             Ok(v) => (200, v.to_string(), Settle::Keep),
             Err(e) => {
-                let settle = if crate::delivery::is_ambiguous(e) {
+                let settle = if crate::tiktok::delivery::is_ambiguous(e) {
                     Settle::Unknown
                 } else if e.status() >= 500 || e.status() == 429 || e.status() == 409 {
                     Settle::Release

@@ -3,14 +3,16 @@
 //! account's tokens in the vault. Both answer browsers, so failures are small HTML pages
 //! (with the stable error code in `data-code`) rather than JSON.
 
+pub mod state;
+
 use crate::app::Ctx;
 use crate::auth::Role;
 use crate::error::{Error, Result, UpstreamFailure};
 use crate::http::{html_escape, Request, Response};
-use crate::oauth_state;
+
+use crate::accounts::vault::{Account, Vault};
 use crate::ports::{Level, Platform};
 use crate::tiktok::{AppCredentials, Client};
-use crate::tokens::{Account, Vault};
 use serde_json::json;
 
 /// The redirect URI registered with TikTok: configured, or this Worker's own callback with a
@@ -64,12 +66,12 @@ pub async fn start<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Respo
         None => None,
     };
     // Nothing is stored: the state is signed, and its nonce goes to this browser only.
-    let claims = oauth_state::Claims {
+    let claims = state::Claims {
         n: ctx.p.hex(16),
         t: ctx.p.now_secs(),
         r: return_to,
     };
-    let state = oauth_state::sign(&cfg.client_secret, &claims);
+    let state = state::sign(&cfg.client_secret, &claims);
     let url = authorize_url(
         &cfg.auth_url,
         &cfg.client_key,
@@ -80,7 +82,7 @@ pub async fn start<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Respo
     let mut r = Response::redirect(&url);
     r.headers.set(
         "set-cookie",
-        oauth_state::set_cookie(&claims.n, cfg.state_ttl_secs, req.url.scheme() == "https"),
+        state::set_cookie(&claims.n, cfg.state_ttl_secs, req.url.scheme() == "https"),
     );
     Ok(r)
 }
@@ -186,9 +188,9 @@ async fn connect<P: Platform>(
                 format!("The request has no state. {again}"),
             )
         })?;
-    let nonce = oauth_state::cookie_nonce(req.headers.get("cookie"));
+    let nonce = state::cookie_nonce(req.headers.get("cookie"));
     let now = ctx.p.now_secs();
-    let claims = oauth_state::verify(
+    let claims = state::verify(
         &cfg.client_secret,
         &state,
         nonce.as_deref(),
@@ -196,13 +198,13 @@ async fn connect<P: Platform>(
         cfg.state_ttl_secs,
     )
     .map_err(|why| match why {
-        oauth_state::Refusal::Invalid => Page::new(
+        state::Refusal::Invalid => Page::new(
             400,
             "state_invalid",
             "Invalid or used sign-in link",
             format!("This sign-in link is not one this service made. {again}"),
         ),
-        oauth_state::Refusal::Expired => Page::new(
+        state::Refusal::Expired => Page::new(
             400,
             "state_expired",
             "Sign-in link expired",
@@ -211,7 +213,7 @@ async fn connect<P: Platform>(
                 cfg.state_ttl_secs
             ),
         ),
-        oauth_state::Refusal::OtherBrowser => Page::new(
+        state::Refusal::OtherBrowser => Page::new(
             400,
             "state_other_browser",
             "Finish in the browser you started in",

@@ -10,14 +10,14 @@
 //! - an error leaves the event pending, retried by the actor's alarm with growing delays.
 
 use crate::config::Config;
-use crate::delivery::{self, Outcome, Retry, RECONCILE_AFTER_MS};
 use crate::error::{Error, Result};
-use crate::events::{forward, load_rules};
 use crate::ports::{Bucket, Level, Local, Platform};
-use crate::replies::{self, Conversation, Zone};
+use crate::rules::engine::{self, Conversation, Zone};
+use crate::tiktok::delivery::{self, Outcome, Retry, RECONCILE_AFTER_MS};
 use crate::tiktok::types::{Outgoing, SenderAction};
 use crate::tiktok::Client;
-use crate::webhook::{self, Event, Kind};
+use crate::webhooks::envelope::{self, Event, Kind};
+use crate::webhooks::events::{forward, load_rules};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -310,7 +310,7 @@ async fn advance<P: Platform + Local>(
     recorded: &mut Vec<Failure>,
 ) -> Result<Option<u64>> {
     let raw = rec.raw.clone();
-    let Ok(event) = webhook::parse(raw.as_bytes()) else {
+    let Ok(event) = envelope::parse(raw.as_bytes()) else {
         return Ok(None);
     };
     let urls: Vec<String> = match (&rec.only_forward, rec.only_stage) {
@@ -461,7 +461,7 @@ async fn plan_reply<P: Platform + Local>(
     // The name may need a TikTok call: done first, so the conversation read below and the
     // atomic write that ends this step have no I/O in between (no echo can be lost).
     let mut named = load_conv(p, &conv_id).await?;
-    let needed = replies::uses_display_name(&rules);
+    let needed = engine::uses_display_name(&rules);
     let name = customer_name(p, cfg, event, &mut named, needed).await;
     let mut conv = load_conv(p, &conv_id).await?;
     conv.customer_name = named.customer_name;
@@ -473,14 +473,14 @@ async fn plan_reply<P: Platform + Local>(
             "time zone unknown to the runtime; using UTC",
             json!({"timezone": rules.timezone}),
         );
-        replies::LocalTime::at_offset(now, 0)
+        engine::LocalTime::at_offset(now, 0)
     });
-    let inbound = replies::Inbound {
+    let inbound = engine::Inbound {
         text: event.content.text_body(),
         button_id: event.content.button_id(),
         message_id: event.content.message_id.as_deref(),
     };
-    let plan = replies::decide(&rules, &conv, inbound, name.as_deref(), local, now);
+    let plan = engine::decide(&rules, &conv, inbound, name.as_deref(), local, now);
     p.log(
         Level::Info,
         "auto-reply decided",

@@ -224,12 +224,18 @@ impl crate::ports::Accounts for Fake {
         rejected: Option<&str>,
     ) -> Result<crate::secret::Secret> {
         let cfg = self.config()?;
-        let a = crate::tokens::ensure_fresh(self, cfg, account, cfg.refresh_margin_secs, rejected)
-            .await?;
+        let a = crate::accounts::vault::ensure_fresh(
+            self,
+            cfg,
+            account,
+            cfg.refresh_margin_secs,
+            rejected,
+        )
+        .await?;
         Ok(a.access_token)
     }
     async fn refresh_within(&self, account: &str, window_secs: u64) -> Result<()> {
-        crate::tokens::ensure_fresh(self, self.config()?, account, window_secs, None)
+        crate::accounts::vault::ensure_fresh(self, self.config()?, account, window_secs, None)
             .await
             .map(drop)
     }
@@ -237,36 +243,36 @@ impl crate::ports::Accounts for Fake {
         Ok(())
     }
     async fn accept_event(&self, _account: &str, key: &str, raw: &str) -> Result<bool> {
-        crate::pipeline::accept(self, key, raw).await
+        crate::webhooks::pipeline::accept(self, key, raw).await
     }
     async fn process_event(&self, _account: &str, key: &str) -> Result<()> {
-        crate::pipeline::process(self, self.config()?, key)
+        crate::webhooks::pipeline::process(self, self.config()?, key)
             .await
             .map(drop)
     }
     async fn replay_failure(&self, account: &str, id: &str) -> Result<Value> {
-        crate::pipeline::replay(self, self.config()?, account, id)
+        crate::webhooks::pipeline::replay(self, self.config()?, account, id)
             .await
             .map(|(v, _)| v)
     }
     async fn claim_once(&self, key: &str) -> Result<bool> {
-        crate::idempotency::claim_once(self, key).await
+        crate::messages::idempotency::claim_once(self, key).await
     }
     async fn idempotency_begin(
         &self,
         _account: &str,
         k: &str,
         b: &str,
-    ) -> Result<crate::idempotency::Begin> {
-        crate::idempotency::begin(self, k, b).await
+    ) -> Result<crate::messages::idempotency::Begin> {
+        crate::messages::idempotency::begin(self, k, b).await
     }
     async fn idempotency_finish(
         &self,
         _account: &str,
         k: &str,
         b: &str,
-        r: crate::idempotency::Stored,
+        r: crate::messages::idempotency::Stored,
     ) -> Result<()> {
-        crate::idempotency::finish(self, k, b, r).await
+        crate::messages::idempotency::finish(self, k, b, r).await
     }
 }

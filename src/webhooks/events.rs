@@ -13,9 +13,9 @@ use crate::config::Config;
 use crate::error::{Error, Result, UpstreamFailure};
 use crate::http::{Headers, Method, Outbound, Request, Response};
 use crate::ports::{Bucket, Level, Platform};
-use crate::replies::{self, RuleSet};
+use crate::rules::engine::{self, RuleSet};
 use crate::tiktok::codes::ApiCode;
-use crate::webhook::{self, Event};
+use crate::webhooks::envelope::{self, Event};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -31,13 +31,13 @@ pub const ATTEMPTS: u32 = 4;
 
 /// `POST /webhooks/tiktok`.
 pub async fn receive<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
-    if req.body.len() > webhook::MAX_BODY {
+    if req.body.len() > envelope::MAX_BODY {
         return Err(Error::PayloadTooLarge {
-            limit: webhook::MAX_BODY,
+            limit: envelope::MAX_BODY,
         });
     }
     let cfg = ctx.config()?;
-    webhook::verify(
+    envelope::verify(
         cfg.client_secret.expose().as_bytes(),
         req.headers.get("tiktok-signature"),
         &req.body,
@@ -45,24 +45,24 @@ pub async fn receive<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Res
         cfg.webhook_tolerance_secs,
     )
     .map_err(|e| Error::BadSignature(e.to_string()))?;
-    let event = webhook::parse(&req.body).map_err(|e| Error::InvalidJson(e.to_string()))?;
+    let event = envelope::parse(&req.body).map_err(|e| Error::InvalidJson(e.to_string()))?;
     // TikTok's ids are short; longer ones could not be stored or listed (storage key limits),
     // so they are refused rather than acknowledged and then lost.
-    if event.account.is_empty() || event.account.len() > webhook::MAX_ID {
+    if event.account.is_empty() || event.account.len() > envelope::MAX_ID {
         return Err(Error::invalid(
             "user_openid",
-            format!("must be 1 to {} bytes", webhook::MAX_ID),
+            format!("must be 1 to {} bytes", envelope::MAX_ID),
         ));
     }
     if [&event.content.conversation_id, &event.content.message_id]
         .iter()
-        .any(|id| id.as_ref().is_some_and(|i| i.len() > webhook::MAX_ID))
+        .any(|id| id.as_ref().is_some_and(|i| i.len() > envelope::MAX_ID))
     {
         return Err(Error::invalid(
             "content",
             format!(
                 "conversation and message ids must be at most {} bytes",
-                webhook::MAX_ID
+                envelope::MAX_ID
             ),
         ));
     }
@@ -186,7 +186,8 @@ pub async fn retry_while<P: crate::ports::Clock + crate::ports::Rng, T>(
             Err(e) if again(&e) && attempt < ATTEMPTS => {
                 let mut j = [0u8; 1];
                 p.fill(&mut j);
-                p.sleep(crate::delivery::backoff_ms(attempt, j[0])).await;
+                p.sleep(crate::tiktok::delivery::backoff_ms(attempt, j[0]))
+                    .await;
                 attempt += 1;
             }
             Err(e) => return Err((e, attempt)),
@@ -271,14 +272,14 @@ pub async fn list_failed<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result
     ctx.authorize(req, Role::Admin)?;
     let prefix = match req.query("account_id") {
         Some(a) => {
-            crate::api::check_id("account_id", &a)?;
+            crate::messages::api::check_id("account_id", &a)?;
             format!("failed:{a}:")
         }
         None => "failed:".to_string(),
     };
     // One page per request (one list, at most `limit` reads): any number of failures stays
     // within the platform's per-invocation limits.
-    let (limit, cursor) = crate::api::page_params(req)?;
+    let (limit, cursor) = crate::messages::api::page_params(req)?;
     let page = ctx.p.list(Bucket::State, &prefix, cursor, limit).await?;
     let mut out = Vec::new();
     for k in &page.keys {
@@ -307,9 +308,9 @@ struct ReplayBody {
 /// `POST /v1/events/replay` `{account_id, id}` (admin).
 pub async fn replay_route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
     ctx.authorize(req, Role::Admin)?;
-    let body: ReplayBody = crate::api::json_body(req)?;
-    crate::api::check_id("account_id", &body.account_id)?;
-    crate::api::check_id("id", &body.id)?;
+    let body: ReplayBody = crate::messages::api::json_body(req)?;
+    crate::messages::api::check_id("account_id", &body.account_id)?;
+    crate::messages::api::check_id("id", &body.id)?;
     let v = ctx.p.replay_failure(&body.account_id, &body.id).await?;
     // 200 done; 202 waiting for a send of unknown outcome to be reconciled; 502 failed again.
     let status = match (v["replayed"].as_bool(), v["pending"].as_bool()) {
@@ -324,7 +325,7 @@ pub async fn replay_route<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
 fn rules_account(req: &Request) -> Result<Option<String>> {
     match req.query("account_id") {
         Some(a) => {
-            crate::api::check_id("account_id", &a)?;
+            crate::messages::api::check_id("account_id", &a)?;
             Ok(Some(a))
         }
         None => Ok(None),
@@ -351,7 +352,7 @@ pub async fn put_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<R
         return Err(Error::PayloadTooLarge { limit: 256 * 1024 });
     }
     let account = rules_account(req)?;
-    let set = replies::parse_rules(&req.body, |z| ctx.p.zone_known(z))?;
+    let set = engine::parse_rules(&req.body, |z| ctx.p.zone_known(z))?;
     let raw = serde_json::to_string(&set).map_err(|e| Error::Internal(e.to_string()))?;
     ctx.p
         .put(Bucket::State, &rules_key(account.as_deref()), &raw, None)

@@ -1,0 +1,3 @@
+//! Connected accounts: the encrypted token vault, its refresh policy and the cron.
+
+pub mod vault;

@@ -1,0 +1,1 @@
+//! The typed protocol to the account actor and its one `serve`.

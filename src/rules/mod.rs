@@ -1,0 +1,3 @@
+//! Auto-reply rules: the pure engine, their storage and routes.
+
+pub mod engine;
