@@ -2,112 +2,20 @@
 //! It assigns the request id, routes, runs the handler, maps any [`Error`] to its JSON body
 //! exactly once and writes one structured log line per request.
 
-use crate::auth::Role;
-use crate::config::{Config, SETTINGS};
+use crate::config::Config;
+use crate::config::Presence;
 use crate::error::{Error, Result};
+use crate::health::health;
+use crate::http::ctx::Ctx;
+use crate::http::ctx::Job;
 use crate::http::routes::{resolve, Endpoint};
 use crate::http::{Request, Response};
-use crate::messages::api;
 use crate::oauth;
 use crate::ports::{Level, Platform};
-use crate::tiktok::{AppCredentials, Client};
-use crate::webhooks::events;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// `Retry-After` on 429 answers.
 pub const RETRY_AFTER_SECS: u64 = 5;
-
-/// What the edge found in `Env`: presence only, never values.
-#[derive(Debug, Clone, Default)]
-pub struct Presence {
-    /// Binding name and whether it is bound.
-    pub bindings: Vec<(&'static str, bool)>,
-    /// Setting name and whether it has a non-empty value.
-    pub settings: Vec<(&'static str, bool)>,
-}
-
-impl Presence {
-    /// Presence of every documented setting according to `lookup`.
-    pub fn settings_from(lookup: impl Fn(&str) -> bool) -> Vec<(&'static str, bool)> {
-        SETTINGS.iter().map(|s| (s.name, lookup(s.name))).collect()
-    }
-}
-
-/// Work a handler leaves for after the response (`ctx.wait_until` at the edge).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Job {
-    ProcessEvent {
-        account: String,
-        key: String,
-        /// The request that accepted the event, for the log lines of its processing.
-        request_id: String,
-    },
-}
-
-impl Job {
-    /// Runs the job; failures are logged (the actor's alarm retries event processing).
-    pub async fn run<P: Platform>(self, p: &P) {
-        match self {
-            Job::ProcessEvent { account, key, .. } => {
-                if let Err(e) = p.process_event(&account, &key).await {
-                    p.log(
-                        Level::Warn,
-                        "deferred processing failed; the actor's alarm will retry",
-                        json!({"account_id": account, "key": key, "code": e.code()}),
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// Per-request context handed to handlers.
-pub struct Ctx<'a, P: Platform> {
-    pub p: &'a P,
-    cfg: &'a Result<Config>,
-    pub presence: &'a Presence,
-    pub request_id: String,
-    jobs: std::cell::RefCell<Vec<Job>>,
-}
-
-impl<P: Platform> Ctx<'_, P> {
-    /// Leaves `job` to run after the response is sent.
-    pub fn defer(&self, job: Job) {
-        self.jobs.borrow_mut().push(job);
-    }
-
-    /// The validated config, or the error naming what is missing.
-    pub fn config(&self) -> Result<&Config> {
-        self.cfg.as_ref().map_err(|e| match e {
-            Error::Config { problems } => Error::Config {
-                problems: problems.clone(),
-            },
-            other => Error::Internal(other.to_string()),
-        })
-    }
-
-    /// Checks the Bearer key for `role`; 401/403 otherwise.
-    pub fn authorize(&self, req: &Request, role: Role) -> Result<Role> {
-        self.config()?
-            .api_keys
-            .authorize(req.headers.get("authorization"), role)
-    }
-
-    /// A sender route acting for `account`: the key must be allowed to.
-    pub fn authorize_account(&self, req: &Request, account: &str) -> Result<Role> {
-        self.config()?
-            .api_keys
-            .authorize_account(req.headers.get("authorization"), account)
-    }
-
-    pub fn log(&self, level: Level, msg: &str, mut fields: Value) {
-        if let Some(m) = fields.as_object_mut() {
-            m.insert("request_id".into(), json!(self.request_id));
-        }
-        self.p.log(level, msg, fields);
-    }
-}
 
 /// The request id: Cloudflare's `cf-ray` when present (so our logs join theirs), else random.
 pub fn request_id<P: Platform>(p: &P, req: &Request) -> String {
@@ -230,25 +138,33 @@ async fn dispatch<P: Platform>(
         Endpoint::OpenApi => Ok(openapi()),
         Endpoint::OAuthStart => oauth::start(ctx, req).await,
         Endpoint::OAuthCallback => oauth::callback(ctx, req).await,
-        Endpoint::ListAccounts => api::list_accounts(ctx, req).await,
-        Endpoint::DeleteAccount => api::delete_account(ctx, req, param()).await,
-        Endpoint::ListConversations => api::list_conversations(ctx, req).await,
-        Endpoint::ListMessages => api::list_messages(ctx, req, param()).await,
+        Endpoint::ListAccounts => crate::accounts::routes::list_accounts(ctx, req).await,
+        Endpoint::DeleteAccount => crate::accounts::routes::delete_account(ctx, req, param()).await,
+        Endpoint::ListConversations => {
+            crate::messages::listings::list_conversations(ctx, req).await
+        }
+        Endpoint::ListMessages => crate::messages::listings::list_messages(ctx, req, param()).await,
         Endpoint::MessageMedia => {
             let message = params.get(1).map(String::as_str).unwrap_or_default();
-            api::message_media(ctx, req, param(), message).await
+            crate::messages::listings::message_media(ctx, req, param(), message).await
         }
-        Endpoint::WebhookReceive => events::receive(ctx, req).await,
-        Endpoint::WebhookChallenge => Ok(events::challenge(req)),
-        Endpoint::GetRules => events::get_rules(ctx, req).await,
-        Endpoint::PutRules => events::put_rules(ctx, req).await,
-        Endpoint::DeleteRules => events::delete_rules(ctx, req).await,
-        Endpoint::ListFailedEvents => events::list_failed(ctx, req).await,
-        Endpoint::ReplayEvent => events::replay_route(ctx, req).await,
-        Endpoint::SendMessage => api::send_message(ctx, req).await,
-        Endpoint::PutSubscription => api::put_subscription(ctx, req).await,
-        Endpoint::GetSubscription => api::get_subscription(ctx, req).await,
-        Endpoint::DeleteSubscription => api::delete_subscription(ctx, req).await,
+        Endpoint::WebhookReceive => crate::webhooks::receive::receive(ctx, req).await,
+        Endpoint::WebhookChallenge => Ok(crate::webhooks::receive::challenge(req)),
+        Endpoint::GetRules => crate::rules::routes::get_rules(ctx, req).await,
+        Endpoint::PutRules => crate::rules::routes::put_rules(ctx, req).await,
+        Endpoint::DeleteRules => crate::rules::routes::delete_rules(ctx, req).await,
+        Endpoint::ListFailedEvents => crate::webhooks::failures::list_failed(ctx, req).await,
+        Endpoint::ReplayEvent => crate::webhooks::failures::replay_route(ctx, req).await,
+        Endpoint::SendMessage => crate::messages::send::send_message(ctx, req).await,
+        Endpoint::PutSubscription => {
+            crate::webhooks::subscription::put_subscription(ctx, req).await
+        }
+        Endpoint::GetSubscription => {
+            crate::webhooks::subscription::get_subscription(ctx, req).await
+        }
+        Endpoint::DeleteSubscription => {
+            crate::webhooks::subscription::delete_subscription(ctx, req).await
+        }
     }
 }
 
@@ -262,58 +178,6 @@ fn openapi() -> Response {
     r
 }
 
-/// Liveness plus configuration presence. `?probe=tiktok` (admin key) also makes one call to
-/// TikTok with the app credentials, proving outbound `fetch` and the credentials work.
-async fn health<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
-    let flags = |list: &[(&str, bool)]| -> Map<String, Value> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), json!(v)))
-            .collect()
-    };
-    let problems = match ctx.cfg {
-        Err(Error::Config { problems }) => Some(problems.clone()),
-        _ => None,
-    };
-    let bindings_ok = ctx.presence.bindings.iter().all(|(_, b)| *b);
-    let mut body = json!({
-        "status": if problems.is_none() && bindings_ok { "ok" } else { "degraded" },
-        "version": VERSION,
-        "config": flags(&ctx.presence.settings),
-        "bindings": flags(&ctx.presence.bindings),
-    });
-    if let Some(p) = problems {
-        body["config_problems"] = json!(p);
-    }
-    // A boolean setting shows its value, not only whether it is set.
-    if let Ok(cfg) = ctx.cfg {
-        body["config"]["OAUTH_START_PROTECTED"] = json!(cfg.oauth_start_protected);
-    }
-    if req.query("probe").as_deref() == Some("tiktok") {
-        ctx.authorize(req, Role::Admin)?;
-        body["tiktok"] = probe_tiktok(ctx).await?;
-    }
-    let mut r = Response::json(200, &body);
-    r.headers.set("cache-control", "no-store");
-    Ok(r)
-}
-
-async fn probe_tiktok<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Value> {
-    let cfg = ctx.config()?;
-    let client = Client::for_config(ctx.p, cfg);
-    let app = AppCredentials {
-        client_key: &cfg.client_key,
-        client_secret: &cfg.client_secret,
-    };
-    let started = ctx.p.now_ms();
-    let outcome = client.webhook_list(app).await;
-    let ms = ctx.p.now_ms().saturating_sub(started);
-    Ok(match outcome {
-        Ok(_) => json!({"reachable": true, "credentials_accepted": true, "ms": ms}),
-        Err(e) => json!({"reachable": !matches!(e.code(), "tiktok_timeout" | "tiktok_unreachable"),
-                         "credentials_accepted": false, "error": e.code(), "ms": ms}),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +185,7 @@ mod tests {
     use crate::http::{Headers, Method};
     use crate::ports::Clock;
     use crate::testutil::{block_on, Fake};
+    use serde_json::Value;
 
     const ADMIN: &str = "0123456789abcdef0123";
 

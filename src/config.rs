@@ -543,3 +543,19 @@ pub(crate) mod tests {
         }
     }
 }
+
+/// What the edge found in `Env`: presence only, never values.
+#[derive(Debug, Clone, Default)]
+pub struct Presence {
+    /// Binding name and whether it is bound.
+    pub bindings: Vec<(&'static str, bool)>,
+    /// Setting name and whether it has a non-empty value.
+    pub settings: Vec<(&'static str, bool)>,
+}
+
+impl Presence {
+    /// Presence of every documented setting according to `lookup`.
+    pub fn settings_from(lookup: impl Fn(&str) -> bool) -> Vec<(&'static str, bool)> {
+        SETTINGS.iter().map(|s| (s.name, lookup(s.name))).collect()
+    }
+}

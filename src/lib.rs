@@ -11,6 +11,7 @@ pub mod config;
 pub mod coordinator;
 pub mod crypto;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod lossless;
 pub mod messages;

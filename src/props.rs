@@ -2,7 +2,7 @@
 //! input: they must never panic, and must accept what they should. `scripts/fuzz.sh` runs them
 //! with a large case budget; `cargo test` runs the default 256 cases each.
 
-use crate::messages::api::validate_send;
+use crate::messages::send::validate_send;
 use crate::rules::engine::parse_rules;
 use crate::webhooks::envelope::{parse, parse_signature, sign, verify};
 use proptest::prelude::*;

@@ -1,3 +1,4 @@
 //! Connected accounts: the encrypted token vault, its refresh policy and the cron.
 
+pub mod routes;
 pub mod vault;

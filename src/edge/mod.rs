@@ -4,9 +4,11 @@ mod actor;
 mod platform;
 
 use crate::accounts::vault;
-use crate::app::{self, Job, Presence};
+use crate::app;
 use crate::config;
+use crate::config::Presence;
 use crate::error::{Error, Result};
+use crate::http::ctx::Job;
 use crate::http::{
     Headers as CoreHeaders, Method as CoreMethod, Request as CoreRequest, Response as CoreResponse,
 };
@@ -269,7 +271,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 fn body_limit(path: &str) -> usize {
     match path {
         "/webhooks/tiktok" => crate::webhooks::envelope::MAX_BODY,
-        "/v1/messages" => crate::messages::api::MAX_SEND_BODY,
+        "/v1/messages" => crate::messages::send::MAX_SEND_BODY,
         _ => MAX_BODY,
     }
 }

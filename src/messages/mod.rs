@@ -1,4 +1,5 @@
 //! Outbound messages: sends, listings and idempotency keys.
 
-pub mod api;
 pub mod idempotency;
+pub mod listings;
+pub mod send;

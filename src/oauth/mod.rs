@@ -5,9 +5,9 @@
 
 pub mod state;
 
-use crate::app::Ctx;
 use crate::auth::Role;
 use crate::error::{Error, Result, UpstreamFailure};
+use crate::http::ctx::Ctx;
 use crate::http::{html_escape, Request, Response};
 
 use crate::accounts::vault::{Account, Vault};

@@ -461,7 +461,7 @@ fn error_fixtures_map_to_stable_codes_and_statuses() {
         let f = answering(name);
         let e =
             block_on(Client::new(&f, BASE).send("t", "b", "c", &Outgoing::text("x"))).unwrap_err();
-        crate::webhooks::events::retryable(&e)
+        crate::tiktok::retry::retryable(&e)
     };
     assert!(retry("error-40100.response.json") && retry("error-51065.response.json"));
     assert!(!retry("error-40064.response.json") && !retry("error-40002.response.json"));

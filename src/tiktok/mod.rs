@@ -6,6 +6,7 @@
 pub mod client;
 pub mod codes;
 pub mod delivery;
+pub mod retry;
 pub mod types;
 
 #[cfg(test)]

@@ -2,5 +2,8 @@
 //! account actor, forwarding and recorded failures.
 
 pub mod envelope;
-pub mod events;
+pub mod failures;
+pub mod forward;
 pub mod pipeline;
+pub mod receive;
+pub mod subscription;

@@ -1,0 +1,78 @@
+//! `GET`/`PUT`/`DELETE /v1/rules`.
+
+use crate::auth::Role;
+use crate::error::{Error, Result};
+use crate::http::ctx::Ctx;
+use crate::http::{Request, Response};
+use crate::ports::{Bucket, Level, Platform};
+use crate::rules::engine::{self};
+use crate::rules::store::load_rules;
+use crate::rules::store::rules_key;
+use crate::rules::store::RulesSource;
+use serde_json::json;
+
+/// The optional `account_id` of the rules routes: per-account rules override the global set.
+fn rules_account(req: &Request) -> Result<Option<String>> {
+    match req.query("account_id") {
+        Some(a) => {
+            crate::http::extract::check_id("account_id", &a)?;
+            Ok(Some(a))
+        }
+        None => Ok(None),
+    }
+}
+
+/// `GET /v1/rules[?account_id]` (admin): the rule set in force and where it comes from.
+pub async fn get_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
+    ctx.authorize(req, Role::Admin)?;
+    let cfg = ctx.config()?;
+    let account = rules_account(req)?;
+    let (rules, source) = load_rules(ctx.p, cfg, account.as_deref()).await?;
+    Ok(Response::json(
+        200,
+        &json!({"source": source.as_str(), "account_id": account, "rules": rules}),
+    ))
+}
+
+/// `PUT /v1/rules[?account_id]` (admin): validates and stores a rule set (global, or one
+/// account's own).
+pub async fn put_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
+    ctx.authorize(req, Role::Admin)?;
+    if req.body.len() > 256 * 1024 {
+        return Err(Error::PayloadTooLarge { limit: 256 * 1024 });
+    }
+    let account = rules_account(req)?;
+    let set = engine::parse_rules(&req.body, |z| ctx.p.zone_known(z))?;
+    let raw = serde_json::to_string(&set).map_err(|e| Error::Internal(e.to_string()))?;
+    ctx.p
+        .put(Bucket::State, &rules_key(account.as_deref()), &raw, None)
+        .await?;
+    ctx.log(
+        Level::Info,
+        "rules stored",
+        json!({"rules": set.rules.len(), "account_id": account}),
+    );
+    let source = if account.is_some() {
+        RulesSource::Account
+    } else {
+        RulesSource::Global
+    };
+    Ok(Response::json(
+        200,
+        &json!({"source": source.as_str(), "account_id": account, "rules": set}),
+    ))
+}
+
+/// `DELETE /v1/rules?account_id` (admin): drops an account's own rules (the global set applies
+/// again), or without `account_id` the global set (`DEFAULT_RULES` applies again).
+pub async fn delete_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
+    ctx.authorize(req, Role::Admin)?;
+    let account = rules_account(req)?;
+    ctx.p
+        .delete(Bucket::State, &rules_key(account.as_deref()))
+        .await?;
+    Ok(Response::json(
+        200,
+        &json!({"deleted": true, "account_id": account}),
+    ))
+}
