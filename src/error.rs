@@ -177,9 +177,7 @@ impl Error {
                 if let UpstreamFailure::Api { code, .. } = failure {
                     d["tiktok_code"] = json!(code);
                 }
-                if *endpoint == "/business/message/send/"
-                    && crate::tiktok::delivery::is_ambiguous(self)
-                {
+                if *endpoint == "/business/message/send/" && is_ambiguous(self) {
                     // The message may have reached the customer: retry with the same
                     // Idempotency-Key, which looks for it at TikTok before sending again.
                     d["outcome"] = json!("unknown");
@@ -225,6 +223,20 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Whether an error leaves the outcome of a send unknown.
+pub fn is_ambiguous(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Upstream {
+            failure: UpstreamFailure::Timeout
+                | UpstreamFailure::Unreachable
+                | UpstreamFailure::Malformed
+                | UpstreamFailure::Http { .. },
+            ..
+        }
+    )
+}
 
 #[cfg(test)]
 mod tests {

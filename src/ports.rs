@@ -5,11 +5,11 @@
 //! futures are not `Send` either.
 #![allow(async_fn_in_trait)]
 
+use crate::coordinator::protocol::{Begin, Stored};
 use crate::error::Result;
 use crate::http::{Outbound, Response};
-use crate::messages::idempotency::{Begin, Stored};
-use crate::rules::engine::{LocalTime, Zone};
 use crate::secret::Secret;
+use crate::time::{LocalTime, Zone};
 use serde_json::Value;
 
 /// Which KV namespace a key lives in.
@@ -173,7 +173,7 @@ pub trait Accounts {
     /// Marks `key` used, strongly consistently; `false` if it was used before (single-use
     /// OAuth states, which KV alone cannot guarantee).
     async fn claim_once(&self, key: &str) -> Result<bool>;
-    /// Claims an idempotency key for a send (see [`crate::messages::idempotency`]).
+    /// Claims an idempotency key for a send (see `messages::idempotency`).
     async fn idempotency_begin(
         &self,
         account: &str,

@@ -226,7 +226,8 @@ async fn cold_start(root: &std::path::Path, baseline: bool, vars: &str) -> f64 {
 /// 50,000 keyword characters), every mode, against a 6,000-character message that matches
 /// nothing. Native time per message (the Worker's wasm is typically 1.5-3x slower).
 fn rules_worst_case() -> String {
-    use tiktok_messaging_worker::rules::engine::{decide, parse_rules, Conversation, LocalTime};
+    use tiktok_messaging_worker::rules::engine::{decide, parse_rules, Conversation};
+    use tiktok_messaging_worker::time::LocalTime;
     let modes = ["exact", "contains", "any_of"];
     let rules: Vec<serde_json::Value> = (0..20)
         .map(|r| {

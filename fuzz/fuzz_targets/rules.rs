@@ -1,7 +1,8 @@
 #![no_main]
 //! The auto-reply rules validator, then the engine on what it accepts.
 use libfuzzer_sys::fuzz_target;
-use tiktok_messaging_worker::rules::engine::{decide, parse_rules, Conversation, LocalTime};
+use tiktok_messaging_worker::rules::engine::{decide, parse_rules, Conversation};
+use tiktok_messaging_worker::time::LocalTime;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(set) = parse_rules(data, |_| true) {

@@ -7,12 +7,12 @@ use crate::accounts::vault;
 use crate::app;
 use crate::config;
 use crate::config::Presence;
+use crate::coordinator::protocol::{Begin, Stored};
 use crate::error::{Error, Result};
 use crate::http::ctx::Job;
 use crate::http::{
     Headers as CoreHeaders, Method as CoreMethod, Request as CoreRequest, Response as CoreResponse,
 };
-use crate::messages::idempotency::{Begin, Stored};
 use crate::ports::{Accounts, Level, Log};
 use crate::secret::Secret;
 use platform::{runtime_ports, Kv};

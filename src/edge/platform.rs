@@ -265,14 +265,14 @@ macro_rules! runtime_ports {
 
             fn local_time(
                 &self,
-                zone: &crate::rules::engine::Zone,
+                zone: &crate::time::Zone,
                 unix_secs: u64,
-            ) -> Option<crate::rules::engine::LocalTime> {
+            ) -> Option<crate::time::LocalTime> {
                 match zone {
-                    crate::rules::engine::Zone::Fixed(off) => {
-                        Some(crate::rules::engine::LocalTime::at_offset(unix_secs, *off))
+                    crate::time::Zone::Fixed(off) => {
+                        Some(crate::time::LocalTime::at_offset(unix_secs, *off))
                     }
-                    crate::rules::engine::Zone::Named(name) => {
+                    crate::time::Zone::Named(name) => {
                         $crate::edge::platform::intl_local_time(name, unix_secs)
                     }
                 }
@@ -318,7 +318,7 @@ pub(crate) use runtime_ports;
 
 /// Weekday and minute in an IANA zone, from the runtime's `Intl` data; `None` for a zone it
 /// does not know (the constructor's RangeError is caught, not thrown through Rust).
-pub fn intl_local_time(zone: &str, unix_secs: u64) -> Option<crate::rules::engine::LocalTime> {
+pub fn intl_local_time(zone: &str, unix_secs: u64) -> Option<crate::time::LocalTime> {
     use worker::js_sys::{Array, Date, Function, Object, Reflect};
     use worker::wasm_bindgen::{JsCast, JsValue};
     let get = |o: &JsValue, k: &str| Reflect::get(o, &JsValue::from_str(k)).ok();
@@ -353,7 +353,7 @@ pub fn intl_local_time(zone: &str, unix_secs: u64) -> Option<crate::rules::engin
             _ => {}
         }
     }
-    Some(crate::rules::engine::LocalTime {
+    Some(crate::time::LocalTime {
         weekday: weekday? as u8,
         minute: (hour? % 24) * 60 + minute?,
     })

@@ -4,6 +4,7 @@
 //! Records live in the account actor's strongly consistent storage, so two concurrent requests
 //! with one key cannot both send: the second sees the first in progress (409) or its result.
 
+use crate::coordinator::protocol::{Begin, Settle, Stored};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, Local};
 use serde::{Deserialize, Serialize};
@@ -33,41 +34,6 @@ pub struct Record {
     /// An attempt started then (ms) ended without knowing whether TikTok sent the message.
     #[serde(default)]
     pub unknown_since: Option<u64>,
-}
-
-/// How a request ends its claim.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Settle {
-    /// Keep the answer: repeats get it again.
-    #[default]
-    Keep,
-    /// Nothing was sent and a retry may succeed (429, 409, TikTok's own errors): forget.
-    Release,
-    /// The message may have been sent: a retry first looks for it at TikTok.
-    Unknown,
-    /// A reconciliation found nothing yet and sent nothing: back to [`Settle::Unknown`] as it was.
-    Unclaim,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Stored {
-    pub status: u16,
-    pub body: String,
-    #[serde(default)]
-    pub settle: Settle,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Begin {
-    /// Go ahead; call [`finish`] with the result.
-    New,
-    /// Answered before: return this.
-    Replay { response: Stored },
-    /// An earlier attempt (started at `since_ms`) may have sent the message: look for it at
-    /// TikTok first. The key is claimed by this request meanwhile.
-    Reconcile { since_ms: u64 },
 }
 
 /// Checks a caller's key: printable ASCII, 1..=255 bytes.

@@ -1,13 +1,13 @@
 //! `POST /v1/messages`: validation, image fetching, the capability check and the send.
 
 use crate::auth::Role;
+use crate::coordinator::protocol::{Begin, Settle, Stored};
 use crate::error::{Error, Result};
 use crate::http::ctx::Ctx;
 use crate::http::extract::check_id;
 use crate::http::extract::from_json;
 use crate::http::extract::require_json;
 use crate::http::{Request, Response};
-use crate::messages::idempotency::{Begin, Settle, Stored};
 use crate::ports::{Level, Platform};
 use crate::tiktok::client::ConversationType;
 use crate::tiktok::delivery::{Outcome, Retry, RECONCILE_AFTER_MS};
@@ -536,7 +536,7 @@ impl Keyed<'_> {
         let (status, body, settle) = match &result {
             Ok(v) => (200, v.to_string(), Settle::Keep),
             Err(e) => {
-                let settle = if crate::tiktok::delivery::is_ambiguous(e) {
+                let settle = if crate::error::is_ambiguous(e) {
                     Settle::Unknown
                 } else if e.status() >= 500 || e.status() == 429 || e.status() == 409 {
                     Settle::Release

@@ -17,6 +17,7 @@
 
 use crate::error::{Error, Result};
 use crate::tiktok::types::{Outgoing, Template};
+use crate::time::{LocalTime, Zone};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -121,61 +122,6 @@ impl Default for RuleSet {
             typing: false,
             mark_read: false,
             rules: vec![],
-        }
-    }
-}
-
-/// A zone: a fixed offset, or an IANA name resolved by the runtime (`Intl`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Zone {
-    Fixed(i32),
-    Named(String),
-}
-
-impl Zone {
-    /// `UTC`, `Z`, `+05:30`, `-03:00` or an IANA name.
-    pub fn parse(s: &str) -> Option<Zone> {
-        let s = s.trim();
-        if s.eq_ignore_ascii_case("utc") || s == "Z" {
-            return Some(Zone::Fixed(0));
-        }
-        if let Some(rest) = s
-            .strip_prefix('+')
-            .map(|r| (1, r))
-            .or(s.strip_prefix('-').map(|r| (-1, r)))
-        {
-            let (sign, hm) = rest;
-            let (h, m) = hm.split_once(':')?;
-            let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
-            if (0..=14).contains(&h) && (0..60).contains(&m) {
-                return Some(Zone::Fixed(sign * (h * 60 + m)));
-            }
-            return None;
-        }
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c));
-        ok.then(|| Zone::Named(s.to_string()))
-    }
-}
-
-/// Wall-clock time in a zone: weekday (0 = Monday) and minute of the day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalTime {
-    pub weekday: u8,
-    pub minute: u16,
-}
-
-impl LocalTime {
-    /// Local time at a fixed offset (minutes east of UTC).
-    pub fn at_offset(unix_secs: u64, offset_min: i32) -> LocalTime {
-        let t = unix_secs as i64 + offset_min as i64 * 60;
-        let days = t.div_euclid(86_400);
-        LocalTime {
-            // 1970-01-01 was a Thursday (3 with Monday = 0).
-            weekday: (days + 3).rem_euclid(7) as u8,
-            minute: (t.rem_euclid(86_400) / 60) as u16,
         }
     }
 }

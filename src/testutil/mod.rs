@@ -263,7 +263,7 @@ impl crate::ports::Accounts for Fake {
         _account: &str,
         k: &str,
         b: &str,
-    ) -> Result<crate::messages::idempotency::Begin> {
+    ) -> Result<crate::coordinator::protocol::Begin> {
         crate::messages::idempotency::begin(self, k, b).await
     }
     async fn idempotency_finish(
@@ -271,7 +271,7 @@ impl crate::ports::Accounts for Fake {
         _account: &str,
         k: &str,
         b: &str,
-        r: crate::messages::idempotency::Stored,
+        r: crate::coordinator::protocol::Stored,
     ) -> Result<()> {
         crate::messages::idempotency::finish(self, k, b, r).await
     }

@@ -6,7 +6,7 @@
 //! attempt is reported as [`Outcome::Unknown`] and reconciled against TikTok's listing
 //! ([`find_sent`]) before anything is sent again.
 
-use crate::error::{Error, Result, UpstreamFailure};
+use crate::error::{is_ambiguous, Error, Result};
 use crate::ports::{Level, Platform};
 use crate::tiktok::codes::ApiCode;
 use crate::tiktok::types::{ListedMessage, Outgoing, Sent};
@@ -28,20 +28,6 @@ pub enum Outcome {
     NotSent(Error, u32),
     /// It may or may not have reached the customer: reconcile before sending again.
     Unknown(Error, u32),
-}
-
-/// Whether an error leaves the outcome of a send unknown.
-pub fn is_ambiguous(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Upstream {
-            failure: UpstreamFailure::Timeout
-                | UpstreamFailure::Unreachable
-                | UpstreamFailure::Malformed
-                | UpstreamFailure::Http { .. },
-            ..
-        }
-    )
 }
 
 /// TikTok answered with a code that means "not done, try later".
@@ -212,6 +198,7 @@ pub async fn find_sent<P: Platform>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::UpstreamFailure;
     use crate::tiktok::types::MessagePage;
 
     #[test]

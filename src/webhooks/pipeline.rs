@@ -12,11 +12,12 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ports::{Bucket, Level, Local, Platform};
-use crate::rules::engine::{self, Conversation, Zone};
+use crate::rules::engine::{self, Conversation};
 use crate::rules::store::load_rules;
 use crate::tiktok::delivery::{self, Outcome, Retry, RECONCILE_AFTER_MS};
 use crate::tiktok::types::{Outgoing, SenderAction};
 use crate::tiktok::Client;
+use crate::time::Zone;
 use crate::webhooks::envelope::{self, Event, Kind};
 use crate::webhooks::forward::forward;
 use serde::{Deserialize, Serialize};
@@ -474,7 +475,7 @@ async fn plan_reply<P: Platform + Local>(
             "time zone unknown to the runtime; using UTC",
             json!({"timezone": rules.timezone}),
         );
-        engine::LocalTime::at_offset(now, 0)
+        crate::time::LocalTime::at_offset(now, 0)
     });
     let inbound = engine::Inbound {
         text: event.content.text_body(),
