@@ -5,8 +5,8 @@
 //! futures are not `Send` either.
 #![allow(async_fn_in_trait)]
 
-use crate::coordinator::protocol::{Begin, Stored};
-use crate::error::Result;
+use crate::coordinator::protocol::{Begin, Call, Reply, Stored};
+use crate::error::{Error, Result};
 use crate::http::{Outbound, Response};
 use crate::secret::Secret;
 use crate::time::{LocalTime, Zone};
@@ -156,30 +156,98 @@ pub trait Log {
 
 /// Per-account coordination KV cannot give, implemented by the account's Durable Object: calls
 /// for one account run one at a time, so at most one token refresh per account is in flight.
+/// The edge sends a [`Call`] to the actor; the typed methods below build the call and read its
+/// [`Reply`].
 pub trait Accounts {
+    /// Runs `call` in its actor (see `coordinator::serve`).
+    async fn call(&self, call: Call) -> Result<Reply>;
+
     /// A valid access token, refreshed first when it expires within the configured margin, or
     /// when `rejected` (a token TikTok just refused) is still the current one.
-    async fn access_token(&self, account: &str, rejected: Option<&str>) -> Result<Secret>;
+    async fn access_token(&self, account: &str, rejected: Option<&str>) -> Result<Secret> {
+        let call = Call::AccessToken {
+            account: account.to_string(),
+            rejected: rejected.map(str::to_string),
+        };
+        match self.call(call).await? {
+            Reply::AccessToken { access_token } => Ok(Secret::new(access_token)),
+            _ => Err(unexpected()),
+        }
+    }
+
     /// Refreshes the token now if it expires within `window_secs` (the cron's look-ahead).
-    async fn refresh_within(&self, account: &str, window_secs: u64) -> Result<()>;
+    async fn refresh_within(&self, account: &str, window_secs: u64) -> Result<()> {
+        let account = account.to_string();
+        self.call(Call::RefreshWithin {
+            account,
+            window_secs,
+        })
+        .await
+        .map(drop)
+    }
+
     /// Drops whatever the coordinator keeps for `account` (after a disconnect).
-    async fn forget(&self, account: &str) -> Result<()>;
+    async fn forget(&self, account: &str) -> Result<()> {
+        let account = account.to_string();
+        self.call(Call::Forget { account }).await.map(drop)
+    }
+
     /// Records a verified delivery durably unless its key was seen before; `true` if new.
-    async fn accept_event(&self, account: &str, key: &str, raw: &str) -> Result<bool>;
+    async fn accept_event(&self, account: &str, key: &str, raw: &str) -> Result<bool> {
+        let call = Call::AcceptEvent {
+            account: account.to_string(),
+            key: key.to_string(),
+            raw: raw.to_string(),
+        };
+        fresh(self.call(call).await?)
+    }
+
     /// Processes an accepted event (replies, forwarding); idempotent.
-    async fn process_event(&self, account: &str, key: &str) -> Result<()>;
+    async fn process_event(&self, account: &str, key: &str) -> Result<()> {
+        let call = Call::ProcessEvent {
+            account: account.to_string(),
+            key: key.to_string(),
+        };
+        self.call(call).await.map(drop)
+    }
+
     /// Retries a recorded failure; returns what happened.
-    async fn replay_failure(&self, account: &str, failure_id: &str) -> Result<Value>;
+    async fn replay_failure(&self, account: &str, failure_id: &str) -> Result<Value> {
+        let call = Call::ReplayFailure {
+            account: account.to_string(),
+            failure_id: failure_id.to_string(),
+        };
+        match self.call(call).await? {
+            Reply::Replayed { result } => Ok(result),
+            _ => Err(unexpected()),
+        }
+    }
+
     /// Marks `key` used, strongly consistently; `false` if it was used before (single-use
     /// OAuth states, which KV alone cannot guarantee).
-    async fn claim_once(&self, key: &str) -> Result<bool>;
+    async fn claim_once(&self, key: &str) -> Result<bool> {
+        let key = key.to_string();
+        fresh(self.call(Call::ClaimOnce { key }).await?)
+    }
+
     /// Claims an idempotency key for a send (see `messages::idempotency`).
     async fn idempotency_begin(
         &self,
         account: &str,
         key_hash: &str,
         body_hash: &str,
-    ) -> Result<Begin>;
+    ) -> Result<Begin> {
+        let call = Call::IdempotencyBegin {
+            account: account.to_string(),
+            key_hash: key_hash.to_string(),
+            body_hash: body_hash.to_string(),
+        };
+        match self.call(call).await? {
+            Reply::Begun { begin } => Ok(begin),
+            _ => Err(unexpected()),
+        }
+    }
+
     /// Stores the claimed key's result.
     async fn idempotency_finish(
         &self,
@@ -187,7 +255,26 @@ pub trait Accounts {
         key_hash: &str,
         body_hash: &str,
         response: Stored,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        let call = Call::IdempotencyFinish {
+            account: account.to_string(),
+            key_hash: key_hash.to_string(),
+            body_hash: body_hash.to_string(),
+            response,
+        };
+        self.call(call).await.map(drop)
+    }
+}
+
+fn unexpected() -> Error {
+    Error::Internal("account actor answer: unexpected reply".into())
+}
+
+fn fresh(reply: Reply) -> Result<bool> {
+    match reply {
+        Reply::Fresh { fresh } => Ok(fresh),
+        _ => Err(unexpected()),
+    }
 }
 
 /// Everything a handler may touch, bundled so handlers take one generic parameter.

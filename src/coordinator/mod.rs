@@ -1,3 +1,106 @@
-//! The typed protocol to the account actor and its one `serve`.
+//! The account actor's one entry point. The Worker sends a [`protocol::Call`]; the Durable
+//! Object (`edge::actor`) and the native test fake both run it through [`serve`], so the
+//! protocol is written once. The edge keeps only storage, the token lock and alarms, which it
+//! schedules from the [`Wake`] that `serve` returns.
 
 pub mod protocol;
+
+use crate::accounts::vault;
+use crate::config::Config;
+use crate::error::Result;
+use crate::messages::idempotency;
+use crate::ports::{Local, Platform};
+use crate::webhooks::pipeline;
+use protocol::{Call, Reply};
+
+/// When the actor's alarm must next look at its records, as a call leaves them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Nothing new to look at.
+    Unchanged,
+    /// An event was just accepted: soon, whatever alarm was set before, so that the event is
+    /// processed should the deferred job never run.
+    Soon,
+    /// No later than this time (Unix milliseconds): a retry or reconciliation is due.
+    By(u64),
+    /// Some alarm must be set, so the stored record is swept once it expires.
+    Housekeeping,
+}
+
+/// A call's reply and what it asks of the alarm.
+#[derive(Clone, PartialEq)]
+pub struct Served {
+    pub reply: Reply,
+    pub wake: Wake,
+}
+
+fn by(at: Option<u64>) -> Wake {
+    at.map_or(Wake::Unchanged, Wake::By)
+}
+
+/// Runs one call in the account's actor. Token calls must be serialised by the caller (see
+/// [`Call::takes_token_lock`]).
+pub async fn serve<P: Platform + Local>(p: &P, cfg: &Config, call: Call) -> Result<Served> {
+    let (reply, wake) = match call {
+        Call::AccessToken { account, rejected } => {
+            let margin = cfg.refresh_margin_secs;
+            let a = vault::ensure_fresh(p, cfg, &account, margin, rejected.as_deref()).await?;
+            let access_token = a.access_token.expose().to_string();
+            (Reply::AccessToken { access_token }, Wake::Unchanged)
+        }
+        Call::RefreshWithin {
+            account,
+            window_secs,
+        } => {
+            vault::ensure_fresh(p, cfg, &account, window_secs, None).await?;
+            (Reply::Done, Wake::Unchanged)
+        }
+        Call::Forget { account } => {
+            p.local_delete(&vault::record_key(&account)).await?;
+            (Reply::Done, Wake::Unchanged)
+        }
+        Call::AcceptEvent { key, raw, .. } => {
+            let fresh = pipeline::accept(p, &key, &raw).await?;
+            let wake = if fresh { Wake::Soon } else { Wake::Unchanged };
+            (Reply::Fresh { fresh }, wake)
+        }
+        Call::ProcessEvent { key, .. } => {
+            let done = pipeline::process(p, cfg, &key).await?;
+            (Reply::Done, by(done.retry_at))
+        }
+        Call::ReplayFailure {
+            account,
+            failure_id,
+        } => {
+            let (result, retry_at) = pipeline::replay(p, cfg, &account, &failure_id).await?;
+            (Reply::Replayed { result }, by(retry_at))
+        }
+        Call::ClaimOnce { key } => {
+            let fresh = idempotency::claim_once(p, &key).await?;
+            let wake = if fresh {
+                Wake::Housekeeping
+            } else {
+                Wake::Unchanged
+            };
+            (Reply::Fresh { fresh }, wake)
+        }
+        Call::IdempotencyBegin {
+            key_hash,
+            body_hash,
+            ..
+        } => {
+            let begin = idempotency::begin(p, &key_hash, &body_hash).await?;
+            (Reply::Begun { begin }, Wake::Housekeeping)
+        }
+        Call::IdempotencyFinish {
+            key_hash,
+            body_hash,
+            response,
+            ..
+        } => {
+            idempotency::finish(p, &key_hash, &body_hash, response).await?;
+            (Reply::Done, Wake::Unchanged)
+        }
+    };
+    Ok(Served { reply, wake })
+}

@@ -9,39 +9,18 @@
 
 use super::platform::{log_line, runtime_ports, Kv};
 use super::{error_json, lookup};
-use crate::accounts::vault;
 use crate::config::{self, Config};
-use crate::coordinator::protocol::{Begin, Stored};
+use crate::coordinator::protocol::{ActorRequest, Call, Reply};
+use crate::coordinator::{self, Served, Wake};
 use crate::error::{Error, Result};
 use crate::messages::idempotency;
 use crate::ports::{Bucket, KeyPage, Level, Local, Store};
-use crate::secret::Secret;
 use crate::webhooks::pipeline;
 use futures_util::lock::Mutex;
-use serde::Deserialize;
 use serde_json::json;
+use std::future::Future;
+use std::pin::Pin;
 use worker::{durable_object, Env, ListOptions, Request, Response, State, Storage};
-
-/// Internal protocol between the Worker and its actors: one JSON body for every route.
-#[derive(Debug, Deserialize)]
-pub struct ActorCall {
-    pub account: String,
-    #[serde(default)]
-    pub rejected: Option<String>,
-    /// Overrides the configured margin (the cron's look-ahead window).
-    #[serde(default)]
-    pub margin: Option<u64>,
-    /// Event de-duplication key, or failure id for `/replay`.
-    #[serde(default)]
-    pub key: Option<String>,
-    #[serde(default)]
-    pub raw: Option<String>,
-    #[serde(default)]
-    pub response: Option<Stored>,
-    /// The request this call serves, for the actor's log lines.
-    #[serde(default)]
-    pub request_id: Option<String>,
-}
 
 /// How soon the alarm looks at events accepted but not yet processed.
 const PENDING_ALARM_MS: u64 = 20_000;
@@ -195,81 +174,27 @@ impl Local for ActorPlatform<'_> {
 }
 
 impl crate::ports::Accounts for ActorPlatform<'_> {
-    /// Serialised by the actor's lock: at most one refresh in flight per account.
-    async fn access_token(&self, account: &str, rejected: Option<&str>) -> Result<Secret> {
-        let _guard = self.token_lock.lock().await;
-        let margin = self.cfg.refresh_margin_secs;
-        let a = vault::ensure_fresh(self, &self.cfg, account, margin, rejected).await?;
-        Ok(a.access_token)
-    }
-
-    async fn refresh_within(&self, account: &str, window_secs: u64) -> Result<()> {
-        let _guard = self.token_lock.lock().await;
-        vault::ensure_fresh(self, &self.cfg, account, window_secs, None)
-            .await
-            .map(drop)
-    }
-
-    async fn forget(&self, account: &str) -> Result<()> {
-        let _guard = self.token_lock.lock().await;
-        self.local_delete(&vault::record_key(account)).await
-    }
-
-    async fn accept_event(&self, _account: &str, key: &str, raw: &str) -> Result<bool> {
-        let fresh = pipeline::accept(self, key, raw).await?;
-        if fresh {
-            // Soon, whatever housekeeping alarm was set before: should this instance die
-            // before the deferred job runs, the alarm processes the event.
-            self.alarm_by(worker::Date::now().as_millis() + PENDING_ALARM_MS)
-                .await?;
+    /// Runs the call here, under the token lock when it needs it (at most one refresh in
+    /// flight per account), then schedules the alarm as the call asks.
+    async fn call(&self, call: Call) -> Result<Reply> {
+        let _guard = match call.takes_token_lock() {
+            true => Some(self.token_lock.lock().await),
+            false => None,
+        };
+        // Boxed: `serve` itself calls back into this port (a reply needs a token).
+        let served: Pin<Box<dyn Future<Output = Result<Served>> + '_>> =
+            Box::pin(coordinator::serve(self, &self.cfg, call));
+        let served = served.await?;
+        match served.wake {
+            Wake::Unchanged => {}
+            Wake::Soon => {
+                self.alarm_by(worker::Date::now().as_millis() + PENDING_ALARM_MS)
+                    .await?
+            }
+            Wake::By(at) => self.alarm_by(at).await?,
+            Wake::Housekeeping => self.ensure_housekeeping().await?,
         }
-        Ok(fresh)
-    }
-
-    async fn process_event(&self, _account: &str, key: &str) -> Result<()> {
-        let done = pipeline::process(self, &self.cfg, key).await?;
-        if let Some(at) = done.retry_at {
-            self.alarm_by(at).await?;
-        }
-        Ok(())
-    }
-
-    async fn replay_failure(&self, account: &str, id: &str) -> Result<serde_json::Value> {
-        let (v, retry_at) = pipeline::replay(self, &self.cfg, account, id).await?;
-        if let Some(at) = retry_at {
-            self.alarm_by(at).await?;
-        }
-        Ok(v)
-    }
-
-    async fn claim_once(&self, key: &str) -> Result<bool> {
-        let fresh = idempotency::claim_once(self, key).await?;
-        if fresh {
-            // So the claim is swept once the state it guards has expired.
-            self.ensure_housekeeping().await?;
-        }
-        Ok(fresh)
-    }
-
-    async fn idempotency_begin(
-        &self,
-        _account: &str,
-        key_hash: &str,
-        body_hash: &str,
-    ) -> Result<Begin> {
-        let begin = idempotency::begin(self, key_hash, body_hash).await?;
-        self.ensure_housekeeping().await?;
-        Ok(begin)
-    }
-
-    async fn idempotency_finish(
-        &self,
-        _account: &str,
-        key_hash: &str,
-        body_hash: &str,
-        response: Stored,
-    ) -> Result<()> {
-        idempotency::finish(self, key_hash, body_hash, response).await
+        Ok(served.reply)
     }
 }
 
@@ -388,66 +313,16 @@ impl AccountActor {
         })
     }
 
-    async fn route(&self, mut req: Request) -> Result<serde_json::Value> {
+    async fn route(&self, mut req: Request) -> Result<Reply> {
         use crate::ports::Accounts;
-        let path = req.path();
-        let call: ActorCall = req
+        let call: ActorRequest = req
             .json()
             .await
             .map_err(|e| Error::Internal(format!("actor request: {e}")))?;
-        let rid = call.request_id.clone().unwrap_or_else(|| "actor".into());
-        let p = self.platform(rid)?;
-        let key = || {
-            call.key
-                .clone()
-                .ok_or_else(|| Error::Internal("actor call without key".into()))
+        let rid = match call.request_id.as_str() {
+            "" => "actor".to_string(),
+            rid => rid.to_string(),
         };
-        match path.as_str() {
-            "/token" => match call.margin {
-                Some(window) => p
-                    .refresh_within(&call.account, window)
-                    .await
-                    .map(|_| json!({})),
-                None => {
-                    let t = p
-                        .access_token(&call.account, call.rejected.as_deref())
-                        .await?;
-                    Ok(json!({ "access_token": t.expose() }))
-                }
-            },
-            "/forget" => p.forget(&call.account).await.map(|_| json!({})),
-            "/accept" => {
-                let raw = call.raw.clone().unwrap_or_default();
-                let fresh = p.accept_event(&call.account, &key()?, &raw).await?;
-                Ok(json!({ "fresh": fresh }))
-            }
-            "/process" => p
-                .process_event(&call.account, &key()?)
-                .await
-                .map(|_| json!({})),
-            "/replay" => p.replay_failure(&call.account, &key()?).await,
-            "/claim" => Ok(json!({ "fresh": p.claim_once(&key()?).await? })),
-            "/idem/begin" => {
-                let begin = p
-                    .idempotency_begin(&call.account, &key()?, call.raw.as_deref().unwrap_or(""))
-                    .await?;
-                serde_json::to_value(begin).map_err(|e| Error::Internal(e.to_string()))
-            }
-            "/idem/finish" => {
-                let response = call
-                    .response
-                    .clone()
-                    .ok_or_else(|| Error::Internal("finish without response".into()))?;
-                p.idempotency_finish(
-                    &call.account,
-                    &key()?,
-                    call.raw.as_deref().unwrap_or(""),
-                    response,
-                )
-                .await
-                .map(|_| json!({}))
-            }
-            other => Err(Error::Internal(format!("actor has no route {other}"))),
-        }
+        self.platform(rid)?.call(call.call).await
     }
 }

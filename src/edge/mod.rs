@@ -7,16 +7,15 @@ use crate::accounts::vault;
 use crate::app;
 use crate::config;
 use crate::config::Presence;
-use crate::coordinator::protocol::{Begin, Stored};
+use crate::coordinator::protocol::{ActorRequest, Call, Reply};
 use crate::error::{Error, Result};
 use crate::http::ctx::Job;
 use crate::http::{
     Headers as CoreHeaders, Method as CoreMethod, Request as CoreRequest, Response as CoreResponse,
 };
 use crate::ports::{Accounts, Level, Log};
-use crate::secret::Secret;
 use platform::{runtime_ports, Kv};
-use serde_json::{json, Value};
+use serde_json::json;
 use worker::{
     event, Context, Env, Headers, Method, ObjectNamespace, Request, RequestInit, Response,
     ScheduleContext, ScheduledEvent,
@@ -77,22 +76,25 @@ impl WorkerPlatform {
         }
     }
 
-    /// Calls the account's actor at `path` with a JSON body.
-    async fn actor(&self, account: &str, path: &str, mut body: Value) -> Result<Value> {
-        body["request_id"] = Value::String(self.request_id.borrow().clone());
+    /// Sends `call` to the actor that serves it.
+    async fn actor(&self, call: Call) -> Result<Reply> {
         let ns = self.actors.as_ref().ok_or_else(|| Error::Config {
             problems: vec![format!("missing Durable Object binding {ACTOR_BINDING}")],
         })?;
         let internal = |e: worker::Error| Error::Internal(format!("account actor: {e}"));
         let stub = ns
-            .id_from_name(&format!("account:{account}"))
+            .id_from_name(&format!("account:{}", call.object()))
             .and_then(|id| id.get_stub())
             .map_err(internal)?;
+        let body = ActorRequest {
+            request_id: self.request_id.borrow().clone(),
+            call,
+        };
+        let body = serde_json::to_string(&body)
+            .map_err(|e| Error::Internal(format!("account actor call: {e}")))?;
         let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(body.to_string().into()));
-        let req =
-            Request::new_with_init(&format!("https://actor{path}"), &init).map_err(internal)?;
+        init.with_method(Method::Post).with_body(Some(body.into()));
+        let req = Request::new_with_init("https://actor/call", &init).map_err(internal)?;
         let mut resp = stub.fetch_with_request(req).await.map_err(internal)?;
         let bytes = resp.bytes().await.map_err(internal)?;
         if resp.status_code() != 200 {
@@ -128,81 +130,8 @@ impl crate::ports::Store for WorkerPlatform {
 }
 
 impl Accounts for WorkerPlatform {
-    async fn access_token(&self, account: &str, rejected: Option<&str>) -> Result<Secret> {
-        let v = self
-            .actor(
-                account,
-                "/token",
-                json!({"account": account, "rejected": rejected}),
-            )
-            .await?;
-        v["access_token"]
-            .as_str()
-            .map(Secret::new)
-            .ok_or_else(|| Error::Internal("account actor answered without a token".into()))
-    }
-
-    async fn refresh_within(&self, account: &str, window_secs: u64) -> Result<()> {
-        self.actor(
-            account,
-            "/token",
-            json!({"account": account, "margin": window_secs}),
-        )
-        .await
-        .map(drop)
-    }
-
-    async fn forget(&self, account: &str) -> Result<()> {
-        self.actor(account, "/forget", json!({"account": account}))
-            .await
-            .map(drop)
-    }
-
-    async fn accept_event(&self, account: &str, key: &str, raw: &str) -> Result<bool> {
-        let body = json!({"account": account, "key": key, "raw": raw});
-        let v = self.actor(account, "/accept", body).await?;
-        Ok(v["fresh"].as_bool().unwrap_or(false))
-    }
-
-    async fn process_event(&self, account: &str, key: &str) -> Result<()> {
-        let body = json!({"account": account, "key": key});
-        self.actor(account, "/process", body).await.map(drop)
-    }
-
-    async fn replay_failure(&self, account: &str, id: &str) -> Result<Value> {
-        let body = json!({"account": account, "key": id});
-        self.actor(account, "/replay", body).await
-    }
-
-    async fn claim_once(&self, key: &str) -> Result<bool> {
-        // One object per claimed key: no contention, and the claim is its only state.
-        let v = self
-            .actor(key, "/claim", json!({"account": key, "key": key}))
-            .await?;
-        Ok(v["fresh"].as_bool().unwrap_or(false))
-    }
-
-    async fn idempotency_begin(
-        &self,
-        account: &str,
-        key_hash: &str,
-        body_hash: &str,
-    ) -> Result<Begin> {
-        let body = json!({"account": account, "key": key_hash, "raw": body_hash});
-        let v = self.actor(account, "/idem/begin", body).await?;
-        serde_json::from_value(v).map_err(|e| Error::Internal(format!("account actor answer: {e}")))
-    }
-
-    async fn idempotency_finish(
-        &self,
-        account: &str,
-        key_hash: &str,
-        body_hash: &str,
-        response: Stored,
-    ) -> Result<()> {
-        let body =
-            json!({"account": account, "key": key_hash, "raw": body_hash, "response": response});
-        self.actor(account, "/idem/finish", body).await.map(drop)
+    async fn call(&self, call: Call) -> Result<Reply> {
+        self.actor(call).await
     }
 }
 

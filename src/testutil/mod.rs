@@ -216,63 +216,17 @@ impl Fake {
     }
 }
 
-/// The coordinator run in-process: calls are sequential in a test, as the actor makes them.
+/// The coordinator run in-process, through the actor's own `serve`: calls are sequential in a
+/// test, as the actor makes them.
 impl crate::ports::Accounts for Fake {
-    async fn access_token(
+    async fn call(
         &self,
-        account: &str,
-        rejected: Option<&str>,
-    ) -> Result<crate::secret::Secret> {
+        call: crate::coordinator::protocol::Call,
+    ) -> Result<crate::coordinator::protocol::Reply> {
         let cfg = self.config()?;
-        let a = crate::accounts::vault::ensure_fresh(
-            self,
-            cfg,
-            account,
-            cfg.refresh_margin_secs,
-            rejected,
-        )
-        .await?;
-        Ok(a.access_token)
-    }
-    async fn refresh_within(&self, account: &str, window_secs: u64) -> Result<()> {
-        crate::accounts::vault::ensure_fresh(self, self.config()?, account, window_secs, None)
-            .await
-            .map(drop)
-    }
-    async fn forget(&self, _account: &str) -> Result<()> {
-        Ok(())
-    }
-    async fn accept_event(&self, _account: &str, key: &str, raw: &str) -> Result<bool> {
-        crate::webhooks::pipeline::accept(self, key, raw).await
-    }
-    async fn process_event(&self, _account: &str, key: &str) -> Result<()> {
-        crate::webhooks::pipeline::process(self, self.config()?, key)
-            .await
-            .map(drop)
-    }
-    async fn replay_failure(&self, account: &str, id: &str) -> Result<Value> {
-        crate::webhooks::pipeline::replay(self, self.config()?, account, id)
-            .await
-            .map(|(v, _)| v)
-    }
-    async fn claim_once(&self, key: &str) -> Result<bool> {
-        crate::messages::idempotency::claim_once(self, key).await
-    }
-    async fn idempotency_begin(
-        &self,
-        _account: &str,
-        k: &str,
-        b: &str,
-    ) -> Result<crate::coordinator::protocol::Begin> {
-        crate::messages::idempotency::begin(self, k, b).await
-    }
-    async fn idempotency_finish(
-        &self,
-        _account: &str,
-        k: &str,
-        b: &str,
-        r: crate::coordinator::protocol::Stored,
-    ) -> Result<()> {
-        crate::messages::idempotency::finish(self, k, b, r).await
+        // Boxed: `serve` itself calls back into this port (a reply needs a token).
+        let served: std::pin::Pin<Box<dyn Future<Output = _> + '_>> =
+            Box::pin(crate::coordinator::serve(self, cfg, call));
+        Ok(served.await?.reply)
     }
 }
