@@ -11,7 +11,7 @@ use crate::rules::engine::RuleSet;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum SettingKind {
     Secret,
     Var,
 }
@@ -20,7 +20,7 @@ pub enum Kind {
 #[derive(Debug)]
 pub struct Setting {
     pub name: &'static str,
-    pub kind: Kind,
+    pub kind: SettingKind,
     pub required: bool,
     pub doc: &'static str,
 }
@@ -35,128 +35,128 @@ pub const DEFAULT_SCOPES: &str =
 pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "TIKTOK_CLIENT_KEY",
-        kind: Kind::Secret,
+        kind: SettingKind::Secret,
         required: true,
         doc: "TikTok app client key (also the app id for webhook subscription calls)",
     },
     Setting {
         name: "TIKTOK_CLIENT_SECRET",
-        kind: Kind::Secret,
+        kind: SettingKind::Secret,
         required: true,
         doc: "TikTok app client secret: token calls and webhook signature key",
     },
     Setting {
         name: "API_KEYS",
-        kind: Kind::Secret,
+        kind: SettingKind::Secret,
         required: true,
         doc: "comma-separated API keys for /v1; prefix `admin:` for admin rights; >= 16 chars each",
     },
     Setting {
         name: "TOKEN_ENCRYPTION_KEY",
-        kind: Kind::Secret,
+        kind: SettingKind::Secret,
         required: true,
         doc: "comma-separated base64 32-byte AES keys; the first encrypts, all decrypt",
     },
     Setting {
         name: "TIKTOK_API_BASE",
-        kind: Kind::Var,
+        kind: SettingKind::Var,
         required: false,
         doc: "TikTok Business API base URL (default: production)",
     },
     Setting {
         name: "TIKTOK_AUTH_URL",
-        kind: Kind::Var,
+        kind: SettingKind::Var,
         required: false,
         doc: "TikTok OAuth authorize page (default: production)",
     },
     Setting {
         name: "OAUTH_REDIRECT_URI",
-        kind: Kind::Var,
+        kind: SettingKind::Var,
         required: false,
         doc: "redirect URI registered in the TikTok app (default: this Worker's /oauth/callback/)",
     },
     Setting {
         name: "OAUTH_SCOPES",
-        kind: Kind::Var,
+        kind: SettingKind::Var,
         required: false,
         doc: "comma-separated scopes requested at consent",
     },
     Setting {
         name: "OAUTH_START_PROTECTED",
-        kind: Kind::Var,
+        kind: SettingKind::Var,
         required: false,
         doc: "`true`: /oauth/start needs an admin key (Bearer), so strangers cannot start flows",
     },
     Setting {
         name: "OAUTH_RETURN_TO_ALLOWED",
-        kind: Kind::Var,
+        kind: SettingKind::Var,
         required: false,
         doc: "comma-separated origins /oauth/start?return_to= may point at after consent",
     },
     Setting {
         name: "TOKEN_REFRESH_MARGIN_SECS",
-        kind: Kind::Var,
+        kind: SettingKind::Var,
         required: false,
         doc: "refresh an access token when it has less than this left (default 600)",
     },
     Setting {
         name: "OAUTH_STATE_TTL_SECS",
-        kind: Kind::Var,
+        kind: SettingKind::Var,
         required: false,
         doc: "how long a consent flow may take, in seconds (1..3600, default 600)",
     },
     Setting {
         name: "WEBHOOK_TOLERANCE_SECS",
-        kind: Kind::Var,
+        kind: SettingKind::Var,
         required: false,
         doc: "accepted age of a webhook signature timestamp, either way (1..3600, default 300)",
     },
     Setting {
         name: "EVENT_RETENTION_DAYS",
-        kind: Kind::Var,
+        kind: SettingKind::Var,
         required: false,
         doc: "how long delivered message ids are remembered for de-duplication (1..90, default 7)",
     },
     Setting {
         name: "DEFAULT_RULES",
-        kind: Kind::Var,
+        kind: SettingKind::Var,
         required: false,
         doc: "auto-reply rule set (JSON) used until one is stored with PUT /v1/rules",
     },
     Setting {
         name: "FORWARD_URLS",
-        kind: Kind::Var,
+        kind: SettingKind::Var,
         required: false,
         doc:
             "comma-separated URLs every verified event is forwarded to (signed with FORWARD_SECRET)",
     },
     Setting {
         name: "FORWARD_SECRET",
-        kind: Kind::Secret,
+        kind: SettingKind::Secret,
         required: false,
         doc: "key for the webhook-signature header of forwarded events (needed with FORWARD_URLS)",
     },
     Setting {
         name: "EVENT_PROCESSING_TIMEOUT_SECS",
-        kind: Kind::Var,
+        kind: SettingKind::Var,
         required: false,
         doc: "an event still processing after this long is recorded as interrupted (10..3600, default 300)",
     },
     Setting {
         name: "IMAGE_FETCH_ALLOWED_HOSTS",
-        kind: Kind::Var,
+        kind: SettingKind::Var,
         required: false,
         doc: "hosts (host or host:port) image URLs may use although they are IP literals or use another port: local testing only",
     },
     Setting {
         name: "FAULT_FAIL_KV_PUTS",
-        kind: Kind::Var,
+        kind: SettingKind::Var,
         required: false,
         doc: "fault tests only, never in production: `<key prefix>*<n>` makes the first n Workers KV writes of such keys fail",
     },
     Setting {
         name: "TIKTOK_TIMEOUT_MS",
-        kind: Kind::Var,
+        kind: SettingKind::Var,
         required: false,
         doc: "deadline of one call to TikTok in milliseconds (200..30000, default 10000)",
     },
@@ -500,7 +500,11 @@ pub(crate) mod tests {
                 .iter()
                 .find(|s| s.name == k)
                 .unwrap_or_else(|| panic!("unknown var {k}"));
-            assert_eq!(s.kind, Kind::Var, "{k} is a secret: never in wrangler.toml");
+            assert_eq!(
+                s.kind,
+                SettingKind::Var,
+                "{k} is a secret: never in wrangler.toml"
+            );
         }
         let kv: Vec<&str> = doc["kv_namespaces"]
             .as_array()

@@ -226,7 +226,7 @@ async fn cold_start(root: &std::path::Path, baseline: bool, vars: &str) -> f64 {
 /// 50,000 keyword characters), every mode, against a 6,000-character message that matches
 /// nothing. Native time per message (the Worker's wasm is typically 1.5-3x slower).
 fn rules_worst_case() -> String {
-    use tiktok_messaging_worker::rules::engine::{decide, parse_rules, Conversation};
+    use tiktok_messaging_worker::rules::engine::{decide, parse_rules, ConversationState};
     use tiktok_messaging_worker::time::LocalTime;
     let modes = ["exact", "contains", "any_of"];
     let rules: Vec<serde_json::Value> = (0..20)
@@ -239,10 +239,10 @@ fn rules_worst_case() -> String {
         .collect();
     let set = parse_rules(json!({ "rules": rules }).to_string().as_bytes(), |_| true)
         .expect("the worst-case set is accepted");
-    let conv = Conversation {
+    let conv = ConversationState {
         inbound_count: 2,
         last_inbound_at: Some(0),
-        ..Conversation::default()
+        ..ConversationState::default()
     };
     let message = "lorem ipsum dolor sit amet abcdefghij klmnopqr ".repeat(130);
     let message = &message[..6000];

@@ -473,7 +473,7 @@ pub fn validate(set: &RuleSet, zone_ok: impl Fn(&str) -> bool) -> Result<()> {
 
 /// What we remember per conversation (in the account's Durable Object).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Conversation {
+pub struct ConversationState {
     pub inbound_count: u64,
     pub last_inbound_at: Option<u64>,
     /// Messages the business sent since the user's last message.
@@ -487,7 +487,7 @@ pub struct Conversation {
     pub customer_name: Option<String>,
 }
 
-impl Conversation {
+impl ConversationState {
     /// A user message opens a new window: 48 h and 10 messages.
     pub fn record_inbound(&mut self, at: u64) {
         self.inbound_count += 1;
@@ -567,7 +567,7 @@ pub fn uses_display_name(set: &RuleSet) -> bool {
 /// Decides the reply to an inbound message. `conv` already includes this message.
 pub fn decide<'a>(
     set: &RuleSet,
-    conv: &Conversation,
+    conv: &ConversationState,
     msg: impl Into<Inbound<'a>>,
     display_name: Option<&str>,
     local: LocalTime,
@@ -654,11 +654,11 @@ mod tests {
         minute: 600,
     };
 
-    fn conv(inbound: u64, at: u64) -> Conversation {
-        Conversation {
+    fn conv(inbound: u64, at: u64) -> ConversationState {
+        ConversationState {
             inbound_count: inbound,
             last_inbound_at: Some(at),
-            ..Conversation::default()
+            ..ConversationState::default()
         }
     }
 

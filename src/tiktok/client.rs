@@ -5,7 +5,7 @@
 //! Nothing here logs: bodies carry tokens and the app secret.
 
 use super::types::{
-    BusinessProfile, Capabilities, ConversationPage, Envelope, MediaDownload, MessagePage,
+    ApiEnvelope, BusinessProfile, Capabilities, ConversationPage, MediaDownload, MessagePage,
     Outgoing, SendBody, Sent, TokenGrant, TokenInfo, Uploaded, WebhookConfig,
 };
 use crate::error::{Error, Result, UpstreamFailure};
@@ -351,7 +351,7 @@ impl<'a, T: Transport> Client<'a, T> {
             TransportError::Unreachable(_) => fail(UpstreamFailure::Unreachable, None),
             TransportError::TooLarge => fail(UpstreamFailure::Malformed, None),
         })?;
-        let envelope: Option<Envelope> = serde_json::from_slice(&resp.body).ok();
+        let envelope: Option<ApiEnvelope> = serde_json::from_slice(&resp.body).ok();
         if !(200..300).contains(&resp.status) {
             let rid = envelope.and_then(|e| e.request_id);
             return Err(fail(

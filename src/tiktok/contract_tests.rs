@@ -7,7 +7,7 @@ use super::{AppCredentials, Client};
 use crate::http::{Method, Response};
 use crate::secret::Secret;
 use crate::testutil::{block_on, Fake};
-use crate::webhooks::envelope::{self, Kind};
+use crate::webhooks::envelope::{self, EventKind};
 use serde_json::Value;
 
 const BUSINESS: &str = "-000qXw3bGf2kZr9LmN_4TgYcVa8HsEuJdK1";
@@ -471,27 +471,45 @@ fn error_fixtures_map_to_stable_codes_and_statuses() {
 #[test]
 fn every_webhook_fixture_verifies_parses_and_is_classified() {
     let cases = [
-        ("webhook-im_receive_msg-text.json", Kind::CustomerMessage),
-        ("webhook-im_receive_msg-image.json", Kind::CustomerMessage),
+        (
+            "webhook-im_receive_msg-text.json",
+            EventKind::CustomerMessage,
+        ),
+        (
+            "webhook-im_receive_msg-image.json",
+            EventKind::CustomerMessage,
+        ),
         (
             "webhook-im_receive_msg-share_post.json",
-            Kind::CustomerMessage,
+            EventKind::CustomerMessage,
         ),
         (
             "webhook-im_receive_msg-template-click.json",
-            Kind::CustomerMessage,
+            EventKind::CustomerMessage,
         ),
-        ("webhook-im_receive_msg-reaction.json", Kind::Reaction),
-        ("webhook-im_send_msg-api-echo.json", Kind::ApiEcho),
-        ("webhook-im_send_msg-template-echo.json", Kind::ApiEcho),
-        ("webhook-im_send_msg-app.json", Kind::StaffReply),
-        ("webhook-im_mark_read_msg.json", Kind::ReadReceipt),
-        ("webhook-im_referral_msg.json", Kind::Referral),
-        ("webhook-im_referral_msg-short_link.json", Kind::Referral),
-        ("webhook-im_receive_msg_eu.json", Kind::EuStripped),
-        ("webhook-im_receive_high_intent_comment.json", Kind::Other),
-        ("webhook-im_auto_message_config_update.json", Kind::Other),
-        ("webhook-im_auto_message_audit_update.json", Kind::Other),
+        ("webhook-im_receive_msg-reaction.json", EventKind::Reaction),
+        ("webhook-im_send_msg-api-echo.json", EventKind::ApiEcho),
+        ("webhook-im_send_msg-template-echo.json", EventKind::ApiEcho),
+        ("webhook-im_send_msg-app.json", EventKind::StaffReply),
+        ("webhook-im_mark_read_msg.json", EventKind::ReadReceipt),
+        ("webhook-im_referral_msg.json", EventKind::Referral),
+        (
+            "webhook-im_referral_msg-short_link.json",
+            EventKind::Referral,
+        ),
+        ("webhook-im_receive_msg_eu.json", EventKind::EuStripped),
+        (
+            "webhook-im_receive_high_intent_comment.json",
+            EventKind::Other,
+        ),
+        (
+            "webhook-im_auto_message_config_update.json",
+            EventKind::Other,
+        ),
+        (
+            "webhook-im_auto_message_audit_update.json",
+            EventKind::Other,
+        ),
     ];
     let now = 1_760_351_401;
     for (name, want) in cases {
@@ -509,7 +527,10 @@ fn every_webhook_fixture_verifies_parses_and_is_classified() {
         let e = envelope::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(e.kind, want, "{name}");
         assert_eq!(e.account, BUSINESS, "{name}");
-        if want != Kind::EuStripped && !name.contains("auto_message") && !name.contains("comment") {
+        if want != EventKind::EuStripped
+            && !name.contains("auto_message")
+            && !name.contains("comment")
+        {
             assert!(e.content.conversation_id.is_some(), "{name}");
         }
     }
@@ -560,6 +581,6 @@ fn the_signature_example_verifies_byte_for_byte() {
     assert!(envelope::verify(secret.as_bytes(), Some(header), tampered.as_bytes(), t, 5).is_err());
     assert_eq!(
         envelope::parse(raw.as_bytes()).unwrap().kind,
-        Kind::CustomerMessage
+        EventKind::CustomerMessage
     );
 }

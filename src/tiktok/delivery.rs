@@ -9,12 +9,11 @@
 use crate::error::{is_ambiguous, Error, Result};
 use crate::ports::{Level, Platform};
 use crate::tiktok::codes::ApiCode;
+use crate::tiktok::retry::{backoff_ms, ATTEMPTS};
 use crate::tiktok::types::{ListedMessage, Outgoing, Sent};
 use crate::tiktok::Client;
 use serde_json::json;
 
-/// Attempts per send while TikTok answers with a transient error code (first try included).
-pub const ATTEMPTS: u32 = 4;
 /// How long after an attempt of unknown outcome its message may show in TikTok's listing.
 pub const RECONCILE_AFTER_MS: u64 = 30_000;
 /// How far TikTok's clock may be behind ours when matching a listed message to an attempt.
@@ -33,12 +32,6 @@ pub enum Outcome {
 /// TikTok answered with a code that means "not done, try later".
 pub fn is_transient_code(e: &Error) -> bool {
     e.api_code().is_some_and(ApiCode::is_transient)
-}
-
-/// Backoff before retry `n` (1-based): 250 ms × 3^(n-1), ±50 % jitter, at most 4 s.
-pub fn backoff_ms(n: u32, jitter: u8) -> u64 {
-    let base = (250u64 * 3u64.pow(n.saturating_sub(1).min(4))).min(4_000);
-    base / 2 + base * jitter as u64 / 255
 }
 
 /// Which of TikTok's "not sent, try later" codes a send retries with backoff.
@@ -221,14 +214,6 @@ mod tests {
         assert!(!is_ambiguous(&code(51065)));
         assert!(is_transient_code(&code(51065)) && is_transient_code(&code(40100)));
         assert!(!is_transient_code(&code(40064)));
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_a_cap() {
-        assert_eq!(backoff_ms(1, 0), 125);
-        assert_eq!(backoff_ms(1, 255), 375);
-        assert_eq!(backoff_ms(3, 255), 3_375);
-        assert_eq!(backoff_ms(9, 255), 6_000);
     }
 
     #[test]

@@ -55,8 +55,15 @@ pub(crate) async fn transient_retries<P: Platform, T>(
         .map_err(|(e, _)| e)
 }
 
-/// Attempts per idempotent outbound call (first try included).
+/// Attempts per idempotent outbound call, and per send while TikTok answers with a transient
+/// error code (first try included).
 pub const ATTEMPTS: u32 = 4;
+
+/// Backoff before retry `n` (1-based): 250 ms × 3^(n-1), ±50 % jitter, at most 4 s.
+pub fn backoff_ms(n: u32, jitter: u8) -> u64 {
+    let base = (250u64 * 3u64.pow(n.saturating_sub(1).min(4))).min(4_000);
+    base / 2 + base * jitter as u64 / 255
+}
 
 // ---------- receiving ----------
 
@@ -96,8 +103,7 @@ pub async fn retry_while<P: crate::ports::Clock + crate::ports::Rng, T>(
             Err(e) if again(&e) && attempt < ATTEMPTS => {
                 let mut j = [0u8; 1];
                 p.fill(&mut j);
-                p.sleep(crate::tiktok::delivery::backoff_ms(attempt, j[0]))
-                    .await;
+                p.sleep(backoff_ms(attempt, j[0])).await;
                 attempt += 1;
             }
             Err(e) => return Err((e, attempt)),
@@ -130,5 +136,13 @@ mod tests {
         assert!(retryable(&http(500)) && retryable(&http(503)) && retryable(&http(429)));
         assert!(!retryable(&http(404)));
         assert!(!retryable(&Error::NotFound));
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_cap() {
+        assert_eq!(backoff_ms(1, 0), 125);
+        assert_eq!(backoff_ms(1, 255), 375);
+        assert_eq!(backoff_ms(3, 255), 3_375);
+        assert_eq!(backoff_ms(9, 255), 6_000);
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// Every TikTok response: `code == 0` is success, anything else is an API error (with HTTP 200).
 #[derive(Debug, Deserialize)]
-pub struct Envelope {
+pub struct ApiEnvelope {
     pub code: i64,
     #[serde(default)]
     pub message: String,

@@ -117,7 +117,7 @@ pub fn verify(
 
 /// The outer envelope. `content` is a JSON string parsed a second time.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Envelope {
+pub struct WebhookEnvelope {
     #[serde(default)]
     pub client_key: Option<String>,
     pub event: String,
@@ -208,7 +208,7 @@ impl Content {
 
 /// What an event means for us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum EventKind {
     /// A customer wrote to the business: the only kind that is auto-answered.
     CustomerMessage,
     /// A customer reacted to a message (an emoji): recorded, never answered.
@@ -229,26 +229,26 @@ pub enum Kind {
     Other,
 }
 
-impl Kind {
+impl EventKind {
     /// Whether the business sent it (counts against the reply window).
     pub fn is_business_message(self) -> bool {
         matches!(
             self,
-            Kind::ApiEcho | Kind::StaffReply | Kind::AutomatedReply
+            EventKind::ApiEcho | EventKind::StaffReply | EventKind::AutomatedReply
         )
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::CustomerMessage => "customer_message",
-            Kind::Reaction => "reaction",
-            Kind::ApiEcho => "api_echo",
-            Kind::StaffReply => "staff_reply",
-            Kind::AutomatedReply => "automated_reply",
-            Kind::ReadReceipt => "read_receipt",
-            Kind::Referral => "referral",
-            Kind::EuStripped => "eu_stripped",
-            Kind::Other => "other",
+            EventKind::CustomerMessage => "customer_message",
+            EventKind::Reaction => "reaction",
+            EventKind::ApiEcho => "api_echo",
+            EventKind::StaffReply => "staff_reply",
+            EventKind::AutomatedReply => "automated_reply",
+            EventKind::ReadReceipt => "read_receipt",
+            EventKind::Referral => "referral",
+            EventKind::EuStripped => "eu_stripped",
+            EventKind::Other => "other",
         }
     }
 }
@@ -258,7 +258,7 @@ impl Kind {
 pub struct Event {
     pub name: String,
     pub account: String,
-    pub kind: Kind,
+    pub kind: EventKind,
     pub content: Content,
     /// De-duplication key: `content.message_id`, else a digest of the body.
     pub key: String,
@@ -272,7 +272,7 @@ pub enum ParseError {
 
 /// Classifies an event. Direction comes from the sender: a message whose `from_user` is the
 /// business (by id or role) is the business's own, whatever the event name says.
-pub fn classify(event: &str, account: &str, content: &Content) -> Kind {
+pub fn classify(event: &str, account: &str, content: &Content) -> EventKind {
     let from_business = content.from_user.as_ref().is_some_and(|u| {
         u.id.as_deref() == Some(account)
             || u.role
@@ -280,30 +280,30 @@ pub fn classify(event: &str, account: &str, content: &Content) -> Kind {
                 .is_some_and(|r| r.eq_ignore_ascii_case("business_account"))
     });
     let business_kind = || match content.source().as_deref() {
-        Some("API") => Kind::ApiEcho,
-        Some("APP" | "WEB") => Kind::StaffReply,
-        _ => Kind::AutomatedReply,
+        Some("API") => EventKind::ApiEcho,
+        Some("APP" | "WEB") => EventKind::StaffReply,
+        _ => EventKind::AutomatedReply,
     };
     let has_ids = content.conversation_id.is_some() && content.message_id.is_some();
     match event {
         "im_send_msg" if has_ids => business_kind(),
         "im_receive_msg" if from_business && has_ids => business_kind(),
         "im_receive_msg" if has_ids && content.kind.as_deref() == Some("reaction") => {
-            Kind::Reaction
+            EventKind::Reaction
         }
-        "im_receive_msg" if has_ids => Kind::CustomerMessage,
+        "im_receive_msg" if has_ids => EventKind::CustomerMessage,
         // A business-side read is not the customer's; sources disagree whether it occurs.
-        "im_mark_read_msg" if !from_business => Kind::ReadReceipt,
-        "im_referral_msg" => Kind::Referral,
-        "im_receive_msg_eu" => Kind::EuStripped,
-        _ => Kind::Other,
+        "im_mark_read_msg" if !from_business => EventKind::ReadReceipt,
+        "im_referral_msg" => EventKind::Referral,
+        "im_receive_msg_eu" => EventKind::EuStripped,
+        _ => EventKind::Other,
     }
 }
 
-/// Parses a delivery. Unknown events and unparsable `content` still parse (as [`Kind::Other`]),
+/// Parses a delivery. Unknown events and unparsable `content` still parse (as [`EventKind::Other`]),
 /// because TikTok must get a 200 for them.
 pub fn parse(body: &[u8]) -> Result<Event, ParseError> {
-    let env: Envelope =
+    let env: WebhookEnvelope =
         serde_json::from_slice(body).map_err(|e| ParseError::Envelope(e.to_string()))?;
     let content: Content = env
         .content
@@ -405,7 +405,7 @@ mod tests {
         let body = br#"{"client_key":"ck","event":"im_receive_msg","create_time":1720000000,"user_openid":"biz-1",
             "content":"{\"conversation_id\":\"c-1\",\"message_id\":123456789012345678901234,\"type\":\"text\",\"text\":{\"body\":\"hello\"},\"from_user\":{\"id\":9007199254740993,\"role\":\"personal_account\"},\"timestamp\":1720000000000}"}"#;
         let e = parse(body).unwrap();
-        assert_eq!(e.kind, Kind::CustomerMessage);
+        assert_eq!(e.kind, EventKind::CustomerMessage);
         assert_eq!(e.account, "biz-1");
         assert_eq!(
             e.content.message_id.as_deref(),
@@ -432,33 +432,40 @@ mod tests {
                 r#"{{"conversation_id":"c","message_id":"m","from_user":{{"id":"biz","role":"business_account"}},"message_tag":{{"source":"{src}"}}}}"#
             )
         };
-        assert_eq!(kind("im_receive_msg", msg), Kind::CustomerMessage);
-        assert_eq!(kind("im_send_msg", &tagged("API")), Kind::ApiEcho);
-        assert_eq!(kind("im_send_msg", &tagged("APP")), Kind::StaffReply);
-        assert_eq!(kind("im_send_msg", &tagged("web")), Kind::StaffReply);
-        assert_eq!(kind("im_send_msg", &tagged("OTHERS")), Kind::AutomatedReply);
-        assert_eq!(kind("im_send_msg", msg), Kind::AutomatedReply, "no tag");
+        assert_eq!(kind("im_receive_msg", msg), EventKind::CustomerMessage);
+        assert_eq!(kind("im_send_msg", &tagged("API")), EventKind::ApiEcho);
+        assert_eq!(kind("im_send_msg", &tagged("APP")), EventKind::StaffReply);
+        assert_eq!(kind("im_send_msg", &tagged("web")), EventKind::StaffReply);
+        assert_eq!(
+            kind("im_send_msg", &tagged("OTHERS")),
+            EventKind::AutomatedReply
+        );
+        assert_eq!(
+            kind("im_send_msg", msg),
+            EventKind::AutomatedReply,
+            "no tag"
+        );
         // The business's own message never counts as the customer's, whatever the event.
         let own = r#"{"conversation_id":"c","message_id":"m","from_user":{"id":"biz"},"message_tag":{"source":"API"}}"#;
-        assert_eq!(kind("im_receive_msg", own), Kind::ApiEcho);
+        assert_eq!(kind("im_receive_msg", own), EventKind::ApiEcho);
         let biz_role = r#"{"conversation_id":"c","message_id":"m","from_user":{"id":"x","role":"business_account"}}"#;
-        assert_eq!(kind("im_receive_msg", biz_role), Kind::AutomatedReply);
+        assert_eq!(kind("im_receive_msg", biz_role), EventKind::AutomatedReply);
         let reaction =
             r#"{"conversation_id":"c","message_id":"m","type":"reaction","from_user":{"id":"u"}}"#;
-        assert_eq!(kind("im_receive_msg", reaction), Kind::Reaction);
+        assert_eq!(kind("im_receive_msg", reaction), EventKind::Reaction);
         let eu = parse(env("im_receive_msg_eu", r#"{"timestamp":1}"#).as_bytes()).unwrap();
-        assert_eq!(eu.kind, Kind::EuStripped);
+        assert_eq!(eu.kind, EventKind::EuStripped);
         assert!(eu.key.starts_with("h:"));
-        assert_eq!(kind("im_receive_msg", "not json"), Kind::Other);
-        assert_eq!(kind("im_send_msg", "{}"), Kind::Other, "no ids");
-        assert_eq!(kind("brand_new_event", msg), Kind::Other);
-        assert_eq!(kind("im_mark_read_msg", msg), Kind::ReadReceipt);
+        assert_eq!(kind("im_receive_msg", "not json"), EventKind::Other);
+        assert_eq!(kind("im_send_msg", "{}"), EventKind::Other, "no ids");
+        assert_eq!(kind("brand_new_event", msg), EventKind::Other);
+        assert_eq!(kind("im_mark_read_msg", msg), EventKind::ReadReceipt);
         assert_eq!(
             kind("im_mark_read_msg", own),
-            Kind::Other,
+            EventKind::Other,
             "business-side read"
         );
-        assert_eq!(kind("im_referral_msg", "{}"), Kind::Referral);
+        assert_eq!(kind("im_referral_msg", "{}"), EventKind::Referral);
         assert!(parse(b"[1,2]").is_err());
         assert!(parse(br#"{"event":"x"}"#).is_err(), "no account");
     }

@@ -12,13 +12,13 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ports::{Bucket, Level, Local, Platform};
-use crate::rules::engine::{self, Conversation};
+use crate::rules::engine::{self, ConversationState};
 use crate::rules::store::load_rules;
 use crate::tiktok::delivery::{self, Outcome, Retry, RECONCILE_AFTER_MS};
 use crate::tiktok::types::{Outgoing, SenderAction};
 use crate::tiktok::Client;
 use crate::time::Zone;
-use crate::webhooks::envelope::{self, Event, Kind};
+use crate::webhooks::envelope::{self, Event, EventKind};
 use crate::webhooks::forward::forward;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -187,7 +187,7 @@ async fn save_pending<P: Local>(p: &P, key: &str, rec: &Pending) -> Result<()> {
     p.local_put(&pending_key(key), &to_json(rec)?).await
 }
 
-async fn load_conv<P: Local>(p: &P, id: &str) -> Result<Conversation> {
+async fn load_conv<P: Local>(p: &P, id: &str) -> Result<ConversationState> {
     Ok(p.local_get(&conv_key(id))
         .await?
         .and_then(|r| serde_json::from_str(&r).ok())
@@ -339,10 +339,10 @@ async fn advance<P: Platform + Local>(
     }
     if !rec.only_stage {
         match event.kind {
-            Kind::CustomerMessage if rec.reply.is_none() => {
+            EventKind::CustomerMessage if rec.reply.is_none() => {
                 plan_reply(p, cfg, key, &event, rec).await?
             }
-            Kind::CustomerMessage => {}
+            EventKind::CustomerMessage => {}
             k if k.is_business_message() => note_echo(p, &event).await?,
             k => p.log(
                 Level::Info,
@@ -416,7 +416,7 @@ async fn customer_name<P: Platform + Local>(
     p: &P,
     cfg: &Config,
     event: &Event,
-    conv: &mut Conversation,
+    conv: &mut ConversationState,
     needed: bool,
 ) -> Option<String> {
     if let Some(h) = event
@@ -730,7 +730,7 @@ pub async fn sweep<P: Platform + Local>(p: &P, cfg: &Config) -> Result<Option<u6
     }
     let idle_before = p.now_secs().saturating_sub(CONVERSATION_RETENTION_SECS);
     for (k, v) in p.local_list("conv:", 1000).await? {
-        let c: Conversation = serde_json::from_str(&v).unwrap_or_default();
+        let c: ConversationState = serde_json::from_str(&v).unwrap_or_default();
         if c.last_activity() < idle_before {
             p.local_delete(&k).await?;
         }
