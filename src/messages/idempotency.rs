@@ -51,8 +51,16 @@ pub fn hash(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+// Storage keys in the actor: every key this module writes comes from these helpers.
+const IDEM: &str = "idem:";
+const CLAIMED: &str = "claimed:";
+
 fn storage_key(key_hash: &str) -> String {
-    format!("idem:{key_hash}")
+    format!("{IDEM}{key_hash}")
+}
+
+fn claim_key(key: &str) -> String {
+    format!("{CLAIMED}{key}")
 }
 
 async fn load<P: Local + Clock>(p: &P, key_hash: &str) -> Result<Option<Record>> {
@@ -136,7 +144,7 @@ pub async fn finish<P: Local + Clock>(
 /// Marks `key` used; `false` if it was used before. Strongly consistent in the actor's
 /// storage (single-use OAuth states).
 pub async fn claim_once<P: Local + Clock>(p: &P, key: &str) -> Result<bool> {
-    let k = format!("claimed:{key}");
+    let k = claim_key(key);
     if p.local_get(&k).await?.is_some() {
         return Ok(false);
     }
@@ -147,7 +155,7 @@ pub async fn claim_once<P: Local + Clock>(p: &P, key: &str) -> Result<bool> {
 /// Forgets records and claims older than their retention (the actor's alarm).
 pub async fn sweep<P: Local + Clock>(p: &P) -> Result<()> {
     let now = p.now_ms();
-    for (k, v) in p.local_list("idem:", 1000).await? {
+    for (k, v) in p.local_list(IDEM, 1000).await? {
         let old = serde_json::from_str::<Record>(&v)
             .map(|r| now >= r.created_at + RETENTION_MS)
             .unwrap_or(true);
@@ -155,7 +163,7 @@ pub async fn sweep<P: Local + Clock>(p: &P) -> Result<()> {
             p.local_delete(&k).await?;
         }
     }
-    for (k, v) in p.local_list("claimed:", 1000).await? {
+    for (k, v) in p.local_list(CLAIMED, 1000).await? {
         let old = v
             .parse::<u64>()
             .map(|at| now >= at + CLAIM_RETENTION_MS)

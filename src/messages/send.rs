@@ -317,17 +317,22 @@ const CAPABILITY_TTL_SECS: u64 = 6 * 3600;
 
 /// Refuses an image where TikTok does not allow one: both sides must be in markets with
 /// image messaging. Asked once per conversation and cached.
+/// `STATE` key of the cached image capability of one conversation (its id hashed).
+fn capability_key(account: &str, conversation: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "cap:image:{account}:{}",
+        hex::encode(&sha2::Sha256::digest(conversation.as_bytes())[..12])
+    )
+}
+
 async fn check_image_allowed<P: Platform>(
     ctx: &Ctx<'_, P>,
     client: &Client<'_, P>,
     account: &str,
     conversation: &str,
 ) -> Result<()> {
-    use sha2::Digest;
-    let key = format!(
-        "cap:image:{account}:{}",
-        hex::encode(&sha2::Sha256::digest(conversation.as_bytes())[..12])
-    );
+    let key = capability_key(account, conversation);
     let allowed = match ctx.p.get(crate::ports::Bucket::State, &key).await? {
         Some(v) => v == "1",
         None => {

@@ -225,7 +225,7 @@ async fn connect<P: Platform>(
     // Single use: claimed in a Durable Object (strongly consistent) before anything else.
     if !ctx
         .p
-        .claim_once(&format!("oauth-state:{}", claims.n))
+        .claim_once(&state::claim_key(&claims.n))
         .await
         .map_err(internal)?
     {

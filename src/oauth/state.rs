@@ -101,6 +101,11 @@ pub fn set_cookie(nonce: &str, ttl: u64, secure: bool) -> String {
     )
 }
 
+/// The single-use claim of a state's nonce (see `Accounts::claim_once`).
+pub fn claim_key(nonce: &str) -> String {
+    format!("oauth-state:{nonce}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,9 +14,9 @@ pub async fn list_failed<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result
     let prefix = match req.query("account_id") {
         Some(a) => {
             crate::http::extract::check_id("account_id", &a)?;
-            format!("failed:{a}:")
+            crate::webhooks::pipeline::failures_prefix(Some(&a))
         }
-        None => "failed:".to_string(),
+        None => crate::webhooks::pipeline::failures_prefix(None),
     };
     // One page per request (one list, at most `limit` reads): any number of failures stays
     // within the platform's per-invocation limits.

@@ -37,20 +37,34 @@ pub fn retry_delay_ms(attempts: u32) -> u64 {
     (5_000u64 << attempts.min(6)).min(300_000)
 }
 
+// Storage keys in the actor: every key this pipeline writes comes from these helpers.
+const SEEN: &str = "seen:";
+const PENDING: &str = "pending:";
+const CONV: &str = "conv:";
+const FAILED: &str = "failed:";
+
 fn seen_key(key: &str) -> String {
-    format!("seen:{key}")
+    format!("{SEEN}{key}")
 }
 
 fn pending_key(key: &str) -> String {
-    format!("pending:{key}")
+    format!("{PENDING}{key}")
 }
 
 fn conv_key(conversation: &str) -> String {
-    format!("conv:{conversation}")
+    format!("{CONV}{conversation}")
 }
 
 fn failure_key(account: &str, id: &str) -> String {
-    format!("failed:{account}:{id}")
+    format!("{}{id}", failures_prefix(Some(account)))
+}
+
+/// The prefix of every recorded failure (`STATE`), or of one account's.
+pub fn failures_prefix(account: Option<&str>) -> String {
+    match account {
+        Some(a) => format!("{FAILED}{a}:"),
+        None => FAILED.to_string(),
+    }
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<String> {
@@ -691,8 +705,8 @@ pub async fn sweep<P: Platform + Local>(p: &P, cfg: &Config) -> Result<Option<u6
     let timeout = cfg.processing_timeout_secs * 1000;
     let mut next: Option<u64> = None;
     let mut soonest = |t: u64| next = Some(next.map_or(t, |n: u64| n.min(t)));
-    for (k, v) in p.local_list("pending:", 100).await? {
-        let key = &k["pending:".len()..];
+    for (k, v) in p.local_list(PENDING, 100).await? {
+        let key = &k[PENDING.len()..];
         let Ok(rec) = serde_json::from_str::<Pending>(&v) else {
             p.log(
                 Level::Error,
@@ -723,13 +737,13 @@ pub async fn sweep<P: Platform + Local>(p: &P, cfg: &Config) -> Result<Option<u6
         }
     }
     let cutoff = now.saturating_sub(cfg.event_retention_secs * 1000);
-    for (k, v) in p.local_list("seen:", 1000).await? {
+    for (k, v) in p.local_list(SEEN, 1000).await? {
         if v.parse::<u64>().unwrap_or(0) < cutoff {
             p.local_delete(&k).await?;
         }
     }
     let idle_before = p.now_secs().saturating_sub(CONVERSATION_RETENTION_SECS);
-    for (k, v) in p.local_list("conv:", 1000).await? {
+    for (k, v) in p.local_list(CONV, 1000).await? {
         let c: ConversationState = serde_json::from_str(&v).unwrap_or_default();
         if c.last_activity() < idle_before {
             p.local_delete(&k).await?;
