@@ -190,7 +190,7 @@ mod tests {
     const ADMIN: &str = "0123456789abcdef0123";
 
     fn platform() -> (Fake, Result<Config>) {
-        let cfg = crate::config::load(|k| crate::config::tests::full().get(k).cloned());
+        let cfg = crate::config::load(|k| crate::testutil::fixtures::full().get(k).cloned());
         let mut f = Fake::new(1_720_000_000);
         f.cfg = cfg.as_ref().ok().cloned();
         (f, cfg)

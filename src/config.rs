@@ -427,19 +427,8 @@ fn number(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::testutil::fixtures::full;
     use std::collections::HashMap;
-
-    pub(crate) fn full() -> HashMap<&'static str, String> {
-        HashMap::from([
-            ("TIKTOK_CLIENT_KEY", "ck".to_string()),
-            ("TIKTOK_CLIENT_SECRET", "cs-very-secret".to_string()),
-            ("API_KEYS", "admin:0123456789abcdef0123".to_string()),
-            (
-                "TOKEN_ENCRYPTION_KEY",
-                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_string(),
-            ),
-        ])
-    }
 
     fn load_map(m: &HashMap<&'static str, String>) -> Result<Config, Error> {
         load(|k| m.get(k).cloned())

@@ -124,19 +124,8 @@ impl Keyring {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::testutil::fixtures::CountingRng;
     use std::cell::Cell;
-
-    /// Deterministic counter "randomness" for tests.
-    #[derive(Default)]
-    pub struct CountingRng(pub Cell<u8>);
-    impl Rng for CountingRng {
-        fn fill(&self, buf: &mut [u8]) {
-            for b in buf {
-                self.0.set(self.0.get().wrapping_add(1));
-                *b = self.0.get();
-            }
-        }
-    }
 
     fn key(byte: u8) -> String {
         STANDARD.encode([byte; 32])

@@ -3,7 +3,6 @@
 mod actor;
 mod platform;
 
-use crate::accounts::vault;
 use crate::app;
 use crate::config;
 use crate::config::Presence;
@@ -181,7 +180,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         }
     };
     let window = cfg.refresh_margin_secs + CRON_LOOKAHEAD_SECS;
-    match vault::refresh_due(&platform, &cfg.keyring, window).await {
+    match crate::accounts::cron::refresh_due(&platform, &cfg.keyring, window).await {
         Ok(report) => platform.log(
             Level::Info,
             "cron token refresh",

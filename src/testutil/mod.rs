@@ -1,4 +1,7 @@
-//! Test helpers shared by the unit tests of several modules.
+//! Test helpers shared by the unit tests of several modules: the in-memory [`Fake`]
+//! platform, [`block_on`] and the [`fixtures`].
+
+pub mod fixtures;
 
 use std::future::Future;
 use std::pin::pin;

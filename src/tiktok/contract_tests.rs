@@ -6,6 +6,7 @@ use super::types::{Button, Outgoing, SenderAction, Template, TemplateKind};
 use super::{AppCredentials, Client};
 use crate::http::{Method, Response};
 use crate::secret::Secret;
+use crate::testutil::fixtures::fixture;
 use crate::testutil::{block_on, Fake};
 use crate::webhooks::envelope::{self, EventKind};
 use serde_json::Value;
@@ -15,19 +16,6 @@ const CONVERSATION: &str = "a9Fk2Lq+T7xB3mWz0Rc8Nv1Hs5Yd4Gp6Ju2Ki9Oe0Ql==";
 const APP_ID: &str = "7301234567890123456";
 const APP_SECRET: &str = "f3a9c0e1b2d4e5f60718293a4b5c6d7e8f901a2b";
 const BASE: &str = "https://business-api.tiktok.com/open_api/v1.3";
-
-/// A fixture file's text.
-pub(crate) fn fixture_text(name: &str) -> String {
-    let path = format!(
-        "{}/tests/fixtures/tiktok/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-pub(crate) fn fixture(name: &str) -> Value {
-    serde_json::from_str(&fixture_text(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
 
 /// A fake TikTok answering with the fixture `name`.
 fn answering(name: &str) -> Fake {

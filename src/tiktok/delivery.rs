@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn listed_messages_match_by_content() {
-        let fixture = crate::tiktok::contract_tests::fixture("content-list.response.json");
+        let fixture = crate::testutil::fixtures::fixture("content-list.response.json");
         let page: MessagePage = serde_json::from_value(fixture["data"].clone()).unwrap();
         let reply = page
             .messages

@@ -839,8 +839,7 @@ mod tests {
 
     fn fake() -> crate::testutil::Fake {
         let mut f = crate::testutil::Fake::new(1_720_000_000);
-        f.cfg =
-            Some(crate::config::load(|k| crate::config::tests::full().get(k).cloned()).unwrap());
+        f.cfg = Some(crate::testutil::fixtures::config());
         f
     }
 
