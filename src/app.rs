@@ -313,7 +313,7 @@ mod tests {
         let now = f.now_secs();
         let sig = format!(
             "t={now},s={}",
-            hex::encode(crate::webhooks::envelope::sign(
+            hex::encode(crate::webhooks::verify::sign(
                 b"cs-very-secret",
                 now,
                 body.as_bytes()

@@ -4,7 +4,8 @@
 
 use crate::messages::send::validate_send;
 use crate::rules::engine::parse_rules;
-use crate::webhooks::envelope::{parse, parse_signature, sign, verify};
+use crate::webhooks::envelope::parse;
+use crate::webhooks::verify::{parse_signature, sign, verify};
 use proptest::prelude::*;
 
 proptest! {

@@ -1,7 +1,7 @@
 #![no_main]
 //! The TikTok-Signature parser and verifier on arbitrary headers and bodies.
 use libfuzzer_sys::fuzz_target;
-use tiktok_messaging_worker::webhooks::envelope::{parse_signature, verify};
+use tiktok_messaging_worker::webhooks::verify::{parse_signature, verify};
 
 fuzz_target!(|data: &[u8]| {
     let split = data.iter().position(|b| *b == 0).unwrap_or(data.len());

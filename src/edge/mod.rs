@@ -198,7 +198,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 /// are tight; everything else shares [`MAX_BODY`].
 fn body_limit(path: &str) -> usize {
     match path {
-        "/webhooks/tiktok" => crate::webhooks::envelope::MAX_BODY,
+        "/webhooks/tiktok" => crate::webhooks::verify::MAX_BODY,
         "/v1/messages" => crate::messages::send::MAX_SEND_BODY,
         _ => MAX_BODY,
     }

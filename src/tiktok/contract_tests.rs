@@ -503,8 +503,12 @@ fn every_webhook_fixture_verifies_parses_and_is_classified() {
     for (name, want) in cases {
         // The fixtures are pretty-printed; a delivery is the compact serialization, signed.
         let body = serde_json::to_string(&fixture(name)).unwrap();
-        let sig = hex::encode(envelope::sign(APP_SECRET.as_bytes(), now, body.as_bytes()));
-        envelope::verify(
+        let sig = hex::encode(crate::webhooks::verify::sign(
+            APP_SECRET.as_bytes(),
+            now,
+            body.as_bytes(),
+        ));
+        crate::webhooks::verify::verify(
             APP_SECRET.as_bytes(),
             Some(&format!("t={now},s={sig}")),
             body.as_bytes(),
@@ -563,10 +567,17 @@ fn the_signature_example_verifies_byte_for_byte() {
         .trim_end_matches('.')
         .parse()
         .unwrap();
-    envelope::verify(secret.as_bytes(), Some(header), raw.as_bytes(), t, 5).unwrap();
+    crate::webhooks::verify::verify(secret.as_bytes(), Some(header), raw.as_bytes(), t, 5).unwrap();
     let mut tampered = raw.to_string();
     tampered.push(' ');
-    assert!(envelope::verify(secret.as_bytes(), Some(header), tampered.as_bytes(), t, 5).is_err());
+    assert!(crate::webhooks::verify::verify(
+        secret.as_bytes(),
+        Some(header),
+        tampered.as_bytes(),
+        t,
+        5
+    )
+    .is_err());
     assert_eq!(
         envelope::parse(raw.as_bytes()).unwrap().kind,
         EventKind::CustomerMessage

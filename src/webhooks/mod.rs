@@ -7,3 +7,4 @@ pub mod forward;
 pub mod pipeline;
 pub mod receive;
 pub mod subscription;
+pub mod verify;

@@ -6,18 +6,18 @@ use crate::http::ctx::Ctx;
 use crate::http::ctx::Job;
 use crate::http::{Request, Response};
 use crate::ports::{Level, Platform};
-use crate::webhooks::envelope::{self};
+use crate::webhooks::envelope;
 use serde_json::json;
 
 /// `POST /webhooks/tiktok`.
 pub async fn receive<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
-    if req.body.len() > envelope::MAX_BODY {
+    if req.body.len() > crate::webhooks::verify::MAX_BODY {
         return Err(Error::PayloadTooLarge {
-            limit: envelope::MAX_BODY,
+            limit: crate::webhooks::verify::MAX_BODY,
         });
     }
     let cfg = ctx.config()?;
-    envelope::verify(
+    crate::webhooks::verify::verify(
         cfg.client_secret.expose().as_bytes(),
         req.headers.get("tiktok-signature"),
         &req.body,
