@@ -4,22 +4,26 @@
 //! through the traits in [`ports`] and is unit-tested natively. `edge` binds those traits to
 //! Workers KV, `fetch`, Durable Objects, cron and `wait_until`, and holds the entry points.
 
-pub mod accounts;
-pub mod app;
-pub mod auth;
-pub mod config;
-pub mod coordinator;
-pub mod crypto;
-pub mod error;
-pub mod health;
+// Natively the entry points (`edge`) are not compiled, so code only they use would look dead:
+// dead code is judged by the `.wasm` build (clippy for wasm32 with `-D warnings`).
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
+pub(crate) mod accounts;
+pub(crate) mod app;
+pub(crate) mod auth;
+pub(crate) mod config;
+pub(crate) mod coordinator;
+pub(crate) mod crypto;
+pub(crate) mod error;
+pub(crate) mod health;
 pub mod http;
-pub mod lossless;
+pub(crate) mod lossless;
 pub mod messages;
-pub mod oauth;
-pub mod ports;
+pub(crate) mod oauth;
+pub(crate) mod ports;
 pub mod rules;
-pub mod secret;
-pub mod tiktok;
+pub(crate) mod secret;
+pub(crate) mod tiktok;
 pub mod time;
 pub mod webhooks;
 

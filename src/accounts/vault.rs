@@ -324,6 +324,7 @@ async fn mark_reauth<S: Store>(vault: &Vault<'_, S>, mut acct: Account, now: u64
 }
 
 /// Default refresh margin: refresh when the access token has less than this left.
+#[cfg_attr(not(test), allow(dead_code))] // the config default, checked by tests
 pub const DEFAULT_MARGIN_SECS: u64 = 600;
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Runtime-neutral HTTP values: what the edge turns `worker::Request`/`Response` into and back,
 //! so routing and every handler run natively in unit tests.
 
-pub mod ctx;
-pub mod extract;
+pub(crate) mod ctx;
+pub(crate) mod extract;
 pub mod routes;
 
 use serde::Serialize;

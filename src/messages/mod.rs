@@ -1,5 +1,5 @@
 //! Outbound messages: sends, listings and idempotency keys.
 
-pub mod idempotency;
-pub mod listings;
+pub(crate) mod idempotency;
+pub(crate) mod listings;
 pub mod send;

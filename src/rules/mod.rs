@@ -1,5 +1,5 @@
 //! Auto-reply rules: the pure engine, their storage and routes.
 
 pub mod engine;
-pub mod routes;
-pub mod store;
+pub(crate) mod routes;
+pub(crate) mod store;

@@ -26,7 +26,7 @@ pub enum Outcome {
     /// TikTok refused it (or we never reached a point where it could have been sent).
     NotSent(Error, u32),
     /// It may or may not have reached the customer: reconcile before sending again.
-    Unknown(Error, u32),
+    Unknown(Error, #[cfg_attr(not(test), allow(dead_code))] u32),
 }
 
 /// TikTok answered with a code that means "not done, try later".

@@ -61,6 +61,7 @@ fn scope_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> 
 
 /// `POST /tt_user/token_info/get/` data.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(not(test), allow(dead_code))] // the wire type of an endpoint only the contract tests call
 pub struct TokenInfo {
     #[serde(default, deserialize_with = "lossless::opt_id")]
     pub app_id: Option<String>,
@@ -476,6 +477,7 @@ pub struct ListedMessage {
     #[serde(default)]
     pub from_user: Option<UserRef>,
     #[serde(default)]
+    #[cfg_attr(not(test), allow(dead_code))] // on the wire; read by tests
     pub to_user: Option<UserRef>,
     #[serde(default)]
     pub referenced_message_info: Option<ReferencedIn>,
@@ -544,6 +546,7 @@ impl Capabilities {
 #[derive(Debug, Clone, Deserialize)]
 pub struct WebhookConfig {
     #[serde(default, deserialize_with = "lossless::opt_id")]
+    #[cfg_attr(not(test), allow(dead_code))] // on the wire; read by tests
     pub app_id: Option<String>,
     #[serde(default)]
     pub event_type: Option<String>,

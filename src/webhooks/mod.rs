@@ -2,9 +2,9 @@
 //! account actor, forwarding and recorded failures.
 
 pub mod envelope;
-pub mod failures;
-pub mod forward;
-pub mod pipeline;
-pub mod receive;
-pub mod subscription;
+pub(crate) mod failures;
+pub(crate) mod forward;
+pub(crate) mod pipeline;
+pub(crate) mod receive;
+pub(crate) mod subscription;
 pub mod verify;
