@@ -112,7 +112,7 @@ impl Call {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActorRequest {
     #[serde(default)]
-    pub request_id: String,
+    pub request_id: Option<String>,
     #[serde(flatten)]
     pub call: Call,
 }
@@ -141,7 +141,7 @@ mod tests {
     #[test]
     fn a_call_travels_as_one_tagged_object_with_its_request_id() {
         let sent = ActorRequest {
-            request_id: "req-1".into(),
+            request_id: Some("req-1".into()),
             call: Call::IdempotencyFinish {
                 account: "biz-1".into(),
                 key_hash: "k".into(),

@@ -319,10 +319,7 @@ impl AccountActor {
             .json()
             .await
             .map_err(|e| Error::Internal(format!("actor request: {e}")))?;
-        let rid = match call.request_id.as_str() {
-            "" => "actor".to_string(),
-            rid => rid.to_string(),
-        };
+        let rid = call.request_id.unwrap_or_else(|| "actor".into());
         self.platform(rid)?.call(call.call).await
     }
 }

@@ -86,7 +86,7 @@ impl WorkerPlatform {
             .and_then(|id| id.get_stub())
             .map_err(internal)?;
         let body = ActorRequest {
-            request_id: self.request_id.borrow().clone(),
+            request_id: Some(self.request_id.borrow().clone()),
             call,
         };
         let body = serde_json::to_string(&body)
