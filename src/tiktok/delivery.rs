@@ -9,7 +9,7 @@
 use crate::error::{is_ambiguous, Error, Result};
 use crate::ports::{Level, Platform};
 use crate::tiktok::codes::ApiCode;
-use crate::tiktok::retry::{backoff_ms, ATTEMPTS};
+use crate::tiktok::retry::{backoff_ms, is_token_rejected, ATTEMPTS};
 use crate::tiktok::types::{ListedMessage, Outgoing, Sent};
 use crate::tiktok::Client;
 use serde_json::json;
@@ -82,10 +82,10 @@ pub async fn deliver<P: Platform>(
         {
             Ok(s) => return Outcome::Sent(s),
             Err(e) if is_ambiguous(&e) => return Outcome::Unknown(e, attempt),
-            Err(e) if rejected.is_none() && e.api_code().is_some_and(ApiCode::wants_refresh) => {
+            Err(e) if rejected.is_none() && is_token_rejected(&e) => {
                 rejected = Some(token.expose().to_string());
             }
-            Err(e) if e.api_code().is_some_and(ApiCode::wants_refresh) => {
+            Err(e) if is_token_rejected(&e) => {
                 // Refreshed and refused again: the grant is not usable.
                 return Outcome::NotSent(e, attempt);
             }

@@ -7,7 +7,8 @@ use crate::ports::{Level, Platform};
 use crate::tiktok::codes::ApiCode;
 use serde_json::json;
 
-fn is_token_rejected(e: &Error) -> bool {
+/// TikTok refused the access token (40102 expired, 40105 invalid): refresh and try once more.
+pub(crate) fn is_token_rejected(e: &Error) -> bool {
     e.api_code().is_some_and(ApiCode::wants_refresh)
 }
 
