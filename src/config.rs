@@ -138,12 +138,6 @@ pub const SETTINGS: &[Setting] = &[
         doc: "key for the webhook-signature header of forwarded events (needed with FORWARD_URLS)",
     },
     Setting {
-        name: "EVENT_PROCESSING_TIMEOUT_SECS",
-        kind: SettingKind::Var,
-        required: false,
-        doc: "an event still processing after this long is recorded as interrupted (10..3600, default 300)",
-    },
-    Setting {
         name: "IMAGE_FETCH_ALLOWED_HOSTS",
         kind: SettingKind::Var,
         required: false,
@@ -206,7 +200,6 @@ pub struct Config {
     /// `host` or `host:port` entries exempt from the image URL host rules (local testing).
     pub image_fetch_allowed_hosts: Vec<String>,
     pub forward_secret: Option<Secret>,
-    pub processing_timeout_secs: u64,
     pub tiktok_timeout_ms: u64,
 }
 
@@ -338,14 +331,6 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
     if !forward_urls.is_empty() && forward_secret.is_none() {
         problems.push("missing secret FORWARD_SECRET (needed because FORWARD_URLS is set)".into());
     }
-    let processing_timeout_secs = number(
-        &get,
-        &mut problems,
-        "EVENT_PROCESSING_TIMEOUT_SECS",
-        300,
-        10,
-        3_600,
-    );
     let tiktok_timeout_ms = number(
         &get,
         &mut problems,
@@ -396,7 +381,6 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
                 forward_urls,
                 forward_secret,
                 image_fetch_allowed_hosts,
-                processing_timeout_secs,
                 tiktok_timeout_ms,
             })
         }

@@ -116,6 +116,9 @@ pub trait Local {
     /// This instance of the actor: it changes when the runtime restarts the object, so a
     /// record started by another instance was cut off.
     fn instance_id(&self) -> &str;
+    /// Marks `key` as being run by this instance (in memory); `false` if it already is.
+    fn claim_run(&self, key: &str) -> bool;
+    fn release_run(&self, key: &str);
 }
 
 /// Cryptographically secure randomness.

@@ -61,7 +61,13 @@ pub async fn serve<P: Platform + Local>(p: &P, cfg: &Config, call: Call) -> Resu
         }
         Call::AcceptEvent { key, raw, .. } => {
             let fresh = pipeline::accept(p, &key, &raw).await?;
-            let wake = if fresh { Wake::Soon } else { Wake::Unchanged };
+            // A redelivery of an event still pending (an earlier answer failed after
+            // accepting) re-arms the alarm too.
+            let wake = if fresh || pipeline::is_pending(p, &key).await? {
+                Wake::Soon
+            } else {
+                Wake::Unchanged
+            };
             (Reply::Fresh { fresh }, wake)
         }
         Call::ProcessEvent { key, .. } => {

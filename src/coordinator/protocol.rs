@@ -33,9 +33,9 @@ pub enum Begin {
     New,
     /// Answered before: return this.
     Replay { response: Stored },
-    /// An earlier attempt (started at `since_ms`) may have sent the message: look for it at
-    /// TikTok first. The key is claimed by this request meanwhile.
-    Reconcile { since_ms: u64 },
+    /// An earlier attempt (started at `since_ms`, over by `settled_ms`) may have sent the
+    /// message: look for it at TikTok first. The key is claimed by this request meanwhile.
+    Reconcile { since_ms: u64, settled_ms: u64 },
 }
 
 /// One call to an account's actor. Calls for one account run in that account's actor, one
@@ -168,7 +168,10 @@ mod tests {
     #[test]
     fn replies_are_tagged_too() {
         let r = Reply::Begun {
-            begin: Begin::Reconcile { since_ms: 5 },
+            begin: Begin::Reconcile {
+                since_ms: 5,
+                settled_ms: 6,
+            },
         };
         let wire = serde_json::to_value(&r).unwrap();
         assert_eq!(wire["reply"], "begun");

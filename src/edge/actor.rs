@@ -35,6 +35,8 @@ pub struct AccountActor {
     token_lock: Mutex<()>,
     /// Random per instance: pending records started by another instance were cut off.
     instance: String,
+    /// Keys of pending records being run by this instance right now.
+    running: std::cell::RefCell<std::collections::HashSet<String>>,
 }
 
 /// The ports inside the actor: KV plus this object's storage for token records.
@@ -44,6 +46,7 @@ struct ActorPlatform<'a> {
     cfg: Config,
     token_lock: &'a Mutex<()>,
     instance: &'a str,
+    running: &'a std::cell::RefCell<std::collections::HashSet<String>>,
     request_id: std::cell::RefCell<String>,
 }
 
@@ -171,6 +174,14 @@ impl Local for ActorPlatform<'_> {
     fn instance_id(&self) -> &str {
         self.instance
     }
+
+    fn claim_run(&self, key: &str) -> bool {
+        self.running.borrow_mut().insert(key.to_string())
+    }
+
+    fn release_run(&self, key: &str) {
+        self.running.borrow_mut().remove(key);
+    }
 }
 
 impl crate::ports::Accounts for ActorPlatform<'_> {
@@ -246,6 +257,7 @@ impl worker::DurableObject for AccountActor {
                 let _ = getrandom::getrandom(&mut id);
                 hex::encode(id)
             },
+            running: Default::default(),
         }
     }
 
@@ -261,6 +273,11 @@ impl worker::DurableObject for AccountActor {
     /// Processes pending events that are due (a job that never ran, a retry, a
     /// reconciliation, a run cut off by a restart) and sweeps old records.
     async fn alarm(&self) -> worker::Result<Response> {
+        // A fallback first: should this run be cut off, the next one is not hours away.
+        self.state
+            .storage()
+            .set_alarm(PENDING_ALARM_MS as i64)
+            .await?;
         let mut id = [0u8; 8];
         let _ = getrandom::getrandom(&mut id);
         let alarm_id = format!("alarm-{}", hex::encode(id));
@@ -287,6 +304,19 @@ impl worker::DurableObject for AccountActor {
                 PENDING_ALARM_MS as i64
             }
         };
+        // What became pending or waits since the sweep looked (accepted, or put off, while
+        // this run went on) must not wait for the next housekeeping.
+        let next = match self.platform(format!("{alarm_id}-next")) {
+            Ok(p) => match pipeline::next_due(&p).await {
+                Ok(Some(at)) => {
+                    let now = worker::Date::now().as_millis();
+                    next.min(at.saturating_sub(now).max(1) as i64)
+                }
+                Ok(None) => next,
+                Err(_) => next.min(PENDING_ALARM_MS as i64),
+            },
+            Err(_) => next,
+        };
         self.state.storage().set_alarm(next).await?;
         Response::ok("swept")
     }
@@ -309,6 +339,7 @@ impl AccountActor {
             cfg,
             token_lock: &self.token_lock,
             instance: &self.instance,
+            running: &self.running,
             request_id: std::cell::RefCell::new(request_id),
         })
     }

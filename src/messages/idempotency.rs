@@ -34,6 +34,9 @@ pub struct Record {
     /// An attempt started then (ms) ended without knowing whether TikTok sent the message.
     #[serde(default)]
     pub unknown_since: Option<u64>,
+    /// When that attempt's unclear answer came (ms): TikTok may list the message a little later.
+    #[serde(default)]
+    pub unknown_at: Option<u64>,
 }
 
 /// Checks a caller's key: printable ASCII, 1..=255 bytes.
@@ -90,6 +93,7 @@ pub async fn begin<P: Local + Clock>(p: &P, key_hash: &str, body_hash: &str) -> 
             response: None,
             claimed_at: Some(now),
             unknown_since: None,
+            unknown_at: None,
         };
         save(p, key_hash, &rec).await?;
         return Ok(Begin::New);
@@ -108,10 +112,19 @@ pub async fn begin<P: Local + Clock>(p: &P, key_hash: &str, body_hash: &str) -> 
         // looked for before anything is sent again.
         claimed => {
             let since = r.unknown_since.or(claimed).unwrap_or(r.created_at);
+            // A request that died was over by its staleness at the latest.
+            let settled = r
+                .unknown_at
+                .or(claimed.map(|t| t + IN_PROGRESS_STALE_MS))
+                .unwrap_or(since);
             r.unknown_since = Some(since);
+            r.unknown_at = Some(settled);
             r.claimed_at = Some(now);
             save(p, key_hash, &r).await?;
-            Ok(Begin::Reconcile { since_ms: since })
+            Ok(Begin::Reconcile {
+                since_ms: since,
+                settled_ms: settled,
+            })
         }
     }
 }
@@ -130,11 +143,15 @@ pub async fn finish<P: Local + Clock>(
         response: None,
         claimed_at: None,
         unknown_since: None,
+        unknown_at: None,
     });
     match response.settle {
         Settle::Release => return p.local_delete(&storage_key(key_hash)).await,
         Settle::Keep => r.response = Some(response),
-        Settle::Unknown => r.unknown_since = r.claimed_at.or(Some(now)),
+        Settle::Unknown => {
+            r.unknown_since = r.claimed_at.or(Some(now));
+            r.unknown_at = Some(now);
+        }
         Settle::Unclaim => {}
     }
     r.claimed_at = None;
@@ -233,7 +250,10 @@ mod tests {
         f.advance(5);
         assert_eq!(
             block_on(begin(&f, "k", "b")).unwrap(),
-            Begin::Reconcile { since_ms: started }
+            Begin::Reconcile {
+                since_ms: started,
+                settled_ms: started
+            }
         );
         assert_eq!(
             block_on(begin(&f, "k", "b")).unwrap_err().status(),
@@ -247,8 +267,11 @@ mod tests {
         block_on(finish(&f, "k", "b", unclaim)).unwrap();
         assert_eq!(
             block_on(begin(&f, "k", "b")).unwrap(),
-            Begin::Reconcile { since_ms: started },
-            "the attempt's time is kept"
+            Begin::Reconcile {
+                since_ms: started,
+                settled_ms: started
+            },
+            "the attempt's times are kept"
         );
         block_on(finish(&f, "k", "b", stored(200))).unwrap();
         assert!(matches!(
@@ -270,7 +293,10 @@ mod tests {
         f.advance(300);
         assert_eq!(
             block_on(begin(&f, "k", "b")).unwrap(),
-            Begin::Reconcile { since_ms: started }
+            Begin::Reconcile {
+                since_ms: started,
+                settled_ms: started + IN_PROGRESS_STALE_MS
+            }
         );
     }
 

@@ -10,7 +10,7 @@ use crate::http::extract::require_json;
 use crate::http::{Request, Response};
 use crate::ports::{Level, Platform};
 use crate::tiktok::client::ConversationType;
-use crate::tiktok::delivery::{Outcome, Retry, RECONCILE_AFTER_MS};
+use crate::tiktok::delivery::{Found, Outcome, Retry, RECONCILE_AFTER_MS};
 use crate::tiktok::retry::transient_retries;
 use crate::tiktok::retry::with_token;
 use crate::tiktok::types::{Outgoing, Template};
@@ -464,7 +464,10 @@ pub async fn send_message<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
             Ok(r)
         }
         Begin::New => keyed.send(ctx).await,
-        Begin::Reconcile { since_ms } => {
+        Begin::Reconcile {
+            since_ms,
+            settled_ms,
+        } => {
             // An earlier attempt with this key may have reached the customer: look first.
             let client = Client::for_config(ctx.p, cfg);
             let probe = match &plan.what {
@@ -483,9 +486,9 @@ pub async fn send_message<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
                 &[],
             )
             .await;
-            let wait_ms = (since_ms + RECONCILE_AFTER_MS).saturating_sub(ctx.p.now_ms());
+            let wait_ms = (settled_ms + RECONCILE_AFTER_MS).saturating_sub(ctx.p.now_ms());
             match found {
-                Ok(Some(id)) => {
+                Ok(Found::Sent(id)) => {
                     let v = json!({
                         "account_id": plan.account, "conversation_id": plan.conversation,
                         "type": plan.what.kind(), "message_id": id, "reconciled": true,
@@ -495,7 +498,21 @@ pub async fn send_message<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
                     r.headers.set("idempotent-replayed", "true");
                     Ok(r)
                 }
-                Ok(None) if wait_ms > 0 => {
+                Ok(Found::Unsure) => {
+                    let e = Error::Conflict(
+                        "the previous attempt with this Idempotency-Key cannot be confirmed: the conversation has moved on at TikTok since; check it before sending again (with another key)".into(),
+                    );
+                    keyed
+                        .settle(
+                            ctx,
+                            409,
+                            e.body(&ctx.request_id).to_string(),
+                            Settle::Unclaim,
+                        )
+                        .await;
+                    Err(e)
+                }
+                Ok(Found::Absent) if wait_ms > 0 => {
                     let e = Error::Conflict(format!(
                         "the previous attempt with this Idempotency-Key may still reach TikTok; it is looked for again in {} s before anything is sent, retry then",
                         wait_ms.div_ceil(1000)
@@ -511,7 +528,7 @@ pub async fn send_message<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
                     Err(e)
                 }
                 // Not at TikTok after the wait: it was never sent. Send now, under the claim.
-                Ok(None) => keyed.send(ctx).await,
+                Ok(Found::Absent) => keyed.send(ctx).await,
                 Err(e) => {
                     keyed
                         .settle(
@@ -541,7 +558,15 @@ impl Keyed<'_> {
         let (status, body, settle) = match &result {
             Ok(v) => (200, v.to_string(), Settle::Keep),
             Err(e) => {
-                let settle = if crate::error::is_ambiguous(e) {
+                // Only the send itself can have reached the customer.
+                let sending = matches!(
+                    e,
+                    Error::Upstream {
+                        endpoint: "/business/message/send/",
+                        ..
+                    }
+                );
+                let settle = if sending && crate::error::is_ambiguous(e) {
                     Settle::Unknown
                 } else if e.status() >= 500 || e.status() == 429 || e.status() == 409 {
                     Settle::Release

@@ -66,17 +66,22 @@ pub async fn start<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Respo
         None => None,
     };
     // Nothing is stored: the state is signed, and its nonce goes to this browser only.
+    // The cookie can only come back when TikTok redirects to this same origin.
+    let redirect = redirect_uri(ctx, req)?;
+    let same_origin =
+        url::Url::parse(&redirect).is_ok_and(|u| u.origin().ascii_serialization() == req.origin());
     let claims = state::Claims {
         n: ctx.p.hex(16),
         t: ctx.p.now_secs(),
         r: return_to,
+        b: same_origin,
     };
     let state = state::sign(&cfg.client_secret, &claims);
     let url = authorize_url(
         &cfg.auth_url,
         &cfg.client_key,
         &cfg.scopes,
-        &redirect_uri(ctx, req)?,
+        &redirect,
         &state,
     );
     let mut r = Response::redirect(&url);
@@ -222,20 +227,6 @@ async fn connect<P: Platform>(
             ),
         ),
     })?;
-    // Single use: claimed in a Durable Object (strongly consistent) before anything else.
-    if !ctx
-        .p
-        .claim_once(&state::claim_key(&claims.n))
-        .await
-        .map_err(internal)?
-    {
-        return Err(Page::new(
-            400,
-            "state_invalid",
-            "Invalid or used sign-in link",
-            format!("This sign-in link was already used. {again}"),
-        ));
-    }
     if let Some(err) = req.query("error") {
         let desc = req.query("error_description").unwrap_or_default();
         return Err(Page::new(
@@ -256,6 +247,21 @@ async fn connect<P: Platform>(
             "TikTok sent no authorization code.",
         )
     })?;
+    // Single use: claimed in a Durable Object (strongly consistent) before the code is used; a denial or a call
+    // without a code claims nothing, so such calls cost no storage.
+    if !ctx
+        .p
+        .claim_once(&state::claim_key(&claims.n))
+        .await
+        .map_err(internal)?
+    {
+        return Err(Page::new(
+            400,
+            "state_invalid",
+            "Invalid or used sign-in link",
+            format!("This sign-in link was already used. {again}"),
+        ));
+    }
     let client = Client::for_config(ctx.p, cfg);
     let app = AppCredentials {
         client_key: &cfg.client_key,

@@ -22,6 +22,14 @@ pub struct Claims {
     pub t: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r: Option<String>,
+    /// Bound to the browser's cookie (false when the callback is on another origin than
+    /// `/oauth/start`, where the cookie cannot follow).
+    #[serde(default = "bound")]
+    pub b: bool,
+}
+
+fn bound() -> bool {
+    true
 }
 
 /// Why a state was refused.
@@ -78,7 +86,7 @@ pub fn verify(
     }
     let bound =
         cookie_nonce.is_some_and(|c| c.as_bytes().ct_eq(claims.n.as_bytes()).unwrap_u8() == 1);
-    if !bound {
+    if claims.b && !bound {
         return Err(Refusal::OtherBrowser);
     }
     Ok(claims)
@@ -115,6 +123,7 @@ mod tests {
             n: "ab12".into(),
             t: 1_000,
             r: Some("https://app.example/done".into()),
+            b: true,
         }
     }
 
@@ -150,6 +159,19 @@ mod tests {
             verify(&s, "no-dot", Some("ab12"), 1_100, 600),
             Err(Refusal::Invalid)
         );
+    }
+
+    #[test]
+    fn a_state_for_another_origin_is_not_bound() {
+        let s = Secret::new("app-secret");
+        let state = sign(
+            &s,
+            &Claims {
+                b: false,
+                ..claims()
+            },
+        );
+        assert!(verify(&s, &state, None, 1_100, 600).is_ok());
     }
 
     #[test]

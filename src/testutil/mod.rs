@@ -33,6 +33,7 @@ pub struct Fake {
     pub cfg: Option<crate::config::Config>,
     kv: RefCell<BTreeMap<(u8, String), String>>,
     meta: RefCell<BTreeMap<(u8, String), String>>,
+    running: RefCell<std::collections::HashSet<String>>,
     answers: RefCell<VecDeque<std::result::Result<Response, TransportError>>>,
     sent: RefCell<Vec<Outbound>>,
     now_ms: Cell<u64>,
@@ -195,6 +196,12 @@ impl crate::ports::Local for Fake {
     }
     fn instance_id(&self) -> &str {
         "fake-instance"
+    }
+    fn claim_run(&self, key: &str) -> bool {
+        self.running.borrow_mut().insert(key.to_string())
+    }
+    fn release_run(&self, key: &str) {
+        self.running.borrow_mut().remove(key);
     }
 }
 

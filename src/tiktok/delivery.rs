@@ -133,9 +133,23 @@ fn same_content(listed: &ListedMessage, msg: &Outgoing) -> bool {
     }
 }
 
+/// What TikTok's listing says about an attempt of unknown outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// It went out: TikTok's id of the message.
+    Sent(String),
+    /// It is not there, and the listing reaches back before the attempt: it was not sent.
+    Absent,
+    /// Not among the 20 latest, which all came after the attempt: it may be further back.
+    Unsure,
+}
+
+/// The listing TikTok gives (its latest messages).
+const LISTING_SIZE: usize = 20;
+
 /// Looks in TikTok's listing (the 20 latest messages) for a message the business sent
 /// through the API at or after `since_ms` with the content of `msg`, whose id is not one of
-/// `known` (messages already accounted for). Returns its id.
+/// `known` (messages already accounted for).
 pub async fn find_sent<P: Platform>(
     p: &P,
     client: &Client<'_, P>,
@@ -144,7 +158,7 @@ pub async fn find_sent<P: Platform>(
     msg: &Outgoing,
     since_ms: u64,
     known: &[String],
-) -> Result<Option<String>> {
+) -> Result<Found> {
     let token = p.access_token(account, None).await?;
     let page = match client
         .list_messages(token.expose(), account, conversation)
@@ -158,7 +172,7 @@ pub async fn find_sent<P: Platform>(
                 Some(ApiCode::InvalidParameter | ApiCode::NotFound)
             ) =>
         {
-            return Ok(None)
+            return Ok(Found::Absent)
         }
         Err(e) => return Err(e),
     };
@@ -185,7 +199,15 @@ pub async fn find_sent<P: Platform>(
         json!({"account_id": account, "conversation_id": conversation,
                "found": found.is_some(), "message_id": found.map(|m| &m.message_id)}),
     );
-    Ok(found.map(|m| m.message_id.clone()))
+    if let Some(m) = found {
+        return Ok(Found::Sent(m.message_id.clone()));
+    }
+    let oldest = page.messages.iter().filter_map(|m| m.timestamp).min();
+    let full = page.messages.len() >= LISTING_SIZE;
+    Ok(match oldest {
+        Some(t) if full && t > since_ms as i64 - CLOCK_SKEW_MS => Found::Unsure,
+        _ => Found::Absent,
+    })
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::ports::{Bucket, Level, Local, Platform};
 use crate::rules::engine::{self, ConversationState};
 use crate::rules::store::load_rules;
-use crate::tiktok::delivery::{self, Outcome, Retry, RECONCILE_AFTER_MS};
+use crate::tiktok::delivery::{self, Found, Outcome, Retry, RECONCILE_AFTER_MS};
 use crate::tiktok::types::{Outgoing, SenderAction};
 use crate::tiktok::Client;
 use crate::time::Zone;
@@ -29,8 +29,15 @@ pub const PENDING_GRACE_MS: u64 = 15_000;
 const FAILURE_TTL_SECS: u64 = 30 * 86_400;
 /// Sends of unknown outcome tried per message before it is recorded as a failure.
 const MAX_UNKNOWN_TRIES: u32 = 3;
+/// Pending records one alarm run looks at.
+const SWEEP_PAGE: usize = 100;
 /// A conversation's state is forgotten this long after its last activity.
 pub const CONVERSATION_RETENTION_SECS: u64 = 30 * 86_400;
+
+/// The longest one send can take: every attempt to its deadline, with the backoffs between.
+fn worst_send_ms(cfg: &Config) -> u64 {
+    u64::from(crate::tiktok::retry::ATTEMPTS) * (cfg.tiktok_timeout_ms + 4_000)
+}
 
 /// Delay before processing that failed is tried again: 5 s doubling up to 5 min.
 pub fn retry_delay_ms(attempts: u32) -> u64 {
@@ -125,8 +132,12 @@ pub fn failure_id(account: &str, key: &str, stage: &Stage) -> String {
 /// A send that went out and whose answer is awaited or lost.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Inflight {
+    /// When the send started (the earliest its message can be at TikTok).
     pub at_ms: u64,
     pub tries: u32,
+    /// When its answer left the outcome unknown; absent when the run died before the answer.
+    #[serde(default)]
+    pub answered_ms: Option<u64>,
 }
 
 /// The decided reply and how far it got.
@@ -229,6 +240,44 @@ pub async fn accept<P: Local + crate::ports::Clock>(p: &P, key: &str, raw: &str)
     Ok(true)
 }
 
+/// When a pending record needs looking at.
+fn due_at(rec: &Pending, now: u64) -> u64 {
+    match (rec.started_at, rec.not_before) {
+        // Started and not running now (process() skips what runs): cut off, resume.
+        (Some(_), _) => now,
+        (None, Some(t)) => t,
+        (None, None) => rec.accepted_at + PENDING_GRACE_MS,
+    }
+}
+
+/// The earliest time a pending record needs looking at (one storage list, nothing run).
+pub async fn next_due<P: Local + crate::ports::Clock>(p: &P) -> Result<Option<u64>> {
+    let now = p.now_ms();
+    let pending = p.local_list("pending:", SWEEP_PAGE).await?;
+    Ok(pending
+        .iter()
+        .filter_map(|(k, v)| Some((k, serde_json::from_str::<Pending>(v).ok()?)))
+        .map(|(k, r)| {
+            let key = &k["pending:".len()..];
+            // One running in this instance now will say when it needs looking at again.
+            let running = !p.claim_run(key);
+            if !running {
+                p.release_run(key);
+            }
+            if running {
+                now + PENDING_GRACE_MS
+            } else {
+                due_at(&r, now).max(now + 1_000)
+            }
+        })
+        .min())
+}
+
+/// Whether `key` is still pending.
+pub async fn is_pending<P: Local>(p: &P, key: &str) -> Result<bool> {
+    Ok(p.local_get(&pending_key(key)).await?.is_some())
+}
+
 async fn record_failure<P: Platform>(p: &P, f: &Failure) -> Result<()> {
     p.log(
         Level::Error,
@@ -247,17 +296,25 @@ async fn record_failure<P: Platform>(p: &P, f: &Failure) -> Result<()> {
 /// Runs (or resumes) the pending event `key`. Whatever fails, the event stays pending (and
 /// `retry_at` says when to look again) or its failures are recorded: it is never dropped.
 pub async fn process<P: Platform + Local>(p: &P, cfg: &Config, key: &str) -> Result<Processed> {
+    // One run per key in this instance (another instance means the earlier run died).
+    if !p.claim_run(key) {
+        return Ok(Processed::default());
+    }
+    let out = run_claimed(p, cfg, key).await;
+    p.release_run(key);
+    out
+}
+
+/// Most attempts after errors before what is left is recorded as a failure (about 20 min).
+const MAX_ATTEMPTS: u32 = 8;
+
+async fn run_claimed<P: Platform + Local>(p: &P, cfg: &Config, key: &str) -> Result<Processed> {
     let Some(mut rec) = load_pending(p, key).await? else {
         return Ok(Processed::default());
     };
     let now = p.now_ms();
     match (rec.started_at, rec.not_before) {
         (Some(started), _) => {
-            let same_run = rec.run.as_deref() == Some(p.instance_id());
-            if same_run && now.saturating_sub(started) < cfg.processing_timeout_secs * 1000 {
-                // Running right now, in this instance.
-                return Ok(Processed::default());
-            }
             p.log(
                 Level::Warn,
                 "resuming an event whose processing was cut off",
@@ -276,7 +333,19 @@ pub async fn process<P: Platform + Local>(p: &P, cfg: &Config, key: &str) -> Res
     rec.run = Some(p.instance_id().to_string());
     save_pending(p, key, &rec).await?;
     let mut recorded = Vec::new();
-    match advance(p, cfg, key, &mut rec, &mut recorded).await {
+    let outcome = match advance(p, cfg, key, &mut rec, &mut recorded).await {
+        Err(e) if rec.attempts + 1 >= MAX_ATTEMPTS => {
+            // Tried long enough: what is left becomes a failure an admin can see and replay.
+            p.log(
+                Level::Error,
+                "event processing keeps failing; recording what is left",
+                json!({"key": key, "code": e.code(), "attempts": rec.attempts + 1}),
+            );
+            give_up(p, key, &mut rec, &e, &mut recorded).await
+        }
+        other => other,
+    };
+    match outcome {
         Ok(None) => {
             p.local_delete(&pending_key(key)).await?;
             Ok(Processed {
@@ -306,8 +375,8 @@ pub async fn process<P: Platform + Local>(p: &P, cfg: &Config, key: &str) -> Res
             rec.started_at = None;
             rec.run = None;
             rec.not_before = Some(at);
-            // If even this write fails, the record still names this run: it is resumed once
-            // the processing timeout has passed (or at once by the next instance).
+            // If even this write fails, the record still names this run: it is resumed by
+            // the next alarm (this run is over) or at once by the next instance.
             save_pending(p, key, &rec).await?;
             Ok(Processed {
                 retry_at: Some(at),
@@ -315,6 +384,41 @@ pub async fn process<P: Platform + Local>(p: &P, cfg: &Config, key: &str) -> Res
             })
         }
     }
+}
+
+/// Records what an event still had to do as one failure (its reply's unsent messages, with
+/// the time of a send of unknown outcome, or the whole event) and ends it.
+async fn give_up<P: Platform + Local>(
+    p: &P,
+    key: &str,
+    rec: &mut Pending,
+    e: &Error,
+    recorded: &mut Vec<Failure>,
+) -> Result<Option<u64>> {
+    let event = envelope::parse(rec.raw.as_bytes()).map_err(|e| Error::Internal(e.to_string()))?;
+    let stage = match &rec.reply {
+        Some(prog) if prog.done < prog.messages.len() => Stage::Reply {
+            conversation_id: prog.conversation_id.clone(),
+            messages: prog.messages[prog.done..]
+                .iter()
+                .map(|(_, m)| m.clone())
+                .collect(),
+            texts: vec![],
+            unknown_since_ms: prog.inflight.as_ref().map(|i| i.at_ms),
+        },
+        Some(_) => Stage::Interrupted,
+        None => Stage::Interrupted,
+    };
+    let f = new_failure(p, &event, key, rec, stage, e, rec.attempts + 1);
+    rec.failures.push(f);
+    rec.reply = None;
+    while let Some(f) = rec.failures.first().cloned() {
+        record_failure(p, &f).await?;
+        rec.failures.remove(0);
+        recorded.push(f);
+        save_pending(p, key, rec).await?;
+    }
+    Ok(None)
 }
 
 /// Does what is left of the event; `Some(time)` when it must wait (an unknown send outcome).
@@ -376,6 +480,15 @@ async fn advance<P: Platform + Local>(
         rec.failures.remove(0);
         recorded.push(f);
         save_pending(p, key, rec).await?;
+    }
+    // A replay that finished (now, or later through the alarm) retires the failure it redid,
+    // unless it recorded that same failure again. Done before the pending record goes, so a
+    // second replay meanwhile still sees this one in progress.
+    if let Some(id) = rec.replay_of.clone() {
+        if !recorded.iter().any(|f| f.id == id) {
+            p.delete(Bucket::State, &failure_key(&event.account, &id))
+                .await?;
+        }
     }
     Ok(None)
 }
@@ -596,14 +709,18 @@ async fn execute_reply<P: Platform + Local>(
                 &prog.sent_ids,
             )
             .await?;
-            if found.is_some() {
-                mark_sent(p, key, &account, rec, &mut prog, found, "reconciled").await?;
+            if let Found::Sent(id) = found {
+                mark_sent(p, key, &account, rec, &mut prog, Some(id), "reconciled").await?;
                 continue;
             }
-            if p.now_ms() < inf.at_ms + RECONCILE_AFTER_MS {
-                return Ok(Some(inf.at_ms + RECONCILE_AFTER_MS));
+            // Waited for from the unclear answer, or (the run died first) from the latest the
+            // send could still have been going on.
+            let settled =
+                inf.answered_ms.unwrap_or(inf.at_ms + worst_send_ms(cfg)) + RECONCILE_AFTER_MS;
+            if p.now_ms() < settled {
+                return Ok(Some(settled));
             }
-            if inf.tries >= MAX_UNKNOWN_TRIES {
+            if found == Found::Unsure || inf.tries >= MAX_UNKNOWN_TRIES {
                 let e = Error::Upstream {
                     endpoint: "/business/message/send/",
                     failure: crate::error::UpstreamFailure::Timeout,
@@ -639,6 +756,7 @@ async fn execute_reply<P: Platform + Local>(
         prog.inflight = Some(Inflight {
             at_ms: p.now_ms(),
             tries: tries + 1,
+            answered_ms: None,
         });
         rec.reply = Some(prog.clone());
         save_pending(p, key, rec).await?;
@@ -657,7 +775,13 @@ async fn execute_reply<P: Platform + Local>(
                     "send outcome unknown; looked for at TikTok before anything is sent again",
                     json!({"account_id": account, "conversation_id": conv_id, "code": e.code()}),
                 );
-                return Ok(Some(p.now_ms() + RECONCILE_AFTER_MS));
+                let now = p.now_ms();
+                if let Some(inf) = prog.inflight.as_mut() {
+                    inf.answered_ms = Some(now);
+                }
+                rec.reply = Some(prog.clone());
+                save_pending(p, key, rec).await?;
+                return Ok(Some(now + RECONCILE_AFTER_MS));
             }
         }
     }
@@ -702,10 +826,14 @@ async fn fail_rest<P: Platform + Local>(
 /// Returns when the alarm should come back for what is still pending.
 pub async fn sweep<P: Platform + Local>(p: &P, cfg: &Config) -> Result<Option<u64>> {
     let now = p.now_ms();
-    let timeout = cfg.processing_timeout_secs * 1000;
     let mut next: Option<u64> = None;
     let mut soonest = |t: u64| next = Some(next.map_or(t, |n: u64| n.min(t)));
-    for (k, v) in p.local_list(PENDING, 100).await? {
+    let pending = p.local_list(PENDING, SWEEP_PAGE).await?;
+    if pending.len() == SWEEP_PAGE {
+        // More than one page is pending: come back at once for the rest.
+        soonest(now + 1_000);
+    }
+    for (k, v) in pending {
         let key = &k[PENDING.len()..];
         let Ok(rec) = serde_json::from_str::<Pending>(&v) else {
             p.log(
@@ -715,12 +843,7 @@ pub async fn sweep<P: Platform + Local>(p: &P, cfg: &Config) -> Result<Option<u6
             );
             continue;
         };
-        let due_at = match (rec.started_at, rec.not_before) {
-            (Some(_), _) if rec.run.as_deref() != Some(p.instance_id()) => now,
-            (Some(started), _) => started + timeout,
-            (None, Some(t)) => t,
-            (None, None) => rec.accepted_at + PENDING_GRACE_MS,
-        };
+        let due_at = due_at(&rec, now);
         if due_at > now {
             soonest(due_at);
             continue;
@@ -804,6 +927,7 @@ pub async fn replay<P: Platform + Local>(
                 inflight: unknown_since_ms.map(|at| Inflight {
                     at_ms: at,
                     tries: 0,
+                    answered_ms: Some(at),
                 }),
                 sent_ids: vec![],
             })
@@ -818,9 +942,6 @@ pub async fn replay<P: Platform + Local>(
         let v = json!({"id": id, "replayed": false, "pending": true,
             "reason": "a send's outcome is unknown; it is looked for at TikTok before anything is sent again"});
         return Ok((v, Some(at)));
-    }
-    if !done.failures.iter().any(|n| n.id == id) {
-        p.delete(Bucket::State, &fkey).await?;
     }
     Ok(match done.failures.first() {
         None => (json!({"id": id, "replayed": true}), None),

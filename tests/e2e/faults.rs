@@ -292,9 +292,7 @@ pub async fn connection_refused_is_reported_and_recorded(env: Arc<Env>) {
 /// The runtime is killed while a reply is in flight (TikTok is slow): after the restart the
 /// actor resumes the event, finds the reply at TikTok (it went out) and sends nothing again.
 pub async fn restart_mid_processing_is_recorded_and_replayable(env: Arc<Env>) {
-    let mut w = Worker::start(&env.sim, "restart", |v| {
-        v.push(("EVENT_PROCESSING_TIMEOUT_SECS", Some("10".into())))
-    });
+    let mut w = Worker::start(&env.sim, "restart", |_| {});
     connect_at(&env, &w.url, "e2e-fault-restart").await;
     put_rules(&env, &w.url).await;
     env.sim
