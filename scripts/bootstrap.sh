@@ -9,6 +9,32 @@ WORKER_BUILD_VERSION=0.8.7
 BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock)
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 
+# Node.js: wrangler and Miniflare need >= 22.12 (NODE_MIN in scripts/env.sh). An older machine
+# node gets a pinned Node 22 from the npm registry (the node-linux-<arch> package ships the
+# official binary) in .tools/node, which scripts/env.sh then puts first on PATH.
+. scripts/env.sh
+version_ge() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -1)" = "$2" ]; }
+if [ -e "$TOOLS_NODE_DIR/bin/node" ] && [ "$("$TOOLS_NODE_DIR/bin/node" --version 2>/dev/null)" != "v$NODE_PIN" ]; then
+  echo "bootstrap: removing .tools/node (not Node $NODE_PIN)"
+  rm -rf "$TOOLS_NODE_DIR"
+  PATH="${PATH//"$TOOLS_NODE_DIR/bin:"/}"
+fi
+machine_node=$(node --version 2>/dev/null | sed 's/^v//')
+if [ ! -e "$TOOLS_NODE_DIR/bin/node" ] && ! version_ge "${machine_node:-0}" "$NODE_MIN"; then
+  case "$(uname -m)" in
+    x86_64) node_arch=x64 ;;
+    aarch64 | arm64) node_arch=arm64 ;;
+    *) echo "bootstrap: no Node.js package for $(uname -m); install Node.js >= $NODE_MIN" >&2; exit 1 ;;
+  esac
+  echo "bootstrap: node ${machine_node:-(none)} is older than $NODE_MIN; installing Node $NODE_PIN" \
+    "from the npm registry into .tools/node (about 10 s, once)"
+  npm install --prefix "$TOOLS_NODE_DIR" --no-save --no-package-lock --no-audit --no-fund \
+    --loglevel=error "node-linux-$node_arch@$NODE_PIN"
+  mkdir -p "$TOOLS_NODE_DIR/bin"
+  ln -sfn "../node_modules/node-linux-$node_arch/bin/node" "$TOOLS_NODE_DIR/bin/node"
+  . scripts/env.sh
+fi
+
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   echo "bootstrap: adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
@@ -27,9 +53,13 @@ if [ "$("$CARGO_BIN/wasm-bindgen" --version 2>/dev/null | awk '{print $2}')" != 
   cargo install wasm-bindgen-cli --version "$BINDGEN_VERSION" --debug
 fi
 
-# npm ci only when package-lock.json changed since the last install.
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "bootstrap: npm ci (wrangler, miniflare, esbuild, binaryen)"
+# npm ci (on the Node above) only when package-lock.json or the Node version changed since the
+# last install.
+node_version=$(node --version)
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
+   || [ "$(cat node_modules/.node-version 2>/dev/null)" != "$node_version" ]; then
+  echo "bootstrap: npm ci on node $node_version (wrangler, miniflare, esbuild, binaryen; about 20 s)"
   npm ci --no-audit --no-fund
   touch node_modules/.package-lock.json
+  echo "$node_version" > node_modules/.node-version
 fi

@@ -4,6 +4,7 @@
 # Skipped when nothing that goes into the build changed since the last successful one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/env.sh
 
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 stamp_file=build/.inputs.sha256

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+. scripts/env.sh # the Node 22 that bootstrap may just have installed
 
 if [ ! -f .dev.vars ]; then
   cp .dev.vars.example .dev.vars

@@ -9,6 +9,7 @@ step() { printf '\n== %s (%ss)\n' "$1" $(( $(date +%s) - started )); }
 
 step bootstrap
 bash scripts/bootstrap.sh
+. scripts/env.sh # the Node 22 that bootstrap may just have installed
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "clippy (native, all targets)"

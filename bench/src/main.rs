@@ -23,6 +23,17 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The Node.js that runs `scripts/serve.mjs`: the pinned Node 22 that `scripts/bootstrap.sh`
+/// installs under `.tools/node` when the machine's node is too old, else `node` on PATH.
+fn node(root: &std::path::Path) -> PathBuf {
+    let local = root.join(".tools/node/bin/node");
+    if local.exists() {
+        local
+    } else {
+        PathBuf::from("node")
+    }
+}
+
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -103,7 +114,7 @@ fn options_file(root: &std::path::Path) -> std::path::PathBuf {
 
 /// Has wrangler read wrangler.toml once, so no measured start-up pays for loading wrangler.
 fn resolve_options(root: &std::path::Path) {
-    let status = Command::new("node")
+    let status = Command::new(node(root))
         .arg("scripts/serve.mjs")
         .current_dir(root)
         .env("RESOLVE_ONLY", options_file(root))
@@ -121,7 +132,7 @@ fn serve(
     out: std::process::Stdio,
     err: std::process::Stdio,
 ) -> std::process::Child {
-    let mut cmd = Command::new("node");
+    let mut cmd = Command::new(node(root));
     cmd.arg("scripts/serve.mjs")
         .current_dir(root)
         .env("PORT", port.to_string())

@@ -50,6 +50,27 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The Node.js that runs `scripts/serve.mjs` and wrangler: the pinned Node 22 that
+/// `scripts/bootstrap.sh` installs under `.tools/node` when the machine's node is older than
+/// wrangler needs (as `scripts/env.sh` puts it first on PATH for the scripts), else `node`.
+pub fn node() -> PathBuf {
+    let local = root().join(".tools/node/bin/node");
+    if local.exists() {
+        local
+    } else {
+        PathBuf::from("node")
+    }
+}
+
+/// PATH with the directory of [`node`] first, for anything a child starts by name.
+fn path_with_node() -> std::ffi::OsString {
+    let mut dirs: Vec<PathBuf> = node().parent().map(Path::to_path_buf).into_iter().collect();
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs.into_iter().filter(|d| !d.as_os_str().is_empty())).unwrap_or_default()
+}
+
 /// Builds the release `.wasm` once (the script skips unchanged inputs).
 pub fn build_wasm() {
     let started = Instant::now();
@@ -299,7 +320,7 @@ fn spawn(server: Server, dir: &Path, port: u16) -> Child {
         .expect("log file");
     let mut cmd = match server {
         Server::Miniflare => {
-            let mut c = Command::new("node");
+            let mut c = Command::new(node());
             c.arg(root().join("scripts/serve.mjs"))
                 .env("CONFIG", dir.join("wrangler.toml"))
                 .env("PORT", port.to_string())
@@ -307,8 +328,9 @@ fn spawn(server: Server, dir: &Path, port: u16) -> Child {
             c
         }
         Server::WranglerDev => {
-            let mut c = Command::new(root().join("node_modules/.bin/wrangler"));
-            c.args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            let mut c = Command::new(node());
+            c.arg(root().join("node_modules/wrangler/bin/wrangler.js"))
+                .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
                 .args(["--inspector-port", &free_port().to_string()])
                 .arg("--persist-to")
                 .arg(dir.join("state"))
@@ -319,6 +341,7 @@ fn spawn(server: Server, dir: &Path, port: u16) -> Child {
         }
     };
     cmd.current_dir(dir)
+        .env("PATH", path_with_node())
         .env("WRANGLER_SEND_METRICS", "false")
         .env("NO_COLOR", "1")
         .env("CI", "1")

@@ -1,0 +1,14 @@
+# Sourced by every script (not run): the Node.js the project's tools run on.
+# wrangler and Miniflare need Node.js >= 22.12. When the machine's node is older,
+# scripts/bootstrap.sh installs a pinned Node 22 from the npm registry under .tools/node, and
+# this puts it first on PATH, so `node`, `npm` and node_modules/.bin/* all run on it. The e2e
+# harness and the bench resolve the same .tools/node/bin/node.
+NODE_PIN=22.23.5
+NODE_MIN=22.12.0
+TOOLS_NODE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools/node"
+if [ -x "$TOOLS_NODE_DIR/bin/node" ]; then
+  case ":$PATH:" in
+    *":$TOOLS_NODE_DIR/bin:"*) ;;
+    *) export PATH="$TOOLS_NODE_DIR/bin:$PATH" ;;
+  esac
+fi
