@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 stamp_file=build/.inputs.sha256
-stamp=$( (find src -type f | sort | xargs sha256sum; sha256sum Cargo.toml Cargo.lock scripts/build.sh) | sha256sum | cut -d' ' -f1)
+stamp=$( (find src -type f | sort | xargs sha256sum; sha256sum Cargo.toml Cargo.lock package-lock.json scripts/build.sh) | sha256sum | cut -d' ' -f1)
 if [ -f build/index.js ] && [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ]; then
   echo "build: up to date (build/index.js)"
   exit 0

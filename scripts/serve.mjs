@@ -11,8 +11,8 @@
 // Loading wrangler takes about a second; the bench keeps it out of its cold-start figures by
 // resolving once (RESOLVE_ONLY=<file> writes the options and exits) and then starting with
 // OPTIONS=<file>.
-import { Miniflare } from "miniflare";
-import { readFileSync, writeFileSync } from "node:fs";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 const started = performance.now();
@@ -26,26 +26,44 @@ if (process.env.RESOLVE_ONLY) {
   process.exit(0);
 }
 const persist = process.env.PERSIST;
+// Miniflare 5 no longer finds a module's imports by itself (wrangler's `modulesRules` are
+// refused): the build is worker-build's `index.js` and the `.wasm` beside it, listed here.
+delete workerOptions.modulesRules;
+const modulesRoot = path.dirname(main);
 const worker = process.env.BASELINE
-  ? { script: 'export default { fetch() { return new Response("ok"); } }' }
-  : { scriptPath: main, modulesRoot: path.dirname(main) };
+  ? { script: 'export default { fetch() { return new Response("ok"); } }', modules: true }
+  : {
+      modulesRoot,
+      modules: [
+        { type: "ESModule", path: main },
+        ...readdirSync(modulesRoot)
+          .filter((f) => f.endsWith(".wasm"))
+          .map((f) => ({ type: "CompiledWasm", path: path.join(modulesRoot, f) })),
+      ],
+    };
 if (process.env.WORKER_VARS) {
   workerOptions.bindings = JSON.parse(process.env.WORKER_VARS);
 }
 
-const mf = new Miniflare({
-  ...workerOptions,
-  ...worker,
-  modules: true,
-  host: "127.0.0.1",
-  port: Number(process.env.PORT || 8787),
-  // No network: the default `request.cf` instead of fetching Cloudflare's.
-  cf: false,
-  // `GET /cdn-cgi/handler/scheduled?cron=...` runs the cron handler, as in production.
-  unsafeTriggerHandlers: true,
-  kvPersist: persist ? path.join(persist, "kv") : false,
-  durableObjectsPersist: persist ? path.join(persist, "do") : false,
-});
+// Miniflare 5 takes its own option format; wrangler still derives the worker options in the
+// previous (v4) one, which `convertV4MiniflareOptions` translates. Without
+// `unsafeDevRegistryPath` the converted options keep the dev registry off, so concurrent
+// instances never see each other.
+const mf = new Miniflare(
+  convertV4MiniflareOptions({
+    ...workerOptions,
+    ...worker,
+    host: "127.0.0.1",
+    port: Number(process.env.PORT || 8787),
+    // No network: the default `request.cf` instead of fetching Cloudflare's.
+    cf: false,
+    // `GET /cdn-cgi/local/scheduled?cron=...` runs the cron handler (Miniflare 5's path; it was
+    // /cdn-cgi/handler/scheduled before), as `wrangler dev` does.
+    unsafeTriggerHandlers: true,
+    // KV and Durable Object state under PERSIST (`kv/`, `do/`); in memory without it.
+    resourcePersistencePath: persist ? path.resolve(persist) : undefined,
+  }),
+);
 const url = await mf.ready;
 console.log(`ready ${url} ${(performance.now() - started).toFixed(1)}`);
 

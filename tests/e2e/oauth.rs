@@ -399,7 +399,7 @@ async fn run_cron(env: &Env) {
     let r = env
         .call(
             "GET",
-            "/cdn-cgi/handler/scheduled?cron=*/10+*+*+*+*",
+            "/cdn-cgi/local/scheduled?cron=*/10+*+*+*+*",
             None,
             None,
         )
