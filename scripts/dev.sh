@@ -4,6 +4,9 @@
 # simulator on 127.0.0.1:9797 and points the Worker at it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$(date +%s)
+say() { echo "dev: $* ($(( $(date +%s) - started ))s)"; }
+say "checking the toolchain (scripts/bootstrap.sh; installs what is missing, once)"
 bash scripts/bootstrap.sh
 . scripts/env.sh # the Node 22 that bootstrap may just have installed
 
@@ -19,7 +22,8 @@ trap cleanup EXIT INT TERM
 
 if [ "$(val TIKTOK_CLIENT_KEY)" = "" ] || [ "$(val TIKTOK_CLIENT_KEY)" = "sim-client-key" ] \
    || val TIKTOK_API_BASE | grep -q '127.0.0.1'; then
-  cargo build -q --release -p tiktok-sim
+  say "building the TikTok simulator (cargo build --release -p tiktok-sim; about a minute the first time)"
+  cargo build --release -p tiktok-sim
   port=$(val TIKTOK_API_BASE | sed -n 's#^http://127.0.0.1:\([0-9]*\)/.*#\1#p')
   # The simulator, like TikTok, only accepts the redirect URI registered for the app.
   redirect="$(val OAUTH_REDIRECT_URI)"
@@ -33,6 +37,11 @@ else
   echo "dev: using the TikTok credentials and API base in .dev.vars"
 fi
 
-export WRANGLER_SEND_METRICS=false
+# Offline-friendly: no usage metrics, and the placeholder `request.cf` instead of fetching
+# Cloudflare's (which prints a stack trace without network).
+export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
+say "starting wrangler dev on http://127.0.0.1:${PORT:-8787}; it builds the Worker first" \
+  "(scripts/build.sh: Rust to wasm32, wasm-bindgen, wasm-opt; a few minutes the first time," \
+  "seconds when nothing changed) and rebuilds when src/ changes"
 node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "${PORT:-8787}" \
   --persist-to .wrangler/state --test-scheduled --show-interactive-dev-session=false
