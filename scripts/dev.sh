@@ -22,7 +22,7 @@ trap cleanup EXIT INT TERM
 
 if [ "$(val TIKTOK_CLIENT_KEY)" = "" ] || [ "$(val TIKTOK_CLIENT_KEY)" = "sim-client-key" ] \
    || val TIKTOK_API_BASE | grep -q '127.0.0.1'; then
-  say "building the TikTok simulator (cargo build --release -p tiktok-sim; about a minute the first time)"
+  say "building the TikTok simulator (cargo build --release -p tiktok-sim; one to two minutes the first time)"
   cargo build --release -p tiktok-sim
   port=$(val TIKTOK_API_BASE | sed -n 's#^http://127.0.0.1:\([0-9]*\)/.*#\1#p')
   # The simulator, like TikTok, only accepts the redirect URI registered for the app.
