@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = decide(
             &set,
             &conv,
-            Some(&text),
+            Some(text.as_ref()),
             Some("Ada"),
             LocalTime {
                 weekday: 2,
