@@ -9,7 +9,7 @@
 use crate::error::{is_ambiguous, Error, Result};
 use crate::ports::{Level, Platform};
 use crate::tiktok::codes::ApiCode;
-use crate::tiktok::retry::{backoff_ms, is_token_rejected, ATTEMPTS};
+use crate::tiktok::retry::{backoff_ms, with_fresh_token, ATTEMPTS};
 use crate::tiktok::types::{ListedMessage, Outgoing, Sent};
 use crate::tiktok::Client;
 use serde_json::json;
@@ -68,34 +68,27 @@ pub async fn deliver<P: Platform>(
     msg: &Outgoing,
     retry: Retry,
 ) -> Outcome {
-    let mut rejected: Option<String> = None;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let token = match p.access_token(account, rejected.as_deref()).await {
-            Ok(t) => t,
-            Err(e) => return Outcome::NotSent(e, attempt - 1),
-        };
-        match client
-            .send(token.expose(), account, conversation, msg)
-            .await
-        {
-            Ok(s) => return Outcome::Sent(s),
-            Err(e) if is_ambiguous(&e) => return Outcome::Unknown(e, attempt),
-            Err(e) if rejected.is_none() && is_token_rejected(&e) => {
-                rejected = Some(token.expose().to_string());
+    let attempts = std::cell::Cell::new(0u32);
+    let sent = with_fresh_token(p, account, async |token: &str| {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            attempts.set(attempts.get() + 1);
+            match client.send(token, account, conversation, msg).await {
+                Err(e) if !is_ambiguous(&e) && retry.covers(&e) && attempt < ATTEMPTS => {
+                    let mut j = [0u8; 1];
+                    p.fill(&mut j);
+                    p.sleep(backoff_ms(attempt, j[0])).await;
+                }
+                other => return other,
             }
-            Err(e) if is_token_rejected(&e) => {
-                // Refreshed and refused again: the grant is not usable.
-                return Outcome::NotSent(e, attempt);
-            }
-            Err(e) if retry.covers(&e) && attempt < ATTEMPTS => {
-                let mut j = [0u8; 1];
-                p.fill(&mut j);
-                p.sleep(backoff_ms(attempt, j[0])).await;
-            }
-            Err(e) => return Outcome::NotSent(e, attempt),
         }
+    })
+    .await;
+    match sent {
+        Ok(s) => Outcome::Sent(s),
+        Err(e) if is_ambiguous(&e) => Outcome::Unknown(e, attempts.get()),
+        Err(e) => Outcome::NotSent(e, attempts.get()),
     }
 }
 

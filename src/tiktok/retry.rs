@@ -13,26 +13,35 @@ pub(crate) fn is_token_rejected(e: &Error) -> bool {
 }
 
 /// Runs `op` with the account's access token; if TikTok rejects the token (40102 expired,
-/// 40105 invalid), gets a
-/// refreshed one (single-flight in the coordinator) and runs `op` once more.
+/// 40105 invalid), gets a refreshed one (single-flight in the coordinator) and runs `op` once
+/// more. The one refresh-and-retry path of every call to TikTok that uses a token.
+pub async fn with_fresh_token<P: Platform, T>(
+    p: &P,
+    account: &str,
+    op: impl AsyncFn(&str) -> Result<T>,
+) -> Result<T> {
+    let token = p.access_token(account, None).await?;
+    match op(token.expose()).await {
+        Err(e) if is_token_rejected(&e) => {
+            p.log(
+                Level::Warn,
+                "access token rejected; refreshing",
+                json!({"account_id": account}),
+            );
+            let fresh = p.access_token(account, Some(token.expose())).await?;
+            op(fresh.expose()).await
+        }
+        other => other,
+    }
+}
+
+/// [`with_fresh_token`] for a request handler.
 pub async fn with_token<P: Platform, T>(
     ctx: &Ctx<'_, P>,
     account: &str,
     op: impl AsyncFn(&str) -> Result<T>,
 ) -> Result<T> {
-    let token = ctx.p.access_token(account, None).await?;
-    match op(token.expose()).await {
-        Err(e) if is_token_rejected(&e) => {
-            ctx.log(
-                Level::Warn,
-                "access token rejected; refreshing",
-                json!({"account_id": account}),
-            );
-            let fresh = ctx.p.access_token(account, Some(token.expose())).await?;
-            op(fresh.expose()).await
-        }
-        other => other,
-    }
+    with_fresh_token(ctx.p, account, op).await
 }
 
 pub(crate) fn only_transient(e: &Error) -> bool {

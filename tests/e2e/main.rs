@@ -12,6 +12,7 @@ mod harness;
 mod hygiene;
 mod messages;
 mod oauth;
+mod openapi;
 mod walkthrough;
 mod webhooks;
 
@@ -228,6 +229,7 @@ fn main() {
         messages::webhook_subscription_put_get_delete,
         messages::auth_failures,
         messages::openapi_documents_every_route,
+        openapi::documented_schemas_match_real_answers,
         contract::accounts_show_the_business_profile,
         contract::share_posts_cards_and_quoted_replies_are_sent,
         contract::images_are_refused_where_tiktok_does_not_allow_them,
