@@ -122,6 +122,21 @@ fn participant_json(p: &Participant) -> Value {
     })
 }
 
+/// The checks of a route about one conversation of one account: a sender key allowed for
+/// the account, valid ids. Returns the configuration and the account.
+fn conversation_scope<'c, P: Platform>(
+    ctx: &'c Ctx<'_, P>,
+    req: &Request,
+    conversation: &str,
+) -> Result<(&'c crate::config::Config, String)> {
+    ctx.authorize(req, Role::Sender)?;
+    let cfg = ctx.config()?;
+    let account = id_param(req, "account_id")?;
+    ctx.authorize_account(req, &account)?;
+    check_id("conversation_id", conversation)?;
+    Ok((cfg, account))
+}
+
 /// `GET /v1/conversations/{id}/messages?account_id`: TikTok's 20 latest messages, oldest
 /// first, with the two participants.
 pub async fn list_messages<P: Platform>(
@@ -129,11 +144,7 @@ pub async fn list_messages<P: Platform>(
     req: &Request,
     conversation: &str,
 ) -> Result<Response> {
-    ctx.authorize(req, Role::Sender)?;
-    let cfg = ctx.config()?;
-    let account = id_param(req, "account_id")?;
-    ctx.authorize_account(req, &account)?;
-    check_id("conversation_id", conversation)?;
+    let (cfg, account) = conversation_scope(ctx, req, conversation)?;
     let client = Client::for_config(ctx.p, cfg);
     let mut page: MessagePage = with_token(ctx, &account, async |t: &str| {
         client.list_messages(t, &account, conversation).await
@@ -161,11 +172,7 @@ pub async fn message_media<P: Platform>(
     conversation: &str,
     message: &str,
 ) -> Result<Response> {
-    ctx.authorize(req, Role::Sender)?;
-    let cfg = ctx.config()?;
-    let account = id_param(req, "account_id")?;
-    ctx.authorize_account(req, &account)?;
-    check_id("conversation_id", conversation)?;
+    let (cfg, account) = conversation_scope(ctx, req, conversation)?;
     check_id("message_id", message)?;
     let media_type = match req.query("media_type").as_deref() {
         None => None,

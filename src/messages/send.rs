@@ -499,47 +499,23 @@ pub async fn send_message<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
                     Ok(r)
                 }
                 Ok(Found::Unsure) => {
-                    let e = Error::Conflict(
-                        "the previous attempt with this Idempotency-Key cannot be confirmed: the conversation has moved on at TikTok since; check it before sending again (with another key)".into(),
-                    );
                     keyed
-                        .settle(
-                            ctx,
-                            409,
-                            e.body(&ctx.request_id).to_string(),
-                            Settle::Unclaim,
-                        )
-                        .await;
-                    Err(e)
+                        .unclaim(ctx, Error::Conflict(
+                            "the previous attempt with this Idempotency-Key cannot be confirmed: the conversation has moved on at TikTok since; check it before sending again (with another key)".into(),
+                        ))
+                        .await
                 }
                 Ok(Found::Absent) if wait_ms > 0 => {
-                    let e = Error::Conflict(format!(
-                        "the previous attempt with this Idempotency-Key may still reach TikTok; it is looked for again in {} s before anything is sent, retry then",
-                        wait_ms.div_ceil(1000)
-                    ));
                     keyed
-                        .settle(
-                            ctx,
-                            409,
-                            e.body(&ctx.request_id).to_string(),
-                            Settle::Unclaim,
-                        )
-                        .await;
-                    Err(e)
+                        .unclaim(ctx, Error::Conflict(format!(
+                            "the previous attempt with this Idempotency-Key may still reach TikTok; it is looked for again in {} s before anything is sent, retry then",
+                            wait_ms.div_ceil(1000)
+                        )))
+                        .await
                 }
                 // Not at TikTok after the wait: it was never sent. Send now, under the claim.
                 Ok(Found::Absent) => keyed.send(ctx).await,
-                Err(e) => {
-                    keyed
-                        .settle(
-                            ctx,
-                            e.status(),
-                            e.body(&ctx.request_id).to_string(),
-                            Settle::Unclaim,
-                        )
-                        .await;
-                    Err(e)
-                }
+                Err(e) => keyed.unclaim(ctx, e).await,
             }
         }
     }
@@ -578,6 +554,18 @@ impl Keyed<'_> {
         };
         self.settle(ctx, status, body, settle).await;
         result.map(|v| Response::json(200, &v))
+    }
+
+    /// Answers `e` and leaves the key as it was before this request claimed it.
+    async fn unclaim<P: Platform>(&self, ctx: &Ctx<'_, P>, e: Error) -> Result<Response> {
+        self.settle(
+            ctx,
+            e.status(),
+            e.body(&ctx.request_id).to_string(),
+            Settle::Unclaim,
+        )
+        .await;
+        Err(e)
     }
 
     async fn settle<P: Platform>(
