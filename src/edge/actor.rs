@@ -293,7 +293,11 @@ impl worker::DurableObject for AccountActor {
             Ok(Some(at)) => (at.saturating_sub(now).max(1) as i64).min(SWEEP_ALARM_MS),
             // Nothing left to sweep (a claim object whose claim expired, a forgotten account):
             // no more alarms until something is stored again.
-            Ok(None) if self.storage_is_empty().await => return Response::ok("empty"),
+            Ok(None) if self.storage_is_empty().await => {
+                // The fallback set above goes too.
+                self.state.storage().delete_alarm().await?;
+                return Response::ok("empty");
+            }
             Ok(None) => SWEEP_ALARM_MS,
             Err(e) => {
                 log_line(
