@@ -113,9 +113,6 @@ pub trait Local {
     async fn local_list(&self, prefix: &str, limit: usize) -> Result<Vec<(String, String)>>;
     /// Writes every entry or none (one atomic storage write).
     async fn local_put_all(&self, entries: Vec<(String, String)>) -> Result<()>;
-    /// This instance of the actor: it changes when the runtime restarts the object, so a
-    /// record started by another instance was cut off.
-    fn instance_id(&self) -> &str;
     /// Marks `key` as being run by this instance (in memory); `false` if it already is.
     fn claim_run(&self, key: &str) -> bool;
     fn release_run(&self, key: &str);

@@ -33,8 +33,6 @@ pub struct AccountActor {
     env: Env,
     /// Held for the whole of a token call, TikTok round trip included.
     token_lock: Mutex<()>,
-    /// Random per instance: pending records started by another instance were cut off.
-    instance: String,
     /// Keys of pending records being run by this instance right now.
     running: std::cell::RefCell<std::collections::HashSet<String>>,
 }
@@ -45,7 +43,6 @@ struct ActorPlatform<'a> {
     storage: Storage,
     cfg: Config,
     token_lock: &'a Mutex<()>,
-    instance: &'a str,
     running: &'a std::cell::RefCell<std::collections::HashSet<String>>,
     request_id: std::cell::RefCell<String>,
 }
@@ -171,10 +168,6 @@ impl Local for ActorPlatform<'_> {
             .map_err(storage_err("put"))
     }
 
-    fn instance_id(&self) -> &str {
-        self.instance
-    }
-
     fn claim_run(&self, key: &str) -> bool {
         self.running.borrow_mut().insert(key.to_string())
     }
@@ -252,11 +245,6 @@ impl worker::DurableObject for AccountActor {
             state,
             env,
             token_lock: Mutex::new(()),
-            instance: {
-                let mut id = [0u8; 8];
-                let _ = getrandom::getrandom(&mut id);
-                hex::encode(id)
-            },
             running: Default::default(),
         }
     }
@@ -342,7 +330,6 @@ impl AccountActor {
             storage: self.state.storage(),
             cfg,
             token_lock: &self.token_lock,
-            instance: &self.instance,
             running: &self.running,
             request_id: std::cell::RefCell::new(request_id),
         })

@@ -194,9 +194,6 @@ impl crate::ports::Local for Fake {
         }
         Ok(())
     }
-    fn instance_id(&self) -> &str {
-        "fake-instance"
-    }
     fn claim_run(&self, key: &str) -> bool {
         self.running.borrow_mut().insert(key.to_string())
     }

@@ -154,6 +154,21 @@ pub struct Progress {
     pub sent_ids: Vec<String>,
 }
 
+impl Progress {
+    /// The messages not sent yet (from the current one), as a failure's stage to replay.
+    fn rest(&self, unknown_since_ms: Option<u64>) -> Stage {
+        Stage::Reply {
+            conversation_id: self.conversation_id.clone(),
+            messages: self.messages[self.done..]
+                .iter()
+                .map(|(_, m)| m.clone())
+                .collect(),
+            texts: vec![],
+            unknown_since_ms,
+        }
+    }
+}
+
 /// The pending record of one event (or of one replay).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Pending {
@@ -161,9 +176,6 @@ pub struct Pending {
     pub accepted_at: u64,
     #[serde(default)]
     pub started_at: Option<u64>,
-    /// The actor instance running it: another instance means that run died with its runtime.
-    #[serde(default)]
-    pub run: Option<String>,
     #[serde(default)]
     pub attempts: u32,
     /// Not to be looked at before this time (ms): a retry after an error, or a reconciliation.
@@ -330,7 +342,6 @@ async fn run_claimed<P: Platform + Local>(p: &P, cfg: &Config, key: &str) -> Res
         _ => {}
     }
     rec.started_at = Some(now);
-    rec.run = Some(p.instance_id().to_string());
     save_pending(p, key, &rec).await?;
     let mut recorded = Vec::new();
     let outcome = match advance(p, cfg, key, &mut rec, &mut recorded).await {
@@ -355,7 +366,6 @@ async fn run_claimed<P: Platform + Local>(p: &P, cfg: &Config, key: &str) -> Res
         }
         Ok(Some(at)) => {
             rec.started_at = None;
-            rec.run = None;
             rec.not_before = Some(at);
             save_pending(p, key, &rec).await?;
             Ok(Processed {
@@ -373,7 +383,6 @@ async fn run_claimed<P: Platform + Local>(p: &P, cfg: &Config, key: &str) -> Res
                        "attempts": rec.attempts, "retry_at_ms": at}),
             );
             rec.started_at = None;
-            rec.run = None;
             rec.not_before = Some(at);
             // If even this write fails, the record still names this run: it is resumed by
             // the next alarm (this run is over) or at once by the next instance.
@@ -397,28 +406,33 @@ async fn give_up<P: Platform + Local>(
 ) -> Result<Option<u64>> {
     let event = envelope::parse(rec.raw.as_bytes()).map_err(|e| Error::Internal(e.to_string()))?;
     let stage = match &rec.reply {
-        Some(prog) if prog.done < prog.messages.len() => Stage::Reply {
-            conversation_id: prog.conversation_id.clone(),
-            messages: prog.messages[prog.done..]
-                .iter()
-                .map(|(_, m)| m.clone())
-                .collect(),
-            texts: vec![],
-            unknown_since_ms: prog.inflight.as_ref().map(|i| i.at_ms),
-        },
-        Some(_) => Stage::Interrupted,
-        None => Stage::Interrupted,
+        Some(prog) if prog.done < prog.messages.len() => {
+            prog.rest(prog.inflight.as_ref().map(|i| i.at_ms))
+        }
+        _ => Stage::Interrupted,
     };
     let f = new_failure(p, &event, key, rec, stage, e, rec.attempts + 1);
     rec.failures.push(f);
     rec.reply = None;
+    record_decided(p, key, rec, recorded).await?;
+    Ok(None)
+}
+
+/// Records the failures decided so far, one at a time, each removed from the pending record
+/// once it is stored (a retry records only what is left).
+async fn record_decided<P: Platform + Local>(
+    p: &P,
+    key: &str,
+    rec: &mut Pending,
+    recorded: &mut Vec<Failure>,
+) -> Result<()> {
     while let Some(f) = rec.failures.first().cloned() {
         record_failure(p, &f).await?;
         rec.failures.remove(0);
         recorded.push(f);
         save_pending(p, key, rec).await?;
     }
-    Ok(None)
+    Ok(())
 }
 
 /// Does what is left of the event; `Some(time)` when it must wait (an unknown send outcome).
@@ -475,12 +489,7 @@ async fn advance<P: Platform + Local>(
             return Ok(Some(at));
         }
     }
-    while let Some(f) = rec.failures.first().cloned() {
-        record_failure(p, &f).await?;
-        rec.failures.remove(0);
-        recorded.push(f);
-        save_pending(p, key, rec).await?;
-    }
+    record_decided(p, key, rec, recorded).await?;
     // A replay that finished (now, or later through the alarm) retires the failure it redid,
     // unless it recorded that same failure again. Done before the pending record goes, so a
     // second replay meanwhile still sees this one in progress.
@@ -802,15 +811,7 @@ async fn fail_rest<P: Platform + Local>(
     attempts: u32,
     unknown_since_ms: Option<u64>,
 ) -> Result<()> {
-    let stage = Stage::Reply {
-        conversation_id: prog.conversation_id.clone(),
-        messages: prog.messages[prog.done..]
-            .iter()
-            .map(|(_, m)| m.clone())
-            .collect(),
-        texts: vec![],
-        unknown_since_ms,
-    };
+    let stage = prog.rest(unknown_since_ms);
     let f = new_failure(p, event, key, rec, stage, e, attempts);
     rec.failures.push(f);
     prog.done = prog.messages.len();
@@ -1001,14 +1002,20 @@ mod tests {
     }
 
     #[test]
-    fn a_run_cut_off_in_another_instance_is_resumed_at_once() {
+    fn a_run_cut_off_is_resumed_at_once_and_a_running_one_is_left_alone() {
         let f = fake();
         let cfg = f.cfg.clone().unwrap();
         crate::testutil::block_on(accept(&f, "m:9", "not an event")).unwrap();
         let mut rec: Pending = serde_json::from_str(&f.local_raw("pending:m:9").unwrap()).unwrap();
         rec.started_at = Some(f.now_ms());
-        rec.run = Some("a dead instance".into());
         f.local_set("pending:m:9", &serde_json::to_string(&rec).unwrap());
+        assert!(crate::ports::Local::claim_run(&f, "m:9"));
+        crate::testutil::block_on(sweep(&f, &cfg)).unwrap();
+        assert!(
+            f.local_raw("pending:m:9").is_some(),
+            "running now: not run twice"
+        );
+        crate::ports::Local::release_run(&f, "m:9");
         crate::testutil::block_on(sweep(&f, &cfg)).unwrap();
         assert!(f.local_raw("pending:m:9").is_none(), "resumed and finished");
     }
