@@ -7,7 +7,6 @@ use crate::config::Presence;
 use crate::error::{Error, Result};
 use crate::health::health;
 use crate::http::ctx::Ctx;
-use crate::http::ctx::Job;
 use crate::http::routes::{resolve, Endpoint};
 use crate::http::{Request, Response};
 use crate::oauth;
@@ -26,14 +25,14 @@ pub fn request_id<P: Platform>(p: &P, req: &Request) -> String {
         .unwrap_or_else(|| p.hex(8))
 }
 
-/// Handles one HTTP request end to end; returns the response and the work left for after it.
+/// Handles one HTTP request end to end.
 #[cfg_attr(not(test), allow(dead_code))] // the edge calls `handle_with_id`
 pub async fn handle<P: Platform>(
     p: &P,
     cfg: &Result<Config>,
     presence: &Presence,
     req: Request,
-) -> (Response, Vec<Job>) {
+) -> Response {
     let id = request_id(p, &req);
     handle_with_id(p, cfg, presence, req, id).await
 }
@@ -46,14 +45,13 @@ pub async fn handle_with_id<P: Platform>(
     presence: &Presence,
     req: Request,
     request_id: String,
-) -> (Response, Vec<Job>) {
+) -> Response {
     let started = p.now_ms();
     let ctx = Ctx {
         p,
         cfg,
         presence,
         request_id,
-        jobs: Default::default(),
     };
     let result = match resolve(req.method, req.path()) {
         Ok((endpoint, params)) => dispatch(&ctx, endpoint, params, &req).await,
@@ -79,7 +77,7 @@ pub async fn handle_with_id<P: Platform>(
         json!({"method": req.method.as_str(), "path": req.path(), "status": resp.status,
                "ms": p.now_ms().saturating_sub(started)}),
     );
-    (resp, ctx.jobs.take())
+    resp
 }
 
 /// Answers a request refused before it could be read (e.g. a body over the size limit).
@@ -91,7 +89,6 @@ pub fn reject<P: Platform>(p: &P, e: &Error, request_id: String) -> Response {
         cfg: &unloaded,
         presence: &presence,
         request_id,
-        jobs: Default::default(),
     };
     let mut resp = error_response(&ctx, e);
     resp.headers.set("x-request-id", ctx.request_id.clone());
@@ -209,7 +206,7 @@ mod tests {
         }
     }
 
-    fn call(f: &Fake, cfg: &Result<Config>, r: Request) -> (Response, Vec<Job>) {
+    fn call(f: &Fake, cfg: &Result<Config>, r: Request) -> Response {
         block_on(handle(f, cfg, &Presence::default(), r))
     }
 
@@ -223,7 +220,7 @@ mod tests {
     #[test]
     fn oauth_flow_stores_an_encrypted_account_and_state_is_single_use() {
         let (f, cfg) = platform();
-        let (start, _) = call(
+        let start = call(
             &f,
             &cfg,
             req(Method::Get, "https://w.example/oauth/start", &[], b""),
@@ -259,9 +256,9 @@ mod tests {
         .keys
         .is_empty());
         let cb = format!("https://w.example/oauth/callback/?code=a%2Ab&state={state}");
-        let (other, _) = call(&f, &cfg, req(Method::Get, &cb, &[], b""));
+        let other = call(&f, &cfg, req(Method::Get, &cb, &[], b""));
         assert!(String::from_utf8_lossy(&other.body).contains("state_other_browser"));
-        let (page, _) = call(&f, &cfg, req(Method::Get, &cb, &[("cookie", &cookie)], b""));
+        let page = call(&f, &cfg, req(Method::Get, &cb, &[("cookie", &cookie)], b""));
         assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
         let sent: Value = serde_json::from_slice(f.sent()[0].body.as_ref().unwrap()).unwrap();
         assert_eq!(sent["auth_code"], "a*b");
@@ -271,7 +268,7 @@ mod tests {
         let raw = f.raw(crate::ports::Bucket::Tokens, "acct:biz-9").unwrap();
         assert!(!raw.contains("NATIVE"), "tokens sealed at rest");
         assert!(raw.contains("\"display_name\":\"Acme Store\"") && raw.contains("acme.store"));
-        let (again, _) = call(&f, &cfg, req(Method::Get, &cb, &[("cookie", &cookie)], b""));
+        let again = call(&f, &cfg, req(Method::Get, &cb, &[("cookie", &cookie)], b""));
         assert_eq!(again.status, 400);
         assert!(String::from_utf8_lossy(&again.body).contains("already used"));
         assert_eq!(f.sent().len(), 2, "no second exchange");
@@ -298,7 +295,7 @@ mod tests {
             .unwrap();
         let rules =
             r#"{"rules":[{"id":"p","match":"contains","keywords":["price"],"text":"Prices!"}]}"#;
-        let (r, _) = call(
+        let r = call(
             &f,
             &cfg,
             req(
@@ -328,17 +325,19 @@ mod tests {
                 body.as_bytes(),
             )
         };
-        let (bad, jobs) = call(&f, &cfg, hook("t=1,s=00"));
-        assert_eq!((bad.status, jobs.len()), (401, 0));
-        let (ok, jobs) = call(&f, &cfg, hook(&sig));
-        assert_eq!((ok.status, jobs.len()), (200, 1));
+        let bad = call(&f, &cfg, hook("t=1,s=00"));
+        assert_eq!((bad.status, block_on(f.run_later())), (401, 0));
+        let ok = call(&f, &cfg, hook(&sig));
+        assert_eq!(ok.status, 200);
         assert!(f.sent().is_empty(), "nothing sent before the response");
-        let (dup, none) = call(&f, &cfg, hook(&sig));
-        assert_eq!((dup.status, none.len()), (200, 0));
         f.answer(envelope(json!({"message_id": "out-1", "create_time": 1})));
-        for j in jobs {
-            block_on(j.run(&f));
-        }
+        assert_eq!(
+            block_on(f.run_later()),
+            1,
+            "the actor processes it after replying"
+        );
+        let dup = call(&f, &cfg, hook(&sig));
+        assert_eq!((dup.status, block_on(f.run_later())), (200, 0));
         let sent = f.sent();
         assert_eq!(sent.len(), 1);
         let b: Value = serde_json::from_slice(sent[0].body.as_ref().unwrap()).unwrap();
@@ -349,7 +348,7 @@ mod tests {
     #[test]
     fn every_answer_has_a_request_id_and_one_log_line_without_query() {
         let (f, cfg) = platform();
-        let (r, _) = call(
+        let r = call(
             &f,
             &cfg,
             req(Method::Get, "https://w/nope?code=SECRET", &[], b""),
@@ -362,7 +361,7 @@ mod tests {
         assert_eq!(fields["request_id"], rid.as_str());
         assert!(!fields.to_string().contains("SECRET"));
         drop(logs);
-        let (r, _) = call(
+        let r = call(
             &f,
             &cfg,
             req(

@@ -116,6 +116,9 @@ pub trait Local {
     /// Marks `key` as being run by this instance (in memory); `false` if it already is.
     fn claim_run(&self, key: &str) -> bool;
     fn release_run(&self, key: &str);
+    /// Drops what the actor remembers of a shared (KV) record, so that its next read goes to
+    /// KV (the record changed elsewhere). Nothing to do where nothing is remembered.
+    fn forget_cached(&self, _bucket: Bucket, _key: &str) {}
 }
 
 /// Cryptographically secure randomness.

@@ -9,7 +9,8 @@ use crate::accounts::vault;
 use crate::config::Config;
 use crate::error::Result;
 use crate::messages::idempotency;
-use crate::ports::{Local, Platform};
+use crate::ports::{Bucket, Local, Platform};
+use crate::rules::store::rules_key;
 use crate::webhooks::pipeline;
 use protocol::{Call, Reply};
 
@@ -19,7 +20,7 @@ pub enum Wake {
     /// Nothing new to look at.
     Unchanged,
     /// An event was just accepted: soon, whatever alarm was set before, so that the event is
-    /// processed should the deferred job never run.
+    /// processed should the follow-up run ([`Served::then`]) be cut off.
     Soon,
     /// No later than this time (Unix milliseconds): a retry or reconciliation is due.
     By(u64),
@@ -27,11 +28,15 @@ pub enum Wake {
     Housekeeping,
 }
 
-/// A call's reply and what it asks of the alarm.
+/// A call's reply, what it asks of the alarm, and the work the actor does right after
+/// replying.
 #[derive(Clone, PartialEq)]
 pub struct Served {
     pub reply: Reply,
     pub wake: Wake,
+    /// Run by the actor once the reply is on its way (an accepted event is processed there,
+    /// with no second round trip from the Worker). Should it never run, the alarm does it.
+    pub then: Option<Call>,
 }
 
 fn by(at: Option<u64>) -> Wake {
@@ -41,6 +46,7 @@ fn by(at: Option<u64>) -> Wake {
 /// Runs one call in the account's actor. Token calls must be serialised by the caller (see
 /// [`Call::takes_token_lock`]).
 pub async fn serve<P: Platform + Local>(p: &P, cfg: &Config, call: Call) -> Result<Served> {
+    let mut then = None;
     let (reply, wake) = match call {
         Call::AccessToken { account, rejected } => {
             let margin = cfg.refresh_margin_secs;
@@ -59,11 +65,13 @@ pub async fn serve<P: Platform + Local>(p: &P, cfg: &Config, call: Call) -> Resu
             p.local_delete(&vault::record_key(&account)).await?;
             (Reply::Done, Wake::Unchanged)
         }
-        Call::AcceptEvent { key, raw, .. } => {
+        Call::AcceptEvent { account, key, raw } => {
             let fresh = pipeline::accept(p, &key, &raw).await?;
             // A redelivery of an event still pending (an earlier answer failed after
-            // accepting) re-arms the alarm too.
+            // accepting) runs it again too (a run in progress is not doubled: see
+            // `pipeline::process`).
             let wake = if fresh || pipeline::is_pending(p, &key).await? {
+                then = Some(Call::ProcessEvent { account, key });
                 Wake::Soon
             } else {
                 Wake::Unchanged
@@ -73,6 +81,11 @@ pub async fn serve<P: Platform + Local>(p: &P, cfg: &Config, call: Call) -> Resu
         Call::ProcessEvent { key, .. } => {
             let done = pipeline::process(p, cfg, &key).await?;
             (Reply::Done, by(done.retry_at))
+        }
+        Call::RulesChanged { account } => {
+            p.forget_cached(Bucket::State, &rules_key(Some(&account)));
+            p.forget_cached(Bucket::State, &rules_key(None));
+            (Reply::Done, Wake::Unchanged)
         }
         Call::ReplayFailure {
             account,
@@ -108,5 +121,5 @@ pub async fn serve<P: Platform + Local>(p: &P, cfg: &Config, call: Call) -> Resu
             (Reply::Done, Wake::Unchanged)
         }
     };
-    Ok(Served { reply, wake })
+    Ok(Served { reply, wake, then })
 }

@@ -61,6 +61,8 @@ pub enum Call {
     },
     /// Processes an accepted event (replies, forwarding); idempotent.
     ProcessEvent { account: String, key: String },
+    /// The global rule set or this account's own changed: read them again.
+    RulesChanged { account: String },
     /// Retries a recorded failure.
     ReplayFailure { account: String, failure_id: String },
     /// Marks `key` used; `false` if it was used before (single-use OAuth states).
@@ -91,6 +93,7 @@ impl Call {
             | Call::Forget { account }
             | Call::AcceptEvent { account, .. }
             | Call::ProcessEvent { account, .. }
+            | Call::RulesChanged { account }
             | Call::ReplayFailure { account, .. }
             | Call::IdempotencyBegin { account, .. }
             | Call::IdempotencyFinish { account, .. } => account,

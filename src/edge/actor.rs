@@ -6,6 +6,11 @@
 //! The object keeps a copy of the token record in its own strongly consistent storage and
 //! writes through to KV (the vault everyone else reads): whichever copy is newer wins, so a
 //! stale KV read right after a refresh can never resurrect a rotated refresh token.
+//!
+//! It also remembers, in memory, what the hot path would otherwise read on every event: the
+//! token record (it is the record's only writer besides connect and disconnect, which tell it
+//! with [`Call::Forget`]), the rule sets (told by [`Call::RulesChanged`], and read again after
+//! [`RULES_MEMORY_MS`] whatever happens) and its own alarm time.
 
 use super::platform::{log_line, runtime_ports, Kv};
 use super::{error_json, lookup};
@@ -15,39 +20,78 @@ use crate::coordinator::{self, Served, Wake};
 use crate::error::{Error, Result};
 use crate::messages::idempotency;
 use crate::ports::{Bucket, KeyPage, Level, Local, Store};
+use crate::rules::store::is_rules_key;
 use crate::webhooks::pipeline;
 use futures_util::lock::Mutex;
 use serde_json::json;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use worker::{durable_object, Env, ListOptions, Request, Response, State, Storage};
 
 /// How soon the alarm looks at events accepted but not yet processed.
 const PENDING_ALARM_MS: u64 = 20_000;
 /// How often the alarm forgets old message ids when nothing is pending.
 const SWEEP_ALARM_MS: i64 = 6 * 3600 * 1000;
+/// How long a rule set read from KV is used without reading it again: a change is announced
+/// to the actors at once (see `rules::routes`), and this bounds it for those not told (KV
+/// itself takes up to 60 s to show a write everywhere).
+pub(crate) const RULES_MEMORY_MS: u64 = 60_000;
 
-#[durable_object]
-pub struct AccountActor {
-    state: State,
-    env: Env,
+/// What the object keeps in memory between calls. Lost when the object is evicted; storage
+/// and KV stay the truth.
+#[derive(Default)]
+struct Memory {
     /// Held for the whole of a token call, TikTok round trip included.
     token_lock: Mutex<()>,
     /// Keys of pending records being run by this instance right now.
-    running: std::cell::RefCell<std::collections::HashSet<String>>,
+    running: RefCell<HashSet<String>>,
+    /// Token records (raw, encrypted) as last read or written here.
+    tokens: RefCell<HashMap<String, String>>,
+    /// Rule sets as read from KV (`None`: none stored), and when (ms).
+    rules: RefCell<HashMap<String, (Option<String>, u64)>>,
+    /// The alarm as this instance last set or read it (`None`: unknown; `Some(None)`: none).
+    alarm: Cell<Option<Option<u64>>>,
+    /// The earliest wake-up asked for since the current alarm run began: the run's own next
+    /// alarm must not be later.
+    wanted: Cell<Option<u64>>,
+}
+
+#[durable_object]
+pub struct AccountActor {
+    state: Rc<State>,
+    env: Env,
+    mem: Rc<Memory>,
 }
 
 /// The ports inside the actor: KV plus this object's storage for token records.
-struct ActorPlatform<'a> {
+struct ActorPlatform {
     kv: Kv,
+    state: Rc<State>,
     storage: Storage,
-    cfg: Config,
-    token_lock: &'a Mutex<()>,
-    running: &'a std::cell::RefCell<std::collections::HashSet<String>>,
-    request_id: std::cell::RefCell<String>,
+    env: Env,
+    cfg: Rc<Config>,
+    mem: Rc<Memory>,
+    request_id: RefCell<String>,
 }
 
-runtime_ports!(ActorPlatform<'_>);
+runtime_ports!(ActorPlatform);
+
+thread_local! {
+    /// The settings, read once per isolate (see `edge::settings`).
+    static ACTOR_CONFIG: std::cell::OnceCell<Rc<Config>> = const { std::cell::OnceCell::new() };
+}
+
+fn actor_config(env: &Env) -> Result<Rc<Config>> {
+    if let Some(c) = ACTOR_CONFIG.with(|c| c.get().cloned()) {
+        return Ok(c);
+    }
+    let cfg = Rc::new(config::load(|k| lookup(env, k))?);
+    ACTOR_CONFIG.with(|c| c.get_or_init(|| cfg.clone()).clone());
+    Ok(cfg)
+}
 
 fn updated_at(raw: &str) -> u64 {
     serde_json::from_str::<serde_json::Value>(raw)
@@ -60,34 +104,59 @@ fn storage_err(op: &str) -> impl Fn(worker::Error) -> Error + '_ {
     move |_| Error::Storage(format!("Durable Object {op}"))
 }
 
-impl Store for ActorPlatform<'_> {
+impl Store for ActorPlatform {
     async fn get(&self, bucket: Bucket, key: &str) -> Result<Option<String>> {
-        let shared = self.kv.get(bucket, key).await?;
-        if bucket != Bucket::Tokens {
-            return Ok(shared);
+        match bucket {
+            Bucket::Tokens => {
+                if let Some(raw) = self.mem.tokens.borrow().get(key) {
+                    return Ok(Some(raw.clone()));
+                }
+            }
+            Bucket::State if is_rules_key(key) => {
+                let now = worker::Date::now().as_millis();
+                if let Some((raw, at)) = self.mem.rules.borrow().get(key) {
+                    if now.saturating_sub(*at) < RULES_MEMORY_MS {
+                        return Ok(raw.clone());
+                    }
+                }
+                let raw = self.kv.get(bucket, key).await?;
+                self.mem
+                    .rules
+                    .borrow_mut()
+                    .insert(key.to_string(), (raw.clone(), now));
+                return Ok(raw);
+            }
+            Bucket::State => return self.kv.get(bucket, key).await,
         }
+        let shared = self.kv.get(bucket, key).await?;
         let own: Option<String> = self.storage.get(key).await.map_err(storage_err("get"))?;
-        Ok(match (own, shared) {
+        let newest = match (own, shared) {
             (Some(o), Some(s)) => Some(if updated_at(&s) > updated_at(&o) {
                 s
             } else {
                 o
             }),
             (o, s) => o.or(s),
-        })
+        };
+        if let Some(raw) = &newest {
+            self.mem
+                .tokens
+                .borrow_mut()
+                .insert(key.to_string(), raw.clone());
+        }
+        Ok(newest)
     }
 
     async fn put(&self, bucket: Bucket, key: &str, value: &str, ttl: Option<u64>) -> Result<()> {
+        self.forget_cached(bucket, key);
         if bucket == Bucket::Tokens {
-            self.storage
-                .put(key, value)
-                .await
-                .map_err(storage_err("put"))?;
+            self.own_token_put(key, value).await?;
         }
         self.kv.put(bucket, key, value, ttl).await
     }
 
     async fn delete(&self, bucket: Bucket, key: &str) -> Result<()> {
+        self.forget_cached(bucket, key);
         if bucket == Bucket::Tokens {
             self.storage
                 .delete(key)
@@ -98,11 +167,9 @@ impl Store for ActorPlatform<'_> {
     }
 
     async fn put_listed(&self, bucket: Bucket, key: &str, value: &str, meta: &str) -> Result<()> {
+        self.forget_cached(bucket, key);
         if bucket == Bucket::Tokens {
-            self.storage
-                .put(key, value)
-                .await
-                .map_err(storage_err("put"))?;
+            self.own_token_put(key, value).await?;
         }
         self.kv.put_listed(bucket, key, value, meta).await
     }
@@ -118,7 +185,7 @@ impl Store for ActorPlatform<'_> {
     }
 }
 
-impl Local for ActorPlatform<'_> {
+impl Local for ActorPlatform {
     async fn local_get(&self, key: &str) -> Result<Option<String>> {
         self.storage.get(key).await.map_err(storage_err("get"))
     }
@@ -131,6 +198,8 @@ impl Local for ActorPlatform<'_> {
     }
 
     async fn local_delete(&self, key: &str) -> Result<()> {
+        // The token record's own copy goes (a disconnect, a new grant): so does the memory.
+        self.forget_cached(Bucket::Tokens, key);
         self.storage
             .delete(key)
             .await
@@ -169,20 +238,34 @@ impl Local for ActorPlatform<'_> {
     }
 
     fn claim_run(&self, key: &str) -> bool {
-        self.running.borrow_mut().insert(key.to_string())
+        self.mem.running.borrow_mut().insert(key.to_string())
     }
 
     fn release_run(&self, key: &str) {
-        self.running.borrow_mut().remove(key);
+        self.mem.running.borrow_mut().remove(key);
+    }
+
+    fn forget_cached(&self, bucket: Bucket, key: &str) {
+        match bucket {
+            Bucket::Tokens => self.mem.tokens.borrow_mut().remove(key),
+            Bucket::State => self
+                .mem
+                .rules
+                .borrow_mut()
+                .remove(key)
+                .map(|_| String::new()),
+        };
     }
 }
 
-impl crate::ports::Accounts for ActorPlatform<'_> {
+impl crate::ports::Accounts for ActorPlatform {
     /// Runs the call here, under the token lock when it needs it (at most one refresh in
-    /// flight per account), then schedules the alarm as the call asks.
+    /// flight per account), schedules the alarm as the call asks, and starts the follow-up
+    /// the call leaves (it runs once this reply is on its way).
     async fn call(&self, call: Call) -> Result<Reply> {
+        let mem = self.mem.clone();
         let _guard = match call.takes_token_lock() {
-            true => Some(self.token_lock.lock().await),
+            true => Some(mem.token_lock.lock().await),
             false => None,
         };
         // Boxed: `serve` itself calls back into this port (a reply needs a token).
@@ -198,24 +281,85 @@ impl crate::ports::Accounts for ActorPlatform<'_> {
             Wake::By(at) => self.alarm_by(at).await?,
             Wake::Housekeeping => self.ensure_housekeeping().await?,
         }
+        if let Some(next) = served.then {
+            let p = self.sibling();
+            // A Durable Object stays alive while work is pending; should this run be cut
+            // off, the alarm set above resumes it.
+            worker::wasm_bindgen_futures::spawn_local(async move {
+                let object = next.object().to_string();
+                if let Err(e) = crate::ports::Accounts::call(&p, next).await {
+                    crate::ports::Log::log(
+                        &p,
+                        Level::Warn,
+                        "processing after the reply failed; the alarm retries it",
+                        json!({"account_id": object, "code": e.code()}),
+                    );
+                }
+            });
+        }
         Ok(served.reply)
     }
 }
 
-impl ActorPlatform<'_> {
-    /// Makes sure some alarm is scheduled (housekeeping: old records are swept).
-    async fn ensure_housekeeping(&self) -> Result<()> {
-        if self
+impl ActorPlatform {
+    /// A platform of its own for work that outlives the current call.
+    fn sibling(&self) -> ActorPlatform {
+        ActorPlatform {
+            kv: Kv::new(&self.env),
+            state: self.state.clone(),
+            storage: self.state.storage(),
+            env: self.env.clone(),
+            cfg: self.cfg.clone(),
+            mem: self.mem.clone(),
+            request_id: RefCell::new(self.request_id.borrow().clone()),
+        }
+    }
+
+    /// Writes the token record's own copy, remembered once stored.
+    async fn own_token_put(&self, key: &str, value: &str) -> Result<()> {
+        self.storage
+            .put(key, value)
+            .await
+            .map_err(storage_err("put"))?;
+        self.mem
+            .tokens
+            .borrow_mut()
+            .insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+
+    /// The alarm time, from memory when this instance knows it.
+    async fn current_alarm(&self) -> Result<Option<u64>> {
+        if let Some(known) = self.mem.alarm.get() {
+            return Ok(known);
+        }
+        let at = self
             .storage
             .get_alarm()
             .await
             .map_err(storage_err("alarm"))?
-            .is_none()
-        {
-            self.storage
-                .set_alarm(SWEEP_ALARM_MS)
-                .await
-                .map_err(storage_err("alarm"))?;
+            .map(|t| t.max(0) as u64);
+        self.mem.alarm.set(Some(at));
+        Ok(at)
+    }
+
+    async fn set_alarm_at(&self, at_ms: u64) -> Result<()> {
+        let now = worker::Date::now().as_millis();
+        self.storage
+            .set_alarm(at_ms.saturating_sub(now).max(1) as i64)
+            .await
+            .map_err(storage_err("alarm"))?;
+        self.mem
+            .alarm
+            .set(Some(Some(now + at_ms.saturating_sub(now).max(1))));
+        Ok(())
+    }
+
+    /// Makes sure some alarm is scheduled (housekeeping: old records are swept).
+    async fn ensure_housekeeping(&self) -> Result<()> {
+        if self.current_alarm().await?.is_none() {
+            let at = worker::Date::now().as_millis() + SWEEP_ALARM_MS as u64;
+            self.set_alarm_at(at).await?;
         }
         Ok(())
     }
@@ -223,17 +367,10 @@ impl ActorPlatform<'_> {
     /// Makes sure the alarm fires no later than `at_ms`: an earlier alarm is kept, a later
     /// one (the 6-hourly housekeeping) is pulled forward.
     async fn alarm_by(&self, at_ms: u64) -> Result<()> {
-        let current = self
-            .storage
-            .get_alarm()
-            .await
-            .map_err(storage_err("alarm"))?;
-        if current.is_none_or(|t| t as u64 > at_ms) {
-            let now = worker::Date::now().as_millis();
-            self.storage
-                .set_alarm(at_ms.saturating_sub(now).max(1) as i64)
-                .await
-                .map_err(storage_err("alarm"))?;
+        let wanted = self.mem.wanted.get().map_or(at_ms, |w| w.min(at_ms));
+        self.mem.wanted.set(Some(wanted));
+        if self.current_alarm().await?.is_none_or(|t| t > at_ms) {
+            self.set_alarm_at(at_ms).await?;
         }
         Ok(())
     }
@@ -242,10 +379,9 @@ impl ActorPlatform<'_> {
 impl worker::DurableObject for AccountActor {
     fn new(state: State, env: Env) -> Self {
         AccountActor {
-            state,
+            state: Rc::new(state),
             env,
-            token_lock: Mutex::new(()),
-            running: Default::default(),
+            mem: Rc::default(),
         }
     }
 
@@ -258,9 +394,13 @@ impl worker::DurableObject for AccountActor {
         Ok(resp)
     }
 
-    /// Processes pending events that are due (a job that never ran, a retry, a
+    /// Processes pending events that are due (a follow-up that never ran, a retry, a
     /// reconciliation, a run cut off by a restart) and sweeps old records.
     async fn alarm(&self) -> worker::Result<Response> {
+        // Before any await: wake-ups asked for from now on are this run's to honour.
+        let started = worker::Date::now().as_millis();
+        self.mem.wanted.set(None);
+        self.mem.alarm.set(Some(Some(started + PENDING_ALARM_MS)));
         // A fallback first: should this run be cut off, the next one is not hours away.
         self.state
             .storage()
@@ -281,9 +421,10 @@ impl worker::DurableObject for AccountActor {
             Ok(Some(at)) => (at.saturating_sub(now).max(1) as i64).min(SWEEP_ALARM_MS),
             // Nothing left to sweep (a claim object whose claim expired, a forgotten account):
             // no more alarms until something is stored again.
-            Ok(None) if self.storage_is_empty().await => {
+            Ok(None) if self.mem.wanted.get().is_none() && self.storage_is_empty().await => {
                 // The fallback set above goes too.
                 self.state.storage().delete_alarm().await?;
+                self.mem.alarm.set(Some(None));
                 return Response::ok("empty");
             }
             Ok(None) => SWEEP_ALARM_MS,
@@ -309,7 +450,13 @@ impl worker::DurableObject for AccountActor {
             },
             Err(_) => next,
         };
+        let now = worker::Date::now().as_millis();
+        let next = match self.mem.wanted.get() {
+            Some(w) => next.min(w.saturating_sub(now).max(1) as i64),
+            None => next,
+        };
         self.state.storage().set_alarm(next).await?;
+        self.mem.alarm.set(Some(Some(now + next as u64)));
         Response::ok("swept")
     }
 }
@@ -323,23 +470,25 @@ impl AccountActor {
             .is_ok_and(|m| m.size() == 0)
     }
 
-    fn platform(&self, request_id: String) -> Result<ActorPlatform<'_>> {
-        let cfg = config::load(|k| lookup(&self.env, k))?;
+    fn platform(&self, request_id: String) -> Result<ActorPlatform> {
         Ok(ActorPlatform {
             kv: Kv::new(&self.env),
+            state: self.state.clone(),
             storage: self.state.storage(),
-            cfg,
-            token_lock: &self.token_lock,
-            running: &self.running,
-            request_id: std::cell::RefCell::new(request_id),
+            env: self.env.clone(),
+            cfg: actor_config(&self.env)?,
+            mem: self.mem.clone(),
+            request_id: RefCell::new(request_id),
         })
     }
 
     async fn route(&self, mut req: Request) -> Result<Reply> {
         use crate::ports::Accounts;
-        let call: ActorRequest = req
-            .json()
+        let bytes = req
+            .bytes()
             .await
+            .map_err(|e| Error::Internal(format!("actor request: {e}")))?;
+        let call: ActorRequest = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Internal(format!("actor request: {e}")))?;
         let rid = call.request_id.unwrap_or_else(|| "actor".into());
         self.platform(rid)?.call(call.call).await

@@ -8,7 +8,6 @@ use crate::config;
 use crate::config::Presence;
 use crate::coordinator::protocol::{ActorRequest, Call, Reply};
 use crate::error::{Error, Result};
-use crate::http::ctx::Job;
 use crate::http::{
     Headers as CoreHeaders, Method as CoreMethod, Request as CoreRequest, Response as CoreResponse,
 };
@@ -134,31 +133,48 @@ impl Accounts for WorkerPlatform {
     }
 }
 
+/// What the Worker reads from its `Env` once per isolate: the settings and which bindings and
+/// settings are present. An isolate serves one deployment, whose settings cannot change under
+/// it (a new secret or var is a new deployment, hence new isolates).
+struct Settings {
+    cfg: crate::error::Result<config::Config>,
+    presence: Presence,
+}
+
+thread_local! {
+    static SETTINGS: std::cell::OnceCell<std::rc::Rc<Settings>> = const { std::cell::OnceCell::new() };
+}
+
+fn settings(env: &Env) -> std::rc::Rc<Settings> {
+    SETTINGS.with(|s| {
+        s.get_or_init(|| {
+            std::rc::Rc::new(Settings {
+                cfg: config::load(|k| lookup(env, k)),
+                presence: presence(env),
+            })
+        })
+        .clone()
+    })
+}
+
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     console_error_panic_hook::set_once();
     let platform = WorkerPlatform::new(&env);
-    let cfg = config::load(|k| lookup(&env, k));
-    let presence = presence(&env);
+    let settings = settings(&env);
     let cf_ray = req.headers().get("cf-ray").ok().flatten();
-    let (resp, jobs) = match into_core(req).await {
+    let resp = match into_core(req).await {
         Ok(r) => {
             let id = app::request_id(&platform, &r);
             platform.request_id.replace(id.clone());
-            app::handle_with_id(&platform, &cfg, &presence, r, id).await
+            app::handle_with_id(&platform, &settings.cfg, &settings.presence, r, id).await
         }
         Err(e) => {
             let id = cf_ray.unwrap_or_else(|| crate::ports::Rng::hex(&platform, 8));
             platform.request_id.replace(id.clone());
-            (app::reject(&platform, &e, id), Vec::new())
+            app::reject(&platform, &e, id)
         }
     };
-    for job in jobs {
-        let platform = WorkerPlatform::new(&env);
-        let Job::ProcessEvent { request_id, .. } = &job;
-        platform.request_id.replace(request_id.clone());
-        ctx.wait_until(async move { job.run(&platform).await });
-    }
     into_worker(resp)
 }
 
@@ -168,7 +184,8 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let platform = WorkerPlatform::new(&env);
     let id = format!("cron-{}", crate::ports::Rng::hex(&platform, 8));
     platform.request_id.replace(id);
-    let cfg = match config::load(|k| lookup(&env, k)) {
+    let settings = settings(&env);
+    let cfg = match &settings.cfg {
         Ok(c) => c,
         Err(e) => {
             platform.log(

@@ -1,4 +1,4 @@
-//! The per-request context handed to handlers, and the work they leave for after the response.
+//! The per-request context handed to handlers.
 
 use crate::auth::Role;
 use crate::config::Config;
@@ -8,49 +8,15 @@ use crate::http::Request;
 use crate::ports::{Level, Platform};
 use serde_json::{json, Value};
 
-/// Work a handler leaves for after the response (`ctx.wait_until` at the edge).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Job {
-    ProcessEvent {
-        account: String,
-        key: String,
-        /// The request that accepted the event, for the log lines of its processing.
-        request_id: String,
-    },
-}
-
-impl Job {
-    /// Runs the job; failures are logged (the actor's alarm retries event processing).
-    pub async fn run<P: Platform>(self, p: &P) {
-        match self {
-            Job::ProcessEvent { account, key, .. } => {
-                if let Err(e) = p.process_event(&account, &key).await {
-                    p.log(
-                        Level::Warn,
-                        "deferred processing failed; the actor's alarm will retry",
-                        json!({"account_id": account, "key": key, "code": e.code()}),
-                    );
-                }
-            }
-        }
-    }
-}
-
 /// Per-request context handed to handlers.
 pub struct Ctx<'a, P: Platform> {
     pub p: &'a P,
     pub(crate) cfg: &'a Result<Config>,
     pub presence: &'a Presence,
     pub request_id: String,
-    pub(crate) jobs: std::cell::RefCell<Vec<Job>>,
 }
 
 impl<P: Platform> Ctx<'_, P> {
-    /// Leaves `job` to run after the response is sent.
-    pub fn defer(&self, job: Job) {
-        self.jobs.borrow_mut().push(job);
-    }
-
     /// The validated config, or the error naming what is missing.
     pub fn config(&self) -> Result<&Config> {
         self.cfg.as_ref().map_err(|e| match e {

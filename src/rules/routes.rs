@@ -1,6 +1,8 @@
 //! `GET`/`PUT`/`DELETE /v1/rules`.
 
+use crate::accounts::vault;
 use crate::auth::Role;
+use crate::coordinator::protocol::Call;
 use crate::error::{Error, Result};
 use crate::http::ctx::Ctx;
 use crate::http::{Request, Response};
@@ -47,10 +49,11 @@ pub async fn put_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<R
     ctx.p
         .put(Bucket::State, &rules_key(account.as_deref()), &raw, None)
         .await?;
+    let told = announce(ctx, account.as_deref()).await;
     ctx.log(
         Level::Info,
         "rules stored",
-        json!({"rules": set.rules.len(), "account_id": account}),
+        json!({"rules": set.rules.len(), "account_id": account, "actors_told": told}),
     );
     let source = if account.is_some() {
         RulesSource::Account
@@ -71,8 +74,57 @@ pub async fn delete_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
     ctx.p
         .delete(Bucket::State, &rules_key(account.as_deref()))
         .await?;
+    let told = announce(ctx, account.as_deref()).await;
+    ctx.log(
+        Level::Info,
+        "rules deleted",
+        json!({"account_id": account, "actors_told": told}),
+    );
     Ok(Response::json(
         200,
         &json!({"deleted": true, "account_id": account}),
     ))
+}
+
+/// Most account actors told at once of a change to the global rules (within the subrequest
+/// limit of the Workers Free plan); the others read the rules again within a minute, as KV
+/// itself may take that long to show a write everywhere.
+const ANNOUNCE_MAX: usize = 40;
+
+/// Tells the actors that remember the changed rules to read them again: the account's own, or
+/// for the global set those of the first [`ANNOUNCE_MAX`] connected accounts. Best effort;
+/// returns how many were told.
+async fn announce<P: Platform>(ctx: &Ctx<'_, P>, account: Option<&str>) -> usize {
+    let accounts: Vec<String> = match account {
+        Some(a) => vec![a.to_string()],
+        None => match ctx
+            .p
+            .list(Bucket::Tokens, vault::PREFIX, None, ANNOUNCE_MAX)
+            .await
+        {
+            Ok(page) => page
+                .keys
+                .iter()
+                .filter_map(|k| k.strip_prefix(vault::PREFIX).map(str::to_string))
+                .collect(),
+            Err(e) => {
+                ctx.log(
+                    Level::Warn,
+                    "accounts not listed; their actors read the new rules within a minute",
+                    json!({"code": e.code()}),
+                );
+                Vec::new()
+            }
+        },
+    };
+    let calls = accounts.iter().map(|a| {
+        ctx.p.call(Call::RulesChanged {
+            account: a.to_string(),
+        })
+    });
+    futures_util::future::join_all(calls)
+        .await
+        .iter()
+        .filter(|r| r.is_ok())
+        .count()
 }

@@ -33,6 +33,14 @@ pub(crate) fn rules_key(account: Option<&str>) -> String {
     }
 }
 
+/// Whether a State key holds a rule set (the actor keeps those in memory).
+pub(crate) fn is_rules_key(key: &str) -> bool {
+    key == RULES_KEY
+        || key
+            .strip_prefix(RULES_KEY)
+            .is_some_and(|rest| rest.starts_with(':'))
+}
+
 pub(crate) async fn stored_rules<P: Platform>(p: &P, key: &str) -> Result<Option<RuleSet>> {
     match p.get(Bucket::State, key).await? {
         Some(raw) => serde_json::from_str(&raw)

@@ -34,6 +34,8 @@ pub struct Fake {
     kv: RefCell<BTreeMap<(u8, String), String>>,
     meta: RefCell<BTreeMap<(u8, String), String>>,
     running: RefCell<std::collections::HashSet<String>>,
+    /// Follow-up calls the actor runs after replying ([`crate::coordinator::Served::then`]).
+    later: RefCell<Vec<crate::coordinator::protocol::Call>>,
     answers: RefCell<VecDeque<std::result::Result<Response, TransportError>>>,
     sent: RefCell<Vec<Outbound>>,
     now_ms: Cell<u64>,
@@ -216,6 +218,17 @@ impl Fake {
 }
 
 impl Fake {
+    /// Runs the follow-ups the actor left for after its replies, as the Durable Object does
+    /// once a reply is on its way; how many ran.
+    pub async fn run_later(&self) -> usize {
+        let calls = self.later.take();
+        let n = calls.len();
+        for call in calls {
+            let _ = crate::ports::Accounts::call(self, call).await;
+        }
+        n
+    }
+
     fn config(&self) -> Result<&crate::config::Config> {
         self.cfg
             .as_ref()
@@ -234,6 +247,8 @@ impl crate::ports::Accounts for Fake {
         // Boxed: `serve` itself calls back into this port (a reply needs a token).
         let served: std::pin::Pin<Box<dyn Future<Output = _> + '_>> =
             Box::pin(crate::coordinator::serve(self, cfg, call));
-        Ok(served.await?.reply)
+        let served = served.await?;
+        self.later.borrow_mut().extend(served.then);
+        Ok(served.reply)
     }
 }

@@ -1,9 +1,8 @@
-//! `POST /webhooks/tiktok` (verify, accept, answer, process after the response) and the
-//! verification challenge.
+//! `POST /webhooks/tiktok` (verify, accept, answer; the account's actor processes the event
+//! once it has answered) and the verification challenge.
 
 use crate::error::{Error, Result};
 use crate::http::ctx::Ctx;
-use crate::http::ctx::Job;
 use crate::http::{Request, Response};
 use crate::ports::{Level, Platform};
 use crate::webhooks::envelope;
@@ -54,13 +53,6 @@ pub async fn receive<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Res
         "webhook accepted",
         json!({"event": event.name, "account_id": event.account, "key": event.key, "duplicate": !fresh}),
     );
-    if fresh {
-        ctx.defer(Job::ProcessEvent {
-            account: event.account.clone(),
-            key: event.key.clone(),
-            request_id: ctx.request_id.clone(),
-        });
-    }
     Ok(Response::json(
         200,
         &json!({"received": true, "duplicate": !fresh}),
