@@ -52,6 +52,7 @@ pub async fn handle_with_id<P: Platform>(
         cfg,
         presence,
         request_id,
+        notes: Default::default(),
     };
     let result = match resolve(req.method, req.path()) {
         Ok((endpoint, params)) => dispatch(&ctx, endpoint, params, &req).await,
@@ -71,12 +72,12 @@ pub async fn handle_with_id<P: Platform>(
         Level::Info
     };
     // Path only: query strings carry OAuth codes and states.
-    ctx.log(
-        level,
-        "request",
-        json!({"method": req.method.as_str(), "path": req.path(), "status": resp.status,
-               "ms": p.now_ms().saturating_sub(started)}),
-    );
+    let mut line = json!({"method": req.method.as_str(), "path": req.path(), "status": resp.status,
+               "ms": p.now_ms().saturating_sub(started)});
+    if let Some(m) = line.as_object_mut() {
+        m.extend(ctx.notes.take());
+    }
+    ctx.log(level, "request", line);
     resp
 }
 
@@ -89,6 +90,7 @@ pub fn reject<P: Platform>(p: &P, e: &Error, request_id: String) -> Response {
         cfg: &unloaded,
         presence: &presence,
         request_id,
+        notes: Default::default(),
     };
     let mut resp = error_response(&ctx, e);
     resp.headers.set("x-request-id", ctx.request_id.clone());

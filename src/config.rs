@@ -150,6 +150,12 @@ pub const SETTINGS: &[Setting] = &[
         doc: "fault tests only, never in production: `<key prefix>*<n>` makes the first n Workers KV writes of such keys fail",
     },
     Setting {
+        name: "LOG_LEVEL",
+        kind: SettingKind::Var,
+        required: false,
+        doc: "least severe log lines written: debug, info, warn or error (default info)",
+    },
+    Setting {
         name: "TIKTOK_TIMEOUT_MS",
         kind: SettingKind::Var,
         required: false,
@@ -201,6 +207,8 @@ pub struct Config {
     pub image_fetch_allowed_hosts: Vec<String>,
     pub forward_secret: Option<Secret>,
     pub tiktok_timeout_ms: u64,
+    /// Lines less severe than this are not written.
+    pub log_level: crate::ports::Level,
 }
 
 /// Reads and validates every setting. `lookup` returns a value if it is set and non-empty.
@@ -350,6 +358,16 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
     if scopes.is_empty() {
         problems.push("malformed var OAUTH_SCOPES: lists no scope".into());
     }
+    let log_level = match get("LOG_LEVEL").map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("info") => crate::ports::Level::Info,
+        Some("debug") => crate::ports::Level::Debug,
+        Some("warn") => crate::ports::Level::Warn,
+        Some("error") => crate::ports::Level::Error,
+        Some(_) => {
+            problems.push("malformed var LOG_LEVEL: must be debug, info, warn or error".into());
+            crate::ports::Level::Info
+        }
+    };
 
     match (
         client_key,
@@ -382,6 +400,7 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
                 forward_secret,
                 image_fetch_allowed_hosts,
                 tiktok_timeout_ms,
+                log_level,
             })
         }
         _ => Err(Error::Config { problems }),

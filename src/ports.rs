@@ -133,7 +133,8 @@ pub trait Rng {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A log line's severity, least severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Debug,
     Info,

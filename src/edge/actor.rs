@@ -89,6 +89,7 @@ fn actor_config(env: &Env) -> Result<Rc<Config>> {
         return Ok(c);
     }
     let cfg = Rc::new(config::load(|k| lookup(env, k))?);
+    super::platform::set_log_level(cfg.log_level);
     ACTOR_CONFIG.with(|c| c.get_or_init(|| cfg.clone()).clone());
     Ok(cfg)
 }

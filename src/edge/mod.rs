@@ -93,10 +93,13 @@ impl WorkerPlatform {
         let mut init = RequestInit::new();
         init.with_method(Method::Post).with_body(Some(body.into()));
         let req = Request::new_with_init("https://actor/call", &init).map_err(internal)?;
-        let mut resp = stub.fetch_with_request(req).await.map_err(internal)?;
-        let bytes = resp.bytes().await.map_err(internal)?;
-        if resp.status_code() != 200 {
-            return Err(Error::from_body(resp.status_code(), &bytes));
+        let resp = stub.fetch_with_request(req).await.map_err(internal)?;
+        let status = resp.status_code();
+        let bytes = platform::whole_body(resp.into())
+            .await
+            .map_err(|e| Error::Internal(format!("account actor: {e}")))?;
+        if status != 200 {
+            return Err(Error::from_body(status, &bytes));
         }
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Internal(format!("account actor answer: {e}")))
@@ -148,8 +151,12 @@ thread_local! {
 fn settings(env: &Env) -> std::rc::Rc<Settings> {
     SETTINGS.with(|s| {
         s.get_or_init(|| {
+            let cfg = config::load(|k| lookup(env, k));
+            if let Ok(c) = &cfg {
+                platform::set_log_level(c.log_level);
+            }
             std::rc::Rc::new(Settings {
-                cfg: config::load(|k| lookup(env, k)),
+                cfg,
                 presence: presence(env),
             })
         })
@@ -237,15 +244,25 @@ async fn into_core(mut req: Request) -> std::result::Result<CoreRequest, Error> 
     if declared > limit {
         return Err(Error::PayloadTooLarge { limit });
     }
-    let body = match req.stream() {
-        Ok(stream) => platform::read_stream_capped(stream, limit)
+    let body = if declared > 0 {
+        // A declared length is the body's length (the runtime holds the sender to it): one
+        // read, where the stream costs a promise and a reader per chunk.
+        req.bytes()
             .await
-            .map_err(|e| match e {
-                crate::ports::TransportError::TooLarge => Error::PayloadTooLarge { limit },
-                _ => Error::invalid("body", "the request body could not be read"),
-            })?,
-        // No body at all (GET, HEAD).
-        Err(_) => Vec::new(),
+            .map_err(|_| Error::invalid("body", "the request body could not be read"))?
+    } else {
+        match req.stream() {
+            Ok(stream) => {
+                platform::read_stream_capped(stream, limit)
+                    .await
+                    .map_err(|e| match e {
+                        crate::ports::TransportError::TooLarge => Error::PayloadTooLarge { limit },
+                        _ => Error::invalid("body", "the request body could not be read"),
+                    })?
+            }
+            // No body at all (GET, HEAD).
+            Err(_) => Vec::new(),
+        }
     };
     Ok(CoreRequest {
         method: CoreMethod::parse(req.method().as_ref()),

@@ -184,22 +184,21 @@ pub async fn fetch(out: Outbound) -> std::result::Result<CoreResponse, Transport
     let signal = controller.signal();
     let limit = out.max_body;
     let exchange = async {
-        let mut resp = Fetch::Request(req)
+        let resp = Fetch::Request(req)
             .send_with_signal(&signal)
             .await
             .map_err(unreachable)?;
-        let body = match limit {
-            None => resp.bytes().await.map_err(unreachable)?,
-            Some(limit) => read_capped(&mut resp, limit).await?,
-        };
-        Ok::<_, TransportError>((resp, body))
+        let status = resp.status_code();
+        let headers = resp.headers().entries().collect::<CoreHeaders>();
+        let body = read_capped(resp, &headers, limit).await?;
+        Ok::<_, TransportError>((status, headers, body))
     };
     let timer = Delay::from(Duration::from_millis(out.timeout_ms));
     let outcome = select(Box::pin(exchange), Box::pin(timer)).await;
     match outcome {
-        Either::Left((Ok((resp, body)), _)) => Ok(CoreResponse {
-            status: resp.status_code(),
-            headers: resp.headers().entries().collect::<CoreHeaders>(),
+        Either::Left((Ok((status, headers, body)), _)) => Ok(CoreResponse {
+            status,
+            headers,
             body,
         }),
         Either::Left((Err(e), _)) => {
@@ -213,24 +212,50 @@ pub async fn fetch(out: Outbound) -> std::result::Result<CoreResponse, Transport
     }
 }
 
-/// Reads at most `limit` bytes of a response body.
+/// Reads a response body, at most `limit` bytes of it when there is a limit. A body whose
+/// length is declared and within the limit, and not compressed (the runtime would inflate
+/// it), is read in one piece; any other is read chunk by chunk and cut off past the limit.
 async fn read_capped(
-    resp: &mut worker::Response,
-    limit: usize,
+    mut resp: worker::Response,
+    headers: &CoreHeaders,
+    limit: Option<usize>,
 ) -> std::result::Result<Vec<u8>, TransportError> {
-    let declared = resp
-        .headers()
+    let declared = headers
         .get("content-length")
-        .ok()
-        .flatten()
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(TransportError::TooLarge);
+    let encoded = headers
+        .get("content-encoding")
+        .is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+    let whole = match (limit, declared) {
+        (Some(l), Some(n)) if n > l => return Err(TransportError::TooLarge),
+        (Some(_), Some(_)) => !encoded,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    if whole {
+        return whole_body(resp.into())
+            .await
+            .map_err(TransportError::Unreachable);
     }
     let stream = resp
         .stream()
         .map_err(|e| TransportError::Unreachable(e.to_string()))?;
-    read_stream_capped(stream, limit).await
+    read_stream_capped(stream, limit.unwrap_or(usize::MAX)).await
+}
+
+/// A body in one piece (`arrayBuffer()`): one promise, where reading the stream costs a
+/// promise and a reader per chunk.
+pub async fn whole_body(resp: worker::web_sys::Response) -> std::result::Result<Vec<u8>, String> {
+    let promise = resp
+        .array_buffer()
+        .map_err(|_| "the body could not be read".to_string())?;
+    let buf = worker::wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .map_err(|e| {
+            e.as_string()
+                .unwrap_or_else(|| "the body could not be read".into())
+        })?;
+    Ok(worker::js_sys::Uint8Array::new(&buf).to_vec())
 }
 
 /// Reads a body stream chunk by chunk and stops at the first chunk past `limit`: memory stays
@@ -359,8 +384,21 @@ pub fn intl_local_time(zone: &str, unix_secs: u64) -> Option<crate::time::LocalT
     })
 }
 
+thread_local! {
+    /// `LOG_LEVEL`, set when the isolate reads its settings.
+    static LOG_LEVEL: std::cell::Cell<Level> = const { std::cell::Cell::new(Level::Info) };
+}
+
+/// Lines less severe than `level` are not written from now on (in this isolate).
+pub fn set_log_level(level: Level) {
+    LOG_LEVEL.with(|l| l.set(level));
+}
+
 /// One JSON object per line, so `wrangler tail` and Logpush can parse them.
 pub fn log_line(level: Level, msg: &str, fields: Value) {
+    if level < LOG_LEVEL.with(|l| l.get()) {
+        return;
+    }
     let mut line = json!({"ts": crate::time::iso8601(worker::Date::now().as_millis()), "level": level.as_str(), "msg": msg});
     if let (Some(l), Value::Object(f)) = (line.as_object_mut(), fields) {
         l.extend(f);

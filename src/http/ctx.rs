@@ -14,6 +14,8 @@ pub struct Ctx<'a, P: Platform> {
     pub(crate) cfg: &'a Result<Config>,
     pub presence: &'a Presence,
     pub request_id: String,
+    /// Fields the handler adds to the request's one log line.
+    pub(crate) notes: std::cell::RefCell<serde_json::Map<String, Value>>,
 }
 
 impl<P: Platform> Ctx<'_, P> {
@@ -39,6 +41,14 @@ impl<P: Platform> Ctx<'_, P> {
         self.config()?
             .api_keys
             .authorize_account(req.headers.get("authorization"), account)
+    }
+
+    /// Adds `fields` (an object) to the request's log line: what a handler learnt (an event's
+    /// account and key), without a line of its own.
+    pub fn note(&self, fields: Value) {
+        if let Value::Object(f) = fields {
+            self.notes.borrow_mut().extend(f);
+        }
     }
 
     pub fn log(&self, level: Level, msg: &str, mut fields: Value) {

@@ -619,8 +619,14 @@ async fn plan_reply<P: Platform + Local>(
         message_id: event.content.message_id.as_deref(),
     };
     let plan = engine::decide(&rules, &conv, inbound, name.as_deref(), local, now);
+    // Each message sent has a line of its own ("reply sent"); the decision has one when nothing
+    // is sent, or at debug level.
+    let level = match plan.messages.is_empty() {
+        true => Level::Info,
+        false => Level::Debug,
+    };
     p.log(
-        Level::Info,
+        level,
         "auto-reply decided",
         json!({"account_id": event.account, "conversation_id": conv_id, "messages": plan.messages.len(),
                "rules": plan.messages.iter().map(|m| &m.0).collect::<Vec<_>>(), "held_back": plan.held_back}),

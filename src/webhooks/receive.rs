@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::http::ctx::Ctx;
 use crate::http::{Request, Response};
-use crate::ports::{Level, Platform};
+use crate::ports::Platform;
 use crate::webhooks::envelope;
 use serde_json::json;
 
@@ -48,11 +48,7 @@ pub async fn receive<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Res
     let raw = std::str::from_utf8(&req.body)
         .map_err(|_| Error::InvalidJson("body is not UTF-8".into()))?;
     let fresh = ctx.p.accept_event(&event.account, &event.key, raw).await?;
-    ctx.log(
-        Level::Info,
-        "webhook accepted",
-        json!({"event": event.name, "account_id": event.account, "key": event.key, "duplicate": !fresh}),
-    );
+    ctx.note(json!({"event": event.name, "account_id": event.account, "key": event.key, "duplicate": !fresh}));
     Ok(Response::json(
         200,
         &json!({"received": true, "duplicate": !fresh}),
