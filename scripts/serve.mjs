@@ -6,7 +6,10 @@
 // Env: CONFIG (wrangler.toml path, default ./wrangler.toml), PORT, PERSIST (directory for KV
 // and Durable Object state; unset keeps state in memory), WORKER_VARS (JSON object replacing
 // the settings), BASELINE=1 (a one-line JS Worker instead, for the bench's cold-start
-// comparison). Prints `ready <url> <ms to ready>` on stdout; SIGTERM or SIGINT stops it.
+// comparison), BASELINE=<path to an ES module> (that module instead, with one KV namespace
+// bound as KV and the WORKER_VARS settings: the bench's plain-JS baseline,
+// bench/baseline/worker.js). Prints `ready <url> <ms to ready>` on stdout; SIGTERM or SIGINT
+// stops it.
 //
 // Loading wrangler takes about a second; the bench keeps it out of its cold-start figures by
 // resolving once (RESOLVE_ONLY=<file> writes the options and exits) and then starting with
@@ -30,17 +33,26 @@ const persist = process.env.PERSIST;
 // refused): the build is worker-build's `index.js` and the `.wasm` beside it, listed here.
 delete workerOptions.modulesRules;
 const modulesRoot = path.dirname(main);
-const worker = process.env.BASELINE
-  ? { script: 'export default { fetch() { return new Response("ok"); } }', modules: true }
-  : {
-      modulesRoot,
-      modules: [
-        { type: "ESModule", path: main },
-        ...readdirSync(modulesRoot)
-          .filter((f) => f.endsWith(".wasm"))
-          .map((f) => ({ type: "CompiledWasm", path: path.join(modulesRoot, f) })),
-      ],
-    };
+const baseline = process.env.BASELINE;
+const oneLine = 'export default { fetch() { return new Response("ok"); } }';
+let worker;
+if (baseline === "1") {
+  worker = { script: oneLine, modules: true };
+} else if (baseline) {
+  // Only what the JS baseline uses: its module and one KV namespace (no Durable Objects).
+  worker = { scriptPath: path.resolve(baseline), modules: true, kvNamespaces: ["KV"] };
+  delete workerOptions.durableObjects;
+} else {
+  worker = {
+    modulesRoot,
+    modules: [
+      { type: "ESModule", path: main },
+      ...readdirSync(modulesRoot)
+        .filter((f) => f.endsWith(".wasm"))
+        .map((f) => ({ type: "CompiledWasm", path: path.join(modulesRoot, f) })),
+    ],
+  };
+}
 if (process.env.WORKER_VARS) {
   workerOptions.bindings = JSON.parse(process.env.WORKER_VARS);
 }
