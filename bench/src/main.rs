@@ -1,15 +1,24 @@
 //! `make bench`: builds the release `.wasm`, serves it with Miniflare's API (workerd without
-//! wrangler dev's proxy), uses the in-process TikTok simulator as TikTok, drives bounded
-//! loopback load and prints a table of figures (also written to `bench/results/latest.md`).
+//! wrangler dev's proxy), uses the in-process TikTok simulator as TikTok, and puts this Worker
+//! side by side with a plain-JS baseline Worker (`bench/baseline/worker.js`, the naive version
+//! of the two hot paths) served the same way: closed-loop and open-loop load on the webhook and
+//! send paths, workerd CPU per request, `.wasm` size, cold start, and PASS/FAIL against the
+//! targets. The report goes to stdout and `bench/results/latest.md`.
 //!
-//! Env: BENCH_SECS (per path, default 10), BENCH_CONCURRENCY (default 16).
+//! Env: BENCH_SECS (closed loop, per path and Worker, default 8), BENCH_CONCURRENCY (default
+//! 16), BENCH_OPEN_SECS (open loop, per rate, account spread and Worker, default 8).
+//!
+//! A missed target is reported as FAIL; the exit status is non-zero only when something is
+//! broken (an auto-reply missing or sent twice).
 
 use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tiktok_sim::Sim;
 
@@ -17,7 +26,18 @@ const KEY: &str = "bench-client-key";
 const SECRET: &str = "bench-client-secret";
 const ADMIN: &str = "bench-admin-key-0123456789abcdef";
 const ENC: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+/// The account of the closed-loop phases and of the one-account open loop.
 const ACCOUNT: &str = "bench-biz";
+/// Accounts of the spread open loop.
+const SPREAD: usize = 50;
+/// Open-loop arrival rates (requests per second).
+const RATES: [u64; 2] = [150, 300];
+/// Every HTTP request the bench makes gives up after this long (counted as an error).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a phase waits for its auto-replies to reach the simulator.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// The JS baseline, served by `scripts/serve.mjs` with `BASELINE=<this path>`.
+const BASELINE_JS: &str = "bench/baseline/worker.js";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -25,7 +45,7 @@ fn root() -> PathBuf {
 
 /// The Node.js that runs `scripts/serve.mjs`: the pinned Node 22 that `scripts/bootstrap.sh`
 /// installs under `.tools/node` when the machine's node is too old, else `node` on PATH.
-fn node(root: &std::path::Path) -> PathBuf {
+fn node(root: &Path) -> PathBuf {
     let local = root.join(".tools/node/bin/node");
     if local.exists() {
         local
@@ -39,6 +59,554 @@ fn env_num(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+fn spread_account(i: usize) -> String {
+    format!("{ACCOUNT}-{i:02}")
+}
+/// Where `resolve_options` writes the Miniflare options wrangler derives from wrangler.toml.
+fn options_file(root: &Path) -> PathBuf {
+    root.join("target/bench-worker-options.json")
+}
+
+/// Has wrangler read wrangler.toml once, so no measured start-up pays for loading wrangler.
+fn resolve_options(root: &Path) {
+    let status = Command::new(node(root))
+        .arg("scripts/serve.mjs")
+        .current_dir(root)
+        .env("RESOLVE_ONLY", options_file(root))
+        .status()
+        .expect("node scripts/serve.mjs");
+    assert!(status.success(), "resolving the Worker's options failed");
+}
+
+/// Which Worker `scripts/serve.mjs` serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// This Worker (the release build).
+    Ours,
+    /// The plain-JS baseline (`bench/baseline/worker.js`).
+    Js,
+    /// A one-line JS Worker, for the cold-start comparison.
+    OneLine,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Ours => "ours",
+            Kind::Js => "JS",
+            Kind::OneLine => "one-line JS",
+        }
+    }
+}
+
+/// Starts `scripts/serve.mjs` in its own process group.
+fn serve(root: &Path, port: u16, vars: &str, kind: Kind, out: Stdio, err: Stdio) -> Child {
+    let mut cmd = Command::new(node(root));
+    cmd.arg("scripts/serve.mjs")
+        .current_dir(root)
+        .env("PORT", port.to_string())
+        .env("OPTIONS", options_file(root))
+        .env("WORKER_VARS", vars);
+    match kind {
+        Kind::Ours => {}
+        Kind::Js => {
+            cmd.env("BASELINE", root.join(BASELINE_JS));
+        }
+        Kind::OneLine => {
+            cmd.env("BASELINE", "1");
+        }
+    }
+    cmd.stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .expect("node scripts/serve.mjs")
+}
+
+/// Stops a `serve` process group.
+fn stop(mut child: Child) {
+    // SAFETY: kill(2) with a negative pid signals only the child's own process group.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGTERM) };
+    let _ = child.wait();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Worker being served for the load phases.
+struct Served {
+    kind: Kind,
+    base: String,
+    child: Child,
+    /// The `ready` line's Miniflare start-up time, ms.
+    ready_ms: f64,
+    /// Spawn → first `GET /health` answered, ms.
+    first_ms: f64,
+}
+
+impl Served {
+    /// Starts a Worker with its logs in files (a pipe nobody drains would break node with
+    /// EPIPE) and waits for its first `GET /health`.
+    async fn start(
+        root: &Path,
+        kind: Kind,
+        port: u16,
+        vars: &str,
+        http: &reqwest::Client,
+    ) -> Served {
+        let log_path = std::env::temp_dir().join(format!(
+            "tmw-bench-{}-{}.log",
+            std::process::id(),
+            kind.label().replace(' ', "-")
+        ));
+        let spawned = Instant::now();
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let log_err = std::fs::File::create(log_path.with_extension("err")).expect("log file");
+        let child = serve(root, port, vars, kind, log.into(), log_err.into());
+        let line = loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(l) = text.lines().find(|l| l.starts_with("ready ")) {
+                break l.to_string();
+            }
+            let err = std::fs::read_to_string(log_path.with_extension("err")).unwrap_or_default();
+            assert!(
+                spawned.elapsed() < Duration::from_secs(60),
+                "serve.mjs ({}) not ready:\n{text}\n{err}",
+                kind.label()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let base = format!("http://127.0.0.1:{port}");
+        let first = http
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .expect("first response");
+        assert!(first.status().is_success(), "{} /health", kind.label());
+        let first_ms = spawned.elapsed().as_secs_f64() * 1000.0;
+        let ready_ms = line
+            .split_whitespace()
+            .nth(2)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        Served {
+            kind,
+            base,
+            child,
+            ready_ms,
+            first_ms,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn cpu_secs(&self) -> f64 {
+        workerd_cpu_secs(self.pid())
+    }
+}
+
+/// Reads the whole answer (so the connection goes back to the pool); true on a 2xx.
+async fn success(r: reqwest::Result<reqwest::Response>) -> bool {
+    match r {
+        Ok(r) => {
+            let ok = r.status().is_success();
+            r.bytes().await.is_ok() && ok
+        }
+        Err(_) => false,
+    }
+}
+
+/// One signed `im_receive_msg` delivery whose text matches the rule ("price").
+async fn post_webhook(
+    http: &reqwest::Client,
+    sim: &Sim,
+    url: &str,
+    account: &str,
+    conversation: &str,
+    message: &str,
+) -> bool {
+    let content = json!({"conversation_id": conversation, "message_id": message,
+        "type": "text", "text": {"body": "what is the price?"},
+        "from_user": {"id": "u", "role": "personal_account"}});
+    let body = sim.event("im_receive_msg", account, &content);
+    let sig = Sim::signature(SECRET, tiktok_sim::now(), &body);
+    let r = http
+        .post(url)
+        .header("TikTok-Signature", sig)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await;
+    success(r).await
+}
+
+/// `POST /v1/messages`, one text message.
+async fn post_send(http: &reqwest::Client, url: &str, conversation: &str) -> bool {
+    let body = json!({"account_id": ACCOUNT, "conversation_id": conversation, "type": "text",
+        "text": "Your order shipped"});
+    success(http.post(url).bearer_auth(ADMIN).json(&body).send().await).await
+}
+
+/// Latencies (µs, sorted), errors and wall time of one load phase.
+struct Load {
+    lat: Vec<u64>,
+    errors: u64,
+    secs: f64,
+}
+
+/// Closed loop: `conc` tasks each start the next request when the previous one answered,
+/// for `secs`. `make(n)` runs request `n` and says whether it succeeded.
+async fn closed_loop<F, Fut>(secs: u64, conc: u64, make: F) -> Load
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let make = Arc::new(make);
+    let counter = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (make, counter, errors) = (make.clone(), counter.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while Instant::now() < deadline {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                if !make(n).await {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                lat.push(t.elapsed().as_micros() as u64);
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap_or_default());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    Load {
+        lat,
+        errors: errors.load(Ordering::Relaxed),
+        secs,
+    }
+}
+
+/// Open loop: request `n` starts at `n / rate` s whether or not earlier ones answered; its
+/// latency counts from that scheduled time, so a late start counts against it.
+async fn open_loop<F, Fut>(rate: u64, secs: u64, make: F) -> Load
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    let total = rate * secs;
+    let start = tokio::time::Instant::now() + Duration::from_millis(20);
+    let mut tasks = Vec::with_capacity(total as usize);
+    for n in 0..total {
+        let at = start + Duration::from_nanos(n * 1_000_000_000 / rate);
+        tokio::time::sleep_until(at).await;
+        let request = make(n);
+        tasks.push(tokio::spawn(async move {
+            let ok = request.await;
+            (ok, at.elapsed().as_micros() as u64)
+        }));
+    }
+    let mut lat = Vec::with_capacity(tasks.len());
+    let mut errors = 0;
+    for t in tasks {
+        let (ok, us) = t.await.unwrap_or((false, 0));
+        errors += u64::from(!ok);
+        lat.push(us);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    Load { lat, errors, secs }
+}
+
+/// Auto-replies of one phase: its webhooks each name their own conversation (`<prefix><n>`),
+/// so the replies per conversation in `sim.sent()` show missing and repeated ones.
+#[derive(Default, Clone, Copy)]
+struct Replies {
+    /// Webhooks answered 2xx (each must get exactly one reply).
+    expected: u64,
+    /// Of those, conversations with at least one reply.
+    replied: u64,
+    /// Replies beyond the first, in any conversation of the phase.
+    duplicates: u64,
+    /// Conversations whose webhook failed (e.g. timed out) but got a reply anyway.
+    unacknowledged: u64,
+}
+
+impl Replies {
+    fn exactly_once(&self) -> bool {
+        self.replied == self.expected && self.duplicates == 0
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "{} of {}, duplicates: {}",
+            self.replied, self.expected, self.duplicates
+        )
+    }
+}
+
+fn count_replies(sim: &Sim, prefix: &str, accepted: &HashSet<String>) -> Replies {
+    let mut per: HashMap<String, u64> = HashMap::new();
+    for m in sim.sent() {
+        if m.conversation_id.starts_with(prefix) {
+            *per.entry(m.conversation_id).or_default() += 1;
+        }
+    }
+    let mut r = Replies {
+        expected: accepted.len() as u64,
+        ..Replies::default()
+    };
+    for (conv, n) in per {
+        r.duplicates += n.saturating_sub(1);
+        if accepted.contains(&conv) {
+            r.replied += 1;
+        } else {
+            r.unacknowledged += 1;
+        }
+    }
+    r
+}
+
+/// Waits (up to `DRAIN_TIMEOUT`) until every accepted webhook of the phase got its reply,
+/// then a little longer so that late repeats are counted too.
+async fn drain(sim: &Sim, prefix: &str, accepted: &HashSet<String>) -> Replies {
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    loop {
+        let r = count_replies(sim, prefix, accepted);
+        if r.replied >= r.expected || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    count_replies(sim, prefix, accepted)
+}
+
+/// Figures of one Worker in one phase.
+struct Run {
+    kind: Kind,
+    requests: u64,
+    errors: u64,
+    req_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    /// workerd CPU per request, ms (webhooks: including their replies).
+    cpu_ms: f64,
+    replies: Option<Replies>,
+}
+
+impl Run {
+    fn new(kind: Kind, load: &Load, cpu_secs: f64, replies: Option<Replies>) -> Run {
+        let n = load.lat.len() as u64;
+        Run {
+            kind,
+            requests: n,
+            errors: load.errors,
+            req_per_s: n as f64 / load.secs,
+            p50_ms: percentile(&load.lat, 0.5),
+            p99_ms: percentile(&load.lat, 0.99),
+            max_ms: load.lat.last().copied().unwrap_or(0) as f64 / 1000.0,
+            cpu_ms: cpu_secs * 1000.0 / n.max(1) as f64,
+            replies,
+        }
+    }
+}
+
+/// What every phase needs: the simulator, the load client, and a unique tag per phase.
+struct Bench {
+    sim: Sim,
+    http: reqwest::Client,
+}
+
+impl Bench {
+    /// Webhooks for `account_of(n)`, each in its own conversation, closed or open loop;
+    /// CPU counted until the replies are in.
+    async fn webhooks(
+        &self,
+        w: &Served,
+        prefix: String,
+        accounts: Arc<Vec<String>>,
+        shape: Shape,
+    ) -> Run {
+        let accepted = Arc::new(Mutex::new(HashSet::new()));
+        let url = format!("{}/webhooks/tiktok", w.base);
+        let make = {
+            let (http, sim, accepted, prefix) = (
+                self.http.clone(),
+                self.sim.clone(),
+                accepted.clone(),
+                prefix.clone(),
+            );
+            move |n: u64| {
+                let (http, sim, accepted, url) =
+                    (http.clone(), sim.clone(), accepted.clone(), url.clone());
+                let account = accounts[n as usize % accounts.len()].clone();
+                let conv = format!("{prefix}{n}");
+                async move {
+                    let ok =
+                        post_webhook(&http, &sim, &url, &account, &conv, &format!("{conv}m")).await;
+                    if ok {
+                        accepted.lock().unwrap().insert(conv);
+                    }
+                    ok
+                }
+            }
+        };
+        let cpu0 = w.cpu_secs();
+        let load = shape.run(make).await;
+        let accepted = std::mem::take(&mut *accepted.lock().unwrap());
+        let replies = drain(&self.sim, &prefix, &accepted).await;
+        let cpu = w.cpu_secs() - cpu0;
+        Run::new(w.kind, &load, cpu, Some(replies))
+    }
+
+    /// `POST /v1/messages` for the one account, closed loop.
+    async fn sends(&self, w: &Served, prefix: String, shape: Shape) -> Run {
+        let url = format!("{}/v1/messages", w.base);
+        let http = self.http.clone();
+        let make = move |n: u64| {
+            let (http, url) = (http.clone(), url.clone());
+            let conv = format!("{prefix}{}", n % 997);
+            async move { post_send(&http, &url, &conv).await }
+        };
+        let cpu0 = w.cpu_secs();
+        let load = shape.run(make).await;
+        let cpu = w.cpu_secs() - cpu0;
+        Run::new(w.kind, &load, cpu, None)
+    }
+}
+
+/// How a phase offers its load.
+#[derive(Clone, Copy)]
+enum Shape {
+    Closed { secs: u64, conc: u64 },
+    Open { rate: u64, secs: u64 },
+}
+
+impl Shape {
+    async fn run<F, Fut>(self, make: F) -> Load
+    where
+        F: Fn(u64) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        match self {
+            Shape::Closed { secs, conc } => closed_loop(secs, conc, make).await,
+            Shape::Open { rate, secs } => open_loop(rate, secs, make).await,
+        }
+    }
+}
+
+/// An access token for `open_id` from the simulator's own consent → token exchange (what the
+/// JS baseline stores in its KV; the sim records its sends against it).
+async fn mint_token(http: &reqwest::Client, sim: &Sim, redirect: &str, open_id: &str) -> String {
+    let mut authorize = url::Url::parse(&sim.auth_url()).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("client_key", KEY)
+        .append_pair("redirect_uri", redirect)
+        .append_pair("response_type", "code")
+        .append_pair("scope", "user.info.basic,message.list.send")
+        .append_pair("state", "bench")
+        .append_pair("sim_open_id", open_id);
+    let r = http.get(authorize).send().await.expect("sim authorize");
+    let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("auth code");
+    let body = json!({"client_id": KEY, "client_secret": SECRET, "grant_type": "authorization_code",
+        "auth_code": code, "redirect_uri": redirect});
+    let r: serde_json::Value = http
+        .post(format!("{}/tt_user/oauth2/token/", sim.api_base()))
+        .json(&body)
+        .send()
+        .await
+        .expect("sim token")
+        .json()
+        .await
+        .expect("sim token JSON");
+    let token = r["data"]["access_token"].as_str().expect("access token");
+    assert_eq!(r["data"]["open_id"], open_id);
+    token.to_string()
+}
+
+/// Connects `open_id` to our Worker through its OAuth flow (start → sim consent → callback).
+async fn connect(http: &reqwest::Client, base: &str, open_id: &str) {
+    let start = http
+        .get(format!("{base}/oauth/start"))
+        .send()
+        .await
+        .unwrap();
+    let loc = start.headers()["location"].to_str().unwrap().to_string();
+    let auth = http
+        .get(format!("{loc}&sim_open_id={open_id}"))
+        .send()
+        .await
+        .unwrap();
+    let cb = auth.headers()["location"].to_str().unwrap().to_string();
+    let done = http.get(cb).send().await.unwrap();
+    assert!(done.status().is_success(), "account {open_id} connected");
+}
+
+/// Spawn → first 200 of `GET /health` for serve.mjs, in ms.
+async fn cold_start(root: &Path, kind: Kind, vars: &str) -> f64 {
+    let port = free_port();
+    let started = Instant::now();
+    let child = serve(root, port, vars, kind, Stdio::null(), Stdio::null());
+    let http = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let ms = loop {
+        if let Ok(r) = http.get(&url).send().await {
+            if r.status().is_success() {
+                break started.elapsed().as_secs_f64() * 1000.0;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no first response"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    stop(child);
+    ms
+}
+
+fn pass(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+fn ratio(ours: f64, js: f64) -> f64 {
+    if js > 0.0 {
+        ours / js
+    } else {
+        f64::INFINITY
+    }
 }
 
 /// CPU seconds (user + system) used so far by every workerd process below `ancestor`.
@@ -82,155 +650,12 @@ fn descends_from(mut pid: u32, ancestor: u32) -> bool {
     false
 }
 
-struct Phase {
-    name: &'static str,
-    requests: u64,
-    errors: u64,
-    secs: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    cpu_per_1000: f64,
-}
-
-impl Phase {
-    /// Figures of one phase from its sorted latencies (µs) and the workerd CPU it used.
-    fn measured(name: &'static str, lat: &[u64], errors: u64, secs: f64, cpu_secs: f64) -> Phase {
-        Phase {
-            name,
-            requests: lat.len() as u64,
-            errors,
-            secs,
-            p50_ms: percentile(lat, 0.5),
-            p99_ms: percentile(lat, 0.99),
-            cpu_per_1000: cpu_secs / lat.len().max(1) as f64 * 1000.0,
-        }
-    }
-}
-
-/// Where `resolve_options` writes the Miniflare options wrangler derives from wrangler.toml.
-fn options_file(root: &std::path::Path) -> std::path::PathBuf {
-    root.join("target/bench-worker-options.json")
-}
-
-/// Has wrangler read wrangler.toml once, so no measured start-up pays for loading wrangler.
-fn resolve_options(root: &std::path::Path) {
-    let status = Command::new(node(root))
-        .arg("scripts/serve.mjs")
-        .current_dir(root)
-        .env("RESOLVE_ONLY", options_file(root))
-        .status()
-        .expect("node scripts/serve.mjs");
-    assert!(status.success(), "resolving the Worker's options failed");
-}
-
-/// Starts `scripts/serve.mjs` (this Worker, or the one-line JS baseline) in its own process group.
-fn serve(
-    root: &std::path::Path,
-    port: u16,
-    vars: &str,
-    baseline: bool,
-    out: std::process::Stdio,
-    err: std::process::Stdio,
-) -> std::process::Child {
-    let mut cmd = Command::new(node(root));
-    cmd.arg("scripts/serve.mjs")
-        .current_dir(root)
-        .env("PORT", port.to_string())
-        .env("OPTIONS", options_file(root))
-        .env("WORKER_VARS", vars);
-    if baseline {
-        cmd.env("BASELINE", "1");
-    }
-    cmd.stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .expect("node scripts/serve.mjs")
-}
-
-/// Stops a `serve` process group.
-fn stop(mut child: std::process::Child) {
-    // SAFETY: kill(2) with a negative pid signals only the child's own process group.
-    unsafe { libc::kill(-(child.id() as i32), libc::SIGTERM) };
-    let _ = child.wait();
-}
-
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i] as f64 / 1000.0
-}
-
-/// Runs `make` for `secs` with `conc` tasks; returns latencies (µs) and error count.
-async fn load<F, Fut>(secs: u64, conc: u64, make: F) -> (Vec<u64>, u64, f64)
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let make = Arc::new(make);
-    let counter = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..conc {
-        let (make, counter, errors) = (make.clone(), counter.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            while Instant::now() < deadline {
-                let n = counter.fetch_add(1, Ordering::Relaxed);
-                let t = Instant::now();
-                if !make(n).await {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                }
-                lat.push(t.elapsed().as_micros() as u64);
-            }
-            lat
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap_or_default());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    (all, errors.load(Ordering::Relaxed), elapsed)
-}
-
-/// Spawn → first 200 of `GET /health` for serve.mjs (our Worker, or the JS baseline), in ms.
-async fn cold_start(root: &std::path::Path, baseline: bool, vars: &str) -> f64 {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let started = Instant::now();
-    let child = serve(
-        root,
-        port,
-        vars,
-        baseline,
-        std::process::Stdio::null(),
-        std::process::Stdio::null(),
-    );
-    let http = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/health");
-    let ms = loop {
-        if let Ok(r) = http.get(&url).send().await {
-            if r.status().is_success() {
-                break started.elapsed().as_secs_f64() * 1000.0;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no first response"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
-    stop(child);
-    ms
 }
 
 /// The rules engine's worst case: the largest rule set the API accepts (2,000 keywords,
@@ -286,8 +711,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let secs = env_num("BENCH_SECS", 10);
+    let secs = env_num("BENCH_SECS", 8);
     let conc = env_num("BENCH_CONCURRENCY", 16);
+    let open_secs = env_num("BENCH_OPEN_SECS", 8);
     let root = root();
     let status = Command::new("bash")
         .arg("scripts/build.sh")
@@ -298,145 +724,155 @@ async fn main() {
     resolve_options(&root);
 
     let sim = Sim::start(KEY, SECRET, 0).await.expect("simulator");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (port, js_port) = (free_port(), free_port());
     let vars = json!({
         "TIKTOK_CLIENT_KEY": KEY, "TIKTOK_CLIENT_SECRET": SECRET, "API_KEYS": format!("admin:{ADMIN}"),
         "TOKEN_ENCRYPTION_KEY": ENC, "TIKTOK_API_BASE": sim.api_base(), "TIKTOK_AUTH_URL": sim.auth_url(),
         "OAUTH_REDIRECT_URI": format!("http://127.0.0.1:{port}/oauth/callback/"),
-    });
+    })
+    .to_string();
+    let js_vars = json!({
+        "TIKTOK_CLIENT_SECRET": SECRET, "TIKTOK_API_BASE": sim.api_base(), "API_KEY": ADMIN,
+        "REPLY_KEYWORD": "price", "REPLY_TEXT": "Prices are on the site.",
+    })
+    .to_string();
     sim.register_redirect_uri(&format!("http://127.0.0.1:{port}/oauth/callback/"));
-    let log_path = std::env::temp_dir().join(format!("tmw-bench-{}.log", std::process::id()));
-    let spawned = Instant::now();
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let log_err = std::fs::File::create(log_path.with_extension("err")).expect("log file");
-    let child = serve(
-        &root,
-        port,
-        &vars.to_string(),
-        false,
-        log.into(),
-        log_err.into(),
-    );
-    let pid = child.id();
-    // The Worker's logs go to a file: a pipe nobody drains would break node (EPIPE).
-    let wait = Instant::now();
-    let line = loop {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if let Some(l) = text.lines().find(|l| l.starts_with("ready ")) {
-            break l.to_string();
-        }
-        assert!(
-            wait.elapsed() < Duration::from_secs(60),
-            "serve.mjs not ready:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let parts: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(parts.first(), Some(&"ready"), "serve.mjs: {line}");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder()
-        // The OAuth state is bound to the browser by a cookie.
+    let js_redirect = format!("http://127.0.0.1:{js_port}/bench/callback/");
+    sim.register_redirect_uri(&js_redirect);
+
+    // Set-up client: the OAuth state is bound to the browser by a cookie.
+    let setup = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(64)
+        .timeout(REQUEST_TIMEOUT)
         .build()
         .unwrap();
-    let first = http
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .expect("first response");
-    assert!(first.status().is_success());
-    let cold_ms = spawned.elapsed().as_secs_f64() * 1000.0;
-    let mf_ready_ms: f64 = parts.get(2).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    let t = Instant::now();
-    http.get(format!("{base}/health")).send().await.unwrap();
-    let warm_health_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(512)
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .unwrap();
+    let spread: Vec<String> = (0..SPREAD).map(spread_account).collect();
 
-    // Connect the account and store rules that answer every message.
-    let start = http
-        .get(format!("{base}/oauth/start"))
+    // Our Worker: the account of the closed loop and the 50 of the spread open loop, connected
+    // over OAuth, and rules that answer every message containing "price".
+    let ours = Served::start(&root, Kind::Ours, port, &vars, &setup).await;
+    let t = Instant::now();
+    setup
+        .get(format!("{}/health", ours.base))
         .send()
         .await
         .unwrap();
-    let loc = start.headers()["location"].to_str().unwrap().to_string();
-    let auth = http
-        .get(format!("{loc}&sim_open_id={ACCOUNT}"))
-        .send()
-        .await
-        .unwrap();
-    let cb = auth.headers()["location"].to_str().unwrap().to_string();
-    assert!(
-        http.get(cb).send().await.unwrap().status().is_success(),
-        "account connected"
-    );
+    let warm_health_ms = t.elapsed().as_secs_f64() * 1000.0;
+    for a in std::iter::once(ACCOUNT.to_string()).chain(spread.iter().cloned()) {
+        connect(&setup, &ours.base, &a).await;
+    }
     let rules = json!({"rules": [{"id": "p", "match": "contains", "keywords": ["price"], "text": "Prices are on the site."}]});
-    let r = http
-        .put(format!("{base}/v1/rules"))
+    let r = setup
+        .put(format!("{}/v1/rules", ours.base))
         .bearer_auth(ADMIN)
         .json(&rules)
         .send()
         .await
         .unwrap();
-    assert!(r.status().is_success());
+    assert!(r.status().is_success(), "rules stored");
 
-    let mut phases = Vec::new();
-
-    // Webhook path: valid signature, new message, auto-reply in wait_until.
-    let sent_before = sim.sent().len();
-    let cpu0 = workerd_cpu_secs(pid);
-    let (h, s, hook) = (http.clone(), sim.clone(), format!("{base}/webhooks/tiktok"));
-    let (lat, errors, elapsed) = load(secs, conc, move |n| {
-        let (h, s, hook) = (h.clone(), s.clone(), hook.clone());
-        async move {
-            let content = json!({"conversation_id": format!("bench-c{}", n % 997), "message_id": format!("bench-m{n}"),
-                "type": "text", "text": {"body": "what is the price?"}, "from_user": {"id": "u", "role": "personal_account"}});
-            let body = s.event("im_receive_msg", ACCOUNT, &content);
-            let sig = Sim::signature(SECRET, tiktok_sim::now(), &body);
-            matches!(h.post(&hook).header("TikTok-Signature", sig).body(body).send().await, Ok(r) if r.status().is_success())
-        }
-    })
-    .await;
-    let accepted = lat.len() as u64 - errors;
-    let drain_deadline = Instant::now() + Duration::from_secs(60);
-    while ((sim.sent().len() - sent_before) as u64) < accepted && Instant::now() < drain_deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // The JS baseline: the same accounts' tokens, minted by the simulator, seeded into its KV.
+    let js = Served::start(&root, Kind::Js, js_port, &js_vars, &setup).await;
+    let mut tokens = serde_json::Map::new();
+    for a in std::iter::once(ACCOUNT.to_string()).chain(spread.iter().cloned()) {
+        let t = mint_token(&setup, &sim, &js_redirect, &a).await;
+        tokens.insert(a, t.into());
     }
-    let replies = (sim.sent().len() - sent_before) as u64;
-    let cpu = workerd_cpu_secs(pid) - cpu0;
-    phases.push(Phase::measured(
-        "webhook (verify + accept; reply after response)",
-        &lat,
-        errors,
-        elapsed,
-        cpu,
-    ));
+    let r = setup
+        .put(format!("{}/_seed", js.base))
+        .bearer_auth(ADMIN)
+        .json(&tokens)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "JS baseline seeded");
 
-    // Send path: POST /v1/messages text.
-    let cpu0 = workerd_cpu_secs(pid);
-    let (h, url) = (http.clone(), format!("{base}/v1/messages"));
-    let (lat, errors, elapsed) = load(secs, conc, move |n| {
-        let (h, url) = (h.clone(), url.clone());
-        async move {
-            let body = json!({"account_id": ACCOUNT, "conversation_id": format!("bench-s{}", n % 997), "type": "text", "text": "Your order shipped"});
-            matches!(h.post(&url).bearer_auth(ADMIN).json(&body).send().await, Ok(r) if r.status().is_success())
+    let bench = Bench {
+        sim: sim.clone(),
+        http: http.clone(),
+    };
+    let one = Arc::new(vec![ACCOUNT.to_string()]);
+    let many = Arc::new(spread);
+    let mut broken = Vec::new();
+
+    // Warm-up (not measured): both paths work end to end on both Workers, or nothing else is
+    // worth measuring.
+    for w in [&ours, &js] {
+        let warm = Shape::Closed { secs: 1, conc: 4 };
+        let label = w.kind.label();
+        let hook = bench
+            .webhooks(w, format!("warm-{label}-"), one.clone(), warm)
+            .await;
+        let send = bench.sends(w, format!("warm-{label}-s"), warm).await;
+        let replies = hook.replies.unwrap_or_default();
+        assert!(
+            hook.errors == 0 && send.errors == 0 && replies.exactly_once(),
+            "warm-up against {label} failed: webhook errors {}, send errors {}, replies {}",
+            hook.errors,
+            send.errors,
+            replies.line()
+        );
+    }
+
+    // Closed loop: the same load against each Worker in turn.
+    let closed = Shape::Closed { secs, conc };
+    let mut webhook_runs = Vec::new();
+    let mut send_runs = Vec::new();
+    for w in [&ours, &js] {
+        let label = w.kind.label();
+        webhook_runs.push(
+            bench
+                .webhooks(w, format!("cw-{label}-"), one.clone(), closed)
+                .await,
+        );
+    }
+    for w in [&ours, &js] {
+        send_runs.push(
+            bench
+                .sends(w, format!("cs-{label}-", label = w.kind.label()), closed)
+                .await,
+        );
+    }
+
+    // Open loop: webhooks on a fixed schedule, one account and spread over 50.
+    let mut open_runs = Vec::new();
+    for (spread_label, accounts) in [("1", &one), ("50", &many)] {
+        for rate in RATES {
+            let shape = Shape::Open {
+                rate,
+                secs: open_secs,
+            };
+            let mut pair = Vec::new();
+            for w in [&ours, &js] {
+                let prefix = format!("o{rate}-{spread_label}-{}-", w.kind.label());
+                pair.push(bench.webhooks(w, prefix, accounts.clone(), shape).await);
+            }
+            open_runs.push((spread_label, rate, pair));
         }
-    })
-    .await;
-    let cpu = workerd_cpu_secs(pid) - cpu0;
-    phases.push(Phase::measured(
-        "send (POST /v1/messages text)",
-        &lat,
-        errors,
-        elapsed,
-        cpu,
-    ));
+    }
+    let (ours_ready_ms, ours_first_ms) = (ours.ready_ms, ours.first_ms);
+    stop(ours.child);
+    stop(js.child);
 
-    stop(child);
+    for run in webhook_runs
+        .iter()
+        .chain(open_runs.iter().flat_map(|(_, _, p)| p.iter()))
+    {
+        if let Some(r) = run.replies.filter(|r| !r.exactly_once()) {
+            broken.push(format!(
+                "{}: replies {} (a reply is missing or sent twice)",
+                run.kind.label(),
+                r.line()
+            ));
+        }
+    }
 
     let wasm = root.join("build/index_bg.wasm");
     let raw = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
@@ -453,13 +889,13 @@ async fn main() {
                 .ok()
         })
         .unwrap_or(0);
-    let mut ours = Vec::new();
-    let mut base_line = Vec::new();
+    let mut cold_ours = Vec::new();
+    let mut cold_line = Vec::new();
     for _ in 0..3 {
-        ours.push(cold_start(&root, false, &vars.to_string()).await);
-        base_line.push(cold_start(&root, true, "{}").await);
+        cold_ours.push(cold_start(&root, Kind::Ours, &vars).await);
+        cold_line.push(cold_start(&root, Kind::OneLine, "{}").await);
     }
-    let (ours, base_line) = (median(ours), median(base_line));
+    let (cold_ours, cold_line) = (median(cold_ours), median(cold_line));
     let machine = Command::new("bash")
         .arg("-c")
         .arg(
@@ -470,40 +906,159 @@ async fn main() {
         .unwrap_or_default();
 
     let mut out = String::new();
-    out.push_str(&format!("Machine: {machine}; load: {conc} concurrent connections, {secs} s per path, loopback; the simulator runs in the load generator's process.\n\n"));
-    out.push_str("| path | requests | errors | req/s | p50 ms | p99 ms | workerd CPU s / 1000 req |\n|---|---|---|---|---|---|---|\n");
-    for p in &phases {
+    out.push_str(&format!(
+        "Machine: {machine}; loopback; the simulator runs in the load generator's process. \
+         \"JS\" is the plain-JS baseline (`{BASELINE_JS}`: WebCrypto signature check, KV de-duplication, \
+         one fetch per reply or send), served by the same Miniflare and workerd.\n\n"
+    ));
+    out.push_str(&format!(
+        "## Closed loop ({conc} concurrent connections, {secs} s per path and Worker)\n\n"
+    ));
+    out.push_str("| path | Worker | requests | errors | req/s | p50 ms | p99 ms | workerd CPU ms / req |\n|---|---|---|---|---|---|---|---|\n");
+    let paths = [
+        (
+            "webhook (verify + accept; reply after the response)",
+            &webhook_runs,
+        ),
+        ("send (POST /v1/messages text)", &send_runs),
+    ];
+    for (name, runs) in paths {
+        for r in runs.iter() {
+            out.push_str(&format!(
+                "| {name} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.3} |\n",
+                r.kind.label(),
+                r.requests,
+                r.errors,
+                r.req_per_s,
+                r.p50_ms,
+                r.p99_ms,
+                r.cpu_ms
+            ));
+        }
+        let (o, j) = (&runs[0], &runs[1]);
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.3} |\n",
-            p.name,
-            p.requests,
-            p.errors,
-            p.requests as f64 / p.secs,
-            p.p50_ms,
-            p.p99_ms,
-            p.cpu_per_1000
+            "| {name} | **ours / JS** | | | {:.2}× | {:.2}× | {:.2}× | **{:.2}×** |\n",
+            ratio(o.req_per_s, j.req_per_s),
+            ratio(o.p50_ms, j.p50_ms),
+            ratio(o.p99_ms, j.p99_ms),
+            ratio(o.cpu_ms, j.cpu_ms)
         ));
     }
-    out.push_str(&format!("\nAuto-replies delivered for the webhook path: {replies} of {accepted} accepted (CPU figure includes them).\n\n"));
-    out.push_str("| figure | value |\n|---|---|\n");
+    out.push_str("\nWebhook auto-replies (CPU figures include them): ");
+    let lines: Vec<String> = webhook_runs
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: {}",
+                r.kind.label(),
+                r.replies.unwrap_or_default().line()
+            )
+        })
+        .collect();
+    out.push_str(&lines.join("; "));
+    out.push_str(".\n\n");
+
+    out.push_str(&format!(
+        "## Open loop (webhooks at a fixed arrival rate, {open_secs} s each; latency from the scheduled start)\n\n"
+    ));
+    out.push_str("| accounts | rate /s | Worker | requests | errors | ack p50 ms | ack p99 ms | ack max ms | workerd CPU ms / req | replies | p99 ours / JS |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (accounts, rate, pair) in &open_runs {
+        for r in pair {
+            let p99_ratio = if r.kind == Kind::Ours {
+                format!("{:.2}×", ratio(pair[0].p99_ms, pair[1].p99_ms))
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "| {accounts} | {rate} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.3} | {} | {p99_ratio} |\n",
+                r.kind.label(),
+                r.requests,
+                r.errors,
+                r.p50_ms,
+                r.p99_ms,
+                r.max_ms,
+                r.cpu_ms,
+                r.replies.unwrap_or_default().line()
+            ));
+        }
+    }
+
+    out.push_str("\n## Size and start-up\n\n| figure | value |\n|---|---|\n");
     out.push_str(&format!(
         "| .wasm raw | {:.0} KiB |\n| .wasm gzip -9 | {:.0} KiB |\n",
         raw as f64 / 1024.0,
         gz as f64 / 1024.0
     ));
     out.push_str(&format!(
-        "| cold start: spawn → first response (Miniflare + workerd + module) | {cold_ms:.0} ms |\n"
+        "| cold start: spawn → first response (Miniflare + workerd + module) | {ours_first_ms:.0} ms |\n"
     ));
-    out.push_str(&format!("| of which Miniflare ready | {mf_ready_ms:.0} ms |\n| warm /health round trip | {warm_health_ms:.2} ms |\n"));
+    out.push_str(&format!("| of which Miniflare ready | {ours_ready_ms:.0} ms |\n| warm /health round trip | {warm_health_ms:.2} ms |\n"));
     out.push_str(&format!(
-        "| cold start, median of 3: spawn → first response, this Worker | {ours:.0} ms |\n| same for a one-line JS Worker (baseline) | {base_line:.0} ms |\n| what this module adds to a cold start (compile + instantiate + first request) | {:.0} ms |\n",
-        ours - base_line
+        "| cold start, median of 3: spawn → first response, this Worker | {cold_ours:.0} ms |\n| same for a one-line JS Worker | {cold_line:.0} ms |\n| what this module adds to a cold start (compile + instantiate + first request) | {:.0} ms |\n",
+        cold_ours - cold_line
     ));
     out.push_str(&rules_worst_case());
+
+    // Targets of issue 13.
+    out.push_str("\n## Targets\n\n| target | measured | result |\n|---|---|---|\n");
+    let mut target = |name: String, measured: String, ok: bool| {
+        out.push_str(&format!("| {name} | {measured} | {} |\n", pass(ok)));
+    };
+    for (name, runs) in [("webhook", &webhook_runs), ("send", &send_runs)] {
+        let x = ratio(runs[0].cpu_ms, runs[1].cpu_ms);
+        target(
+            format!("{name} CPU ≤ 1.0× JS"),
+            format!(
+                "{x:.2}× ({:.3} vs {:.3} ms / req)",
+                runs[0].cpu_ms, runs[1].cpu_ms
+            ),
+            x <= 1.0,
+        );
+    }
+    for (accounts, rate, pair) in open_runs.iter().filter(|(a, _, _)| *a == "1") {
+        let (o, j) = (&pair[0], &pair[1]);
+        let x = ratio(o.p99_ms, j.p99_ms);
+        let at = format!("open loop, {accounts} account, {rate}/s");
+        target(
+            format!("{at}: ack p99 ≤ 1.5× JS"),
+            format!("{x:.2}× ({:.2} vs {:.2} ms)", o.p99_ms, j.p99_ms),
+            x <= 1.5,
+        );
+        target(
+            format!("{at}: zero errors"),
+            format!("{} errors", o.errors),
+            o.errors == 0,
+        );
+        let replies = o.replies.unwrap_or_default();
+        target(
+            format!("{at}: every reply exactly once"),
+            format!("replies: {}", replies.line()),
+            replies.exactly_once(),
+        );
+    }
+    let gz_kib = gz as f64 / 1024.0;
+    target(
+        ".wasm ≤ 350 KiB gzip".into(),
+        format!("{gz_kib:.0} KiB"),
+        gz_kib <= 350.0,
+    );
+    let added = cold_ours - cold_line;
+    target(
+        "cold start over one-line JS ≤ 50 ms".into(),
+        format!("{added:.0} ms"),
+        added <= 50.0,
+    );
+    if !broken.is_empty() {
+        out.push_str(&format!("\nBROKEN: {}\n", broken.join("; ")));
+    }
+
     println!("\n{out}");
     let dir = root.join("bench/results");
     let _ = std::fs::create_dir_all(&dir);
     let path = dir.join("latest.md");
     std::fs::write(&path, &out).expect("write results");
     println!("results written to {}", path.display());
+    if !broken.is_empty() {
+        std::process::exit(1);
+    }
 }
