@@ -35,7 +35,7 @@ const RATES: [u64; 2] = [150, 300];
 /// Every HTTP request the bench makes gives up after this long (counted as an error).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a phase waits for its auto-replies to reach the simulator.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The JS baseline, served by `scripts/serve.mjs` with `BASELINE=<this path>`.
 const BASELINE_JS: &str = "bench/baseline/worker.js";
 
@@ -355,10 +355,33 @@ impl Replies {
     }
 
     fn line(&self) -> String {
-        format!(
+        let mut s = format!(
             "{} of {}, duplicates: {}",
             self.replied, self.expected, self.duplicates
-        )
+        );
+        if self.unacknowledged > 0 {
+            s.push_str(&format!(
+                " (and {} for webhooks that timed out)",
+                self.unacknowledged
+            ));
+        }
+        s
+    }
+}
+
+/// Waits until the Worker's workerd is idle (at most one 10 ms tick of CPU in 250 ms), at most
+/// 15 s: requests the bench gave up on may still be running, and they belong to this phase's
+/// CPU figure, not to the next phase.
+async fn settle(w: &Served) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last = w.cpu_secs();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = w.cpu_secs();
+        if now - last <= 0.01 || Instant::now() > deadline {
+            break;
+        }
+        last = now;
     }
 }
 
@@ -414,6 +437,17 @@ struct Run {
 }
 
 impl Run {
+    /// One progress line on stderr: the phase (its conversation prefix) and its wall time.
+    fn progress(&self, phase: &str, started: Instant) {
+        eprintln!(
+            "bench: {phase}: {} requests, {} errors, p99 {:.0} ms, {:.1} s with drain",
+            self.requests,
+            self.errors,
+            self.p99_ms,
+            started.elapsed().as_secs_f64()
+        );
+    }
+
     fn new(kind: Kind, load: &Load, cpu_secs: f64, replies: Option<Replies>) -> Run {
         let n = load.lat.len() as u64;
         Run {
@@ -446,6 +480,7 @@ impl Bench {
         accounts: Arc<Vec<String>>,
         shape: Shape,
     ) -> Run {
+        let started = Instant::now();
         let accepted = Arc::new(Mutex::new(HashSet::new()));
         let url = format!("{}/webhooks/tiktok", w.base);
         let make = {
@@ -474,12 +509,17 @@ impl Bench {
         let load = shape.run(make).await;
         let accepted = std::mem::take(&mut *accepted.lock().unwrap());
         let replies = drain(&self.sim, &prefix, &accepted).await;
+        settle(w).await;
         let cpu = w.cpu_secs() - cpu0;
-        Run::new(w.kind, &load, cpu, Some(replies))
+        let run = Run::new(w.kind, &load, cpu, Some(replies));
+        run.progress(&prefix, started);
+        run
     }
 
     /// `POST /v1/messages` for the one account, closed loop.
     async fn sends(&self, w: &Served, prefix: String, shape: Shape) -> Run {
+        let started = Instant::now();
+        let label = format!("{prefix}*");
         let url = format!("{}/v1/messages", w.base);
         let http = self.http.clone();
         let make = move |n: u64| {
@@ -489,8 +529,11 @@ impl Bench {
         };
         let cpu0 = w.cpu_secs();
         let load = shape.run(make).await;
+        settle(w).await;
         let cpu = w.cpu_secs() - cpu0;
-        Run::new(w.kind, &load, cpu, None)
+        let run = Run::new(w.kind, &load, cpu, None);
+        run.progress(&label, started);
+        run
     }
 }
 
@@ -1019,10 +1062,21 @@ async fn main() {
         let (o, j) = (&pair[0], &pair[1]);
         let x = ratio(o.p99_ms, j.p99_ms);
         let at = format!("open loop, {accounts} account, {rate}/s");
+        // A request that timed out has no latency of its own: with any, our p99 is only a
+        // lower bound and cannot pass.
+        let censored = if o.errors > 0 {
+            format!(
+                "; {} of ours failed or timed out after {} s, so this p99 is a lower bound",
+                o.errors,
+                REQUEST_TIMEOUT.as_secs()
+            )
+        } else {
+            String::new()
+        };
         target(
             format!("{at}: ack p99 ≤ 1.5× JS"),
-            format!("{x:.2}× ({:.2} vs {:.2} ms)", o.p99_ms, j.p99_ms),
-            x <= 1.5,
+            format!("{x:.2}× ({:.2} vs {:.2} ms{censored})", o.p99_ms, j.p99_ms),
+            x <= 1.5 && o.errors == 0,
         );
         target(
             format!("{at}: zero errors"),
