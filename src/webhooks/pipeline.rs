@@ -341,8 +341,13 @@ async fn run_claimed<P: Platform + Local>(p: &P, cfg: &Config, key: &str) -> Res
         }
         _ => {}
     }
+    // A first run writes its start with its first step (the plan, or a forward): until then
+    // it has done nothing, and should it die first, the alarm runs the event as not started.
+    let first = rec.started_at.is_none() && rec.not_before.is_none() && rec.attempts == 0;
     rec.started_at = Some(now);
-    save_pending(p, key, &rec).await?;
+    if !first {
+        save_pending(p, key, &rec).await?;
+    }
     let mut recorded = Vec::new();
     let outcome = match advance(p, cfg, key, &mut rec, &mut recorded).await {
         Err(e) if rec.attempts + 1 >= MAX_ATTEMPTS => {
@@ -600,8 +605,19 @@ async fn plan_reply<P: Platform + Local>(
     // atomic write that ends this step have no I/O in between (no echo can be lost).
     let mut named = load_conv(p, &conv_id).await?;
     let needed = engine::uses_display_name(&rules);
+    let asks_tiktok = needed
+        && named.customer_name.is_none()
+        && event
+            .content
+            .from
+            .as_deref()
+            .is_none_or(|h| h.trim().is_empty());
     let name = customer_name(p, cfg, event, &mut named, needed).await;
-    let mut conv = load_conv(p, &conv_id).await?;
+    // Read again only after a TikTok call: the conversation may have changed meanwhile.
+    let mut conv = match asks_tiktok {
+        true => load_conv(p, &conv_id).await?,
+        false => named.clone(),
+    };
     conv.customer_name = named.customer_name;
     conv.record_inbound(now);
     let zone = Zone::parse(&rules.timezone).unwrap_or(Zone::Fixed(0));
@@ -709,6 +725,7 @@ async fn execute_reply<P: Platform + Local>(
     };
     let client = Client::for_config(p, cfg);
     let account = event.account.clone();
+    let mut unsaved = false;
     while prog.done < prog.messages.len() {
         let msg = prog.messages[prog.done].1.clone();
         let mut tries = 0;
@@ -766,6 +783,7 @@ async fn execute_reply<P: Platform + Local>(
             );
             prog.done = prog.messages.len();
             prog.inflight = None;
+            unsaved = true;
             break;
         }
         prog.inflight = Some(Inflight {
@@ -801,7 +819,10 @@ async fn execute_reply<P: Platform + Local>(
         }
     }
     rec.reply = Some(prog);
-    save_pending(p, key, rec).await?;
+    // Each message sent or failed was written with its step; only a plan cut short is not.
+    if unsaved {
+        save_pending(p, key, rec).await?;
+    }
     Ok(None)
 }
 
