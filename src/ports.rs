@@ -174,7 +174,7 @@ pub trait Accounts {
             rejected: rejected.map(str::to_string),
         };
         match self.call(call).await? {
-            Reply::AccessToken { access_token } => Ok(Secret::new(access_token)),
+            Reply::AccessToken { access_token, .. } => Ok(Secret::new(access_token)),
             _ => Err(unexpected()),
         }
     }

@@ -52,7 +52,12 @@ pub async fn serve<P: Platform + Local>(p: &P, cfg: &Config, call: Call) -> Resu
             let margin = cfg.refresh_margin_secs;
             let a = vault::ensure_fresh(p, cfg, &account, margin, rejected.as_deref()).await?;
             let access_token = a.access_token.expose().to_string();
-            (Reply::AccessToken { access_token }, Wake::Unchanged)
+            let usable_until = a.meta.access_expires_at.saturating_sub(margin);
+            let reply = Reply::AccessToken {
+                access_token,
+                usable_until,
+            };
+            (reply, Wake::Unchanged)
         }
         Call::RefreshWithin {
             account,

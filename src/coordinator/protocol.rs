@@ -125,8 +125,13 @@ pub struct ActorRequest {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
-    /// To [`Call::AccessToken`].
-    AccessToken { access_token: String },
+    /// To [`Call::AccessToken`]: the token, and until when (unix seconds) a caller may use
+    /// it again without asking (the actor refreshes it only after that).
+    AccessToken {
+        access_token: String,
+        #[serde(default)]
+        usable_until: u64,
+    },
     /// To [`Call::AcceptEvent`] and [`Call::ClaimOnce`]: whether the key was new.
     Fresh { fresh: bool },
     /// To [`Call::ReplayFailure`]: what happened.

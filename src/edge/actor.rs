@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::messages::idempotency;
 use crate::ports::{Bucket, KeyPage, Level, Local, Store};
 use crate::rules::store::is_rules_key;
+use crate::secret::Secret;
 use crate::webhooks::pipeline;
 use futures_util::lock::Mutex;
 use serde_json::json;
@@ -50,6 +51,8 @@ struct Memory {
     running: RefCell<HashSet<String>>,
     /// Token records (raw, encrypted) as last read or written here.
     tokens: RefCell<HashMap<String, String>>,
+    /// Access tokens as last handed out, while usable (cleared with any token record change).
+    access: super::platform::TokenMemory,
     /// Rule sets as read from KV (`None`: none stored), and when (ms).
     rules: RefCell<HashMap<String, (Option<String>, u64)>>,
     /// The alarm as this instance last set or read it (`None`: unknown; `Some(None)`: none).
@@ -247,6 +250,9 @@ impl Local for ActorPlatform {
     }
 
     fn forget_cached(&self, bucket: Bucket, key: &str) {
+        if bucket == Bucket::Tokens {
+            self.mem.access.clear();
+        }
         match bucket {
             Bucket::Tokens => self.mem.tokens.borrow_mut().remove(key),
             Bucket::State => self
@@ -300,6 +306,12 @@ impl crate::ports::Accounts for ActorPlatform {
         }
         Ok(served.reply)
     }
+
+    /// From memory while usable: a reply needs no lock, record read or decryption.
+    async fn access_token(&self, account: &str, rejected: Option<&str>) -> Result<Secret> {
+        let mem = self.mem.clone();
+        super::platform::remembered_token(&mem.access, account, rejected, |c| self.call(c)).await
+    }
 }
 
 impl ActorPlatform {
@@ -318,6 +330,7 @@ impl ActorPlatform {
 
     /// Writes the token record's own copy, remembered once stored.
     async fn own_token_put(&self, key: &str, value: &str) -> Result<()> {
+        self.mem.access.clear();
         self.storage
             .put(key, value)
             .await

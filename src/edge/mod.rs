@@ -12,6 +12,7 @@ use crate::http::{
     Headers as CoreHeaders, Method as CoreMethod, Request as CoreRequest, Response as CoreResponse,
 };
 use crate::ports::{Accounts, Level, Log};
+use crate::secret::Secret;
 use platform::{runtime_ports, Kv};
 use serde_json::json;
 use worker::{
@@ -130,9 +131,26 @@ impl crate::ports::Store for WorkerPlatform {
     }
 }
 
+thread_local! {
+    /// Access tokens this isolate was handed by the actors (see [`platform::TokenMemory`]).
+    static TOKENS: std::rc::Rc<platform::TokenMemory> = std::rc::Rc::default();
+}
+
 impl Accounts for WorkerPlatform {
     async fn call(&self, call: Call) -> Result<Reply> {
         self.actor(call).await
+    }
+
+    /// From this isolate's memory while the actor allows, so a send costs no actor round trip.
+    async fn access_token(&self, account: &str, rejected: Option<&str>) -> Result<Secret> {
+        let memory = TOKENS.with(|t| t.clone());
+        platform::remembered_token(&memory, account, rejected, |c| self.actor(c)).await
+    }
+
+    async fn forget(&self, account: &str) -> Result<()> {
+        TOKENS.with(|t| t.forget(account));
+        let account = account.to_string();
+        self.actor(Call::Forget { account }).await.map(drop)
     }
 }
 

@@ -384,6 +384,78 @@ pub fn intl_local_time(zone: &str, unix_secs: u64) -> Option<crate::time::LocalT
     })
 }
 
+/// Access tokens the actor handed out, kept until the time it said they may be used without
+/// asking again (it refreshes them only after that). A token TikTok refuses is asked for again
+/// with `rejected`, which bypasses and replaces this memory.
+#[derive(Default)]
+pub struct TokenMemory(std::cell::RefCell<std::collections::HashMap<String, (String, u64)>>);
+
+impl TokenMemory {
+    pub fn get(&self, account: &str, now_secs: u64) -> Option<crate::secret::Secret> {
+        match self.0.borrow().get(account) {
+            Some((token, until)) if now_secs < *until => {
+                Some(crate::secret::Secret::new(token.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn put(&self, account: &str, token: &str, until: u64) {
+        self.0
+            .borrow_mut()
+            .insert(account.to_string(), (token.to_string(), until));
+    }
+
+    pub fn forget(&self, account: &str) {
+        self.0.borrow_mut().remove(account);
+    }
+
+    pub fn clear(&self) {
+        self.0.borrow_mut().clear();
+    }
+}
+
+/// An access token through `memory`: from it while usable, else from the account's actor
+/// (`call`), remembered for as long as the actor allows.
+pub async fn remembered_token<F, Fut>(
+    memory: &TokenMemory,
+    account: &str,
+    rejected: Option<&str>,
+    call: F,
+) -> Result<crate::secret::Secret>
+where
+    F: FnOnce(crate::coordinator::protocol::Call) -> Fut,
+    Fut: std::future::Future<Output = Result<crate::coordinator::protocol::Reply>>,
+{
+    use crate::coordinator::protocol::{Call, Reply};
+    let now = worker::Date::now().as_millis() / 1000;
+    match rejected {
+        None => {
+            if let Some(t) = memory.get(account, now) {
+                return Ok(t);
+            }
+        }
+        Some(_) => memory.forget(account),
+    }
+    let reply = call(Call::AccessToken {
+        account: account.to_string(),
+        rejected: rejected.map(str::to_string),
+    })
+    .await?;
+    match reply {
+        Reply::AccessToken {
+            access_token,
+            usable_until,
+        } => {
+            memory.put(account, &access_token, usable_until);
+            Ok(crate::secret::Secret::new(access_token))
+        }
+        _ => Err(Error::Internal(
+            "account actor answer: unexpected reply".into(),
+        )),
+    }
+}
+
 thread_local! {
     /// `LOG_LEVEL`, set when the isolate reads its settings.
     static LOG_LEVEL: std::cell::Cell<Level> = const { std::cell::Cell::new(Level::Info) };
