@@ -60,7 +60,16 @@ struct Memory {
     /// The earliest wake-up asked for since the current alarm run began: the run's own next
     /// alarm must not be later.
     wanted: Cell<Option<u64>>,
+    /// Follow-up calls waiting for a runner, in arrival order, with the request each serves.
+    queue: RefCell<std::collections::VecDeque<(String, Call)>>,
+    /// Runners draining `queue` now (at most [`RUNNERS`]).
+    runners: Cell<usize>,
 }
+
+/// Follow-ups run by at most this many tasks at once per object: accepting a delivery (the
+/// acknowledgement) then waits behind at most this many processing steps, not behind every
+/// event in flight, while a send waiting on TikTok does not hold up the next event.
+const RUNNERS: usize = 2;
 
 #[durable_object]
 pub struct AccountActor {
@@ -289,20 +298,15 @@ impl crate::ports::Accounts for ActorPlatform {
             Wake::Housekeeping => self.ensure_housekeeping().await?,
         }
         if let Some(next) = served.then {
-            let p = self.sibling();
-            // A Durable Object stays alive while work is pending; should this run be cut
-            // off, the alarm set above resumes it.
-            worker::wasm_bindgen_futures::spawn_local(async move {
-                let object = next.object().to_string();
-                if let Err(e) = crate::ports::Accounts::call(&p, next).await {
-                    crate::ports::Log::log(
-                        &p,
-                        Level::Warn,
-                        "processing after the reply failed; the alarm retries it",
-                        json!({"account_id": object, "code": e.code()}),
-                    );
-                }
-            });
+            let request_id = self.request_id.borrow().clone();
+            self.mem.queue.borrow_mut().push_back((request_id, next));
+            if self.mem.runners.get() < RUNNERS {
+                self.mem.runners.set(self.mem.runners.get() + 1);
+                let p = self.sibling();
+                // A Durable Object stays alive while work is pending; should a run be cut
+                // off, the alarm set above resumes it.
+                worker::wasm_bindgen_futures::spawn_local(async move { p.drain().await });
+            }
         }
         Ok(served.reply)
     }
@@ -315,6 +319,27 @@ impl crate::ports::Accounts for ActorPlatform {
 }
 
 impl ActorPlatform {
+    /// Runs queued follow-ups until none is left.
+    async fn drain(&self) {
+        loop {
+            let next = self.mem.queue.borrow_mut().pop_front();
+            let Some((request_id, next)) = next else {
+                break;
+            };
+            self.request_id.replace(request_id);
+            let object = next.object().to_string();
+            if let Err(e) = crate::ports::Accounts::call(self, next).await {
+                crate::ports::Log::log(
+                    self,
+                    Level::Warn,
+                    "processing after the reply failed; the alarm retries it",
+                    json!({"account_id": object, "code": e.code()}),
+                );
+            }
+        }
+        self.mem.runners.set(self.mem.runners.get() - 1);
+    }
+
     /// A platform of its own for work that outlives the current call.
     fn sibling(&self) -> ActorPlatform {
         ActorPlatform {
