@@ -14,12 +14,14 @@ use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request, Reque
 /// KV's smallest accepted expiry.
 const KV_MIN_TTL: u64 = 60;
 
-/// The two KV namespaces (either may be unbound: reported by `/health`, an error on use).
+/// The two KV namespaces (either may be unbound: reported by `/health`, an error on use),
+/// looked up on first use: most requests and actor calls touch no KV at all.
 pub struct Kv {
-    tokens: Option<worker::kv::KvStore>,
-    state: Option<worker::kv::KvStore>,
+    env: Env,
+    tokens: std::cell::OnceCell<Option<worker::kv::KvStore>>,
+    state: std::cell::OnceCell<Option<worker::kv::KvStore>>,
     /// `FAULT_FAIL_KV_PUTS` (`<key prefix>*<n>`), for the fault tests only.
-    fail_puts: Option<(String, u32)>,
+    fail_puts: std::cell::OnceCell<Option<(String, u32)>>,
 }
 
 /// KV writes failed so far by `FAULT_FAIL_KV_PUTS`, per isolate.
@@ -27,25 +29,31 @@ static FAILED_PUTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32:
 
 impl Kv {
     pub fn new(env: &Env) -> Self {
-        let fail_puts = env
-            .var("FAULT_FAIL_KV_PUTS")
-            .ok()
-            .map(|v| v.to_string())
-            .and_then(|v| {
-                let (prefix, n) = v.rsplit_once('*')?;
-                Some((prefix.to_string(), n.parse().ok()?))
-            });
         Kv {
-            tokens: env.kv("TOKENS").ok(),
-            state: env.kv("STATE").ok(),
-            fail_puts,
+            env: env.clone(),
+            tokens: Default::default(),
+            state: Default::default(),
+            fail_puts: Default::default(),
         }
+    }
+
+    fn fail_puts(&self) -> &Option<(String, u32)> {
+        self.fail_puts.get_or_init(|| {
+            self.env
+                .var("FAULT_FAIL_KV_PUTS")
+                .ok()
+                .map(|v| v.to_string())
+                .and_then(|v| {
+                    let (prefix, n) = v.rsplit_once('*')?;
+                    Some((prefix.to_string(), n.parse().ok()?))
+                })
+        })
     }
 
     /// Whether this write is one the fault tests asked to fail.
     fn injected_failure(&self, key: &str) -> bool {
         use std::sync::atomic::Ordering;
-        match &self.fail_puts {
+        match self.fail_puts() {
             Some((prefix, n)) if key.starts_with(prefix.as_str()) => FAILED_PUTS
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
                     (c < *n).then_some(c + 1)
@@ -60,7 +68,9 @@ impl Kv {
             Bucket::Tokens => (&self.tokens, "TOKENS"),
             Bucket::State => (&self.state, "STATE"),
         };
-        kv.as_ref().ok_or_else(|| Error::Config {
+        kv.get_or_init(|| self.env.kv(name).ok())
+            .as_ref()
+            .ok_or_else(|| Error::Config {
             problems: vec![format!("missing KV binding {name}")],
         })
     }
