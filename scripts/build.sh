@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 stamp_file=build/.inputs.sha256
-stamp=$( (find src -type f | sort | xargs sha256sum; sha256sum Cargo.toml Cargo.lock package-lock.json scripts/build.sh) | sha256sum | cut -d' ' -f1)
+stamp=$( (find src -type f | sort | xargs sha256sum; sha256sum Cargo.toml Cargo.lock package-lock.json scripts/build.sh scripts/wasm-opt.sh) | sha256sum | cut -d' ' -f1)
 if [ -f build/index.js ] && [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ]; then
   echo "build: up to date (build/index.js)"
   exit 0
@@ -16,6 +16,6 @@ fi
 
 export WASM_BINDGEN_BIN="$CARGO_BIN/wasm-bindgen"
 export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
-export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
+export WASM_OPT_BIN="$PWD/scripts/wasm-opt.sh"
 "$CARGO_BIN/worker-build" --release
 echo "$stamp" > "$stamp_file"
