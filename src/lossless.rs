@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 fn id_from_raw(raw: &RawValue) -> Result<String, String> {
     let text = raw.get().trim();
     if text.starts_with('"') {
-        serde_json::from_str::<String>(text).map_err(|e| e.to_string())
+        crate::json::from_str::<String>(text).map_err(|e| e.to_string())
     } else if !text.is_empty()
         && text
             .chars()

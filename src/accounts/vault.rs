@@ -186,7 +186,7 @@ impl<'a, S: Store> Vault<'a, S> {
         let Some(raw) = self.store.get(Bucket::Tokens, &Self::key(account)).await? else {
             return Ok(None);
         };
-        serde_json::from_str(&raw)
+        crate::json::from_str(&raw)
             .map(Some)
             .map_err(|_| Error::Vault {
                 account: account.into(),

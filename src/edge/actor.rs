@@ -107,7 +107,7 @@ fn actor_config(env: &Env) -> Result<Rc<Config>> {
 }
 
 fn updated_at(raw: &str) -> u64 {
-    serde_json::from_str::<serde_json::Value>(raw)
+    crate::json::from_str::<serde_json::Value>(raw)
         .ok()
         .and_then(|v| v["updated_at"].as_u64())
         .unwrap_or(0)

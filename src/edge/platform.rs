@@ -116,7 +116,7 @@ impl Store for Kv {
             ));
         }
         let meta: serde_json::Value =
-            serde_json::from_str(meta).map_err(|e| Error::Internal(e.to_string()))?;
+            crate::json::from_str(meta).map_err(|e| Error::Internal(e.to_string()))?;
         self.kv(bucket)?
             .put(key, value)
             .map_err(storage("put"))?

@@ -458,7 +458,7 @@ pub async fn send_message<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
         Begin::Replay { response } => {
             let mut r = Response::json(
                 response.status,
-                &serde_json::from_str::<Value>(&response.body).unwrap_or(Value::Null),
+                &crate::json::from_str::<Value>(&response.body).unwrap_or(Value::Null),
             );
             r.headers.set("idempotent-replayed", "true");
             Ok(r)

@@ -372,7 +372,7 @@ impl<'a, T: Transport> Client<'a, T> {
             return Err(fail(failure, env.request_id));
         }
         let raw = env.data.as_deref().map_or("null", |r| r.get());
-        serde_json::from_str(raw).map_err(|_| fail(UpstreamFailure::Malformed, env.request_id))
+        crate::json::from_str(raw).map_err(|_| fail(UpstreamFailure::Malformed, env.request_id))
     }
 }
 

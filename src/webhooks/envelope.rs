@@ -202,7 +202,7 @@ pub fn parse(body: &[u8]) -> Result<Event, ParseError> {
     let content: Content = env
         .content
         .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok())
+        .and_then(|c| crate::json::from_str(c).ok())
         .unwrap_or_default();
     let kind = classify(&env.event, &env.user_openid, &content);
     let key = match &content.message_id {

@@ -25,7 +25,7 @@ pub async fn list_failed<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result
     let mut out = Vec::new();
     for k in &page.keys {
         if let Some(raw) = ctx.p.get(Bucket::State, k).await? {
-            if let Ok(mut v) = serde_json::from_str::<Value>(&raw) {
+            if let Ok(mut v) = crate::json::from_str::<Value>(&raw) {
                 if let Some(o) = v.as_object_mut() {
                     o.remove("event");
                 }
