@@ -76,6 +76,16 @@ impl Kv {
     }
 }
 
+/// A KV value that is already text. `KvStore::put` takes any `Serialize` value through
+/// serde_wasm_bindgen (whose number path pulls in float formatting); a string needs none of it.
+struct KvText<'a>(&'a str);
+
+impl worker::kv::ToRawKvValue for KvText<'_> {
+    fn raw_kv_value(&self) -> std::result::Result<wasm_bindgen::JsValue, worker::kv::KvError> {
+        Ok(self.0.into())
+    }
+}
+
 fn storage(op: &str) -> impl Fn(worker::kv::KvError) -> Error + '_ {
     move |_| Error::Storage(format!("KV {op}"))
 }
@@ -95,7 +105,10 @@ impl Store for Kv {
                 "KV put (injected by FAULT_FAIL_KV_PUTS)".into(),
             ));
         }
-        let mut b = self.kv(bucket)?.put(key, value).map_err(storage("put"))?;
+        let mut b = self
+            .kv(bucket)?
+            .put(key, KvText(value))
+            .map_err(storage("put"))?;
         if let Some(t) = ttl {
             b = b.expiration_ttl(t.max(KV_MIN_TTL));
         }
@@ -118,7 +131,7 @@ impl Store for Kv {
         let meta: serde_json::Value =
             crate::json::from_str(meta).map_err(|e| Error::Internal(e.to_string()))?;
         self.kv(bucket)?
-            .put(key, value)
+            .put(key, KvText(value))
             .map_err(storage("put"))?
             .metadata(meta)
             .map_err(storage("put"))?
