@@ -4,6 +4,7 @@
 //! schedules from the [`Wake`] that `serve` returns.
 
 pub mod protocol;
+mod wire;
 
 use crate::accounts::vault;
 use crate::config::Config;

@@ -113,6 +113,7 @@ impl Call {
 /// What the Worker sends an actor: the call and the request it serves (for the actor's log
 /// lines).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "super::wire::WireRequest")]
 pub struct ActorRequest {
     #[serde(default)]
     pub request_id: Option<String>,
