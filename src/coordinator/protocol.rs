@@ -125,6 +125,7 @@ pub struct ActorRequest {
 /// No `Debug`: a reply may carry an access token.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
+#[serde(try_from = "super::wire::WireReply")]
 pub enum Reply {
     /// To [`Call::AccessToken`]: the token, and until when (unix seconds) a caller may use
     /// it again without asking (the actor refreshes it only after that).

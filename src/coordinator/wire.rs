@@ -1,13 +1,13 @@
-//! How an [`ActorRequest`] is read off the wire: into one flat struct of optional fields, then
-//! into the [`Call`] that its `call` tag names.
+//! How an [`ActorRequest`] and a [`Reply`] are read off the wire: into one flat struct of
+//! optional fields, then into the variant that the tag (`call`, `reply`, `outcome`) names.
 //!
-//! The derived reading (`#[serde(flatten)]` over a `#[serde(tag = "call")]` enum) buffers the
-//! object twice and compiles one buffered deserializer per variant: about 30 KiB of `.wasm`
-//! for a format that only this Worker writes. Every object that the derived `Serialize` writes
-//! reads back the same; a missing field or an unknown `call` is an error as before.
+//! The derived reading of a `#[serde(tag = ...)]` enum (and `#[serde(flatten)]` over one)
+//! buffers the object and compiles one buffered deserializer per variant: about 30 KiB of
+//! `.wasm` for a format that only this Worker writes. Every object that the derived `Serialize`
+//! writes reads back the same; a missing field or an unknown tag is an error as before.
 
-use super::protocol::{ActorRequest, Call, Stored};
-use serde::Deserialize;
+use super::protocol::{ActorRequest, Begin, Call, Reply, Stored};
+use serde::{Deserialize, Deserializer};
 
 #[derive(Deserialize)]
 pub struct WireRequest {
@@ -90,6 +90,76 @@ impl TryFrom<WireRequest> for ActorRequest {
     }
 }
 
+#[derive(Deserialize)]
+pub struct WireReply {
+    reply: String,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    fresh: Option<bool>,
+    /// Present (even as `null`) or absent.
+    #[serde(default, deserialize_with = "present")]
+    result: Option<serde_json::Value>,
+    #[serde(default)]
+    begin: Option<WireBegin>,
+}
+
+#[derive(Deserialize)]
+struct WireBegin {
+    outcome: String,
+    #[serde(default)]
+    response: Option<Stored>,
+    #[serde(default)]
+    since_ms: Option<u64>,
+    #[serde(default)]
+    settled_ms: Option<u64>,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+impl TryFrom<WireBegin> for Begin {
+    type Error = String;
+
+    fn try_from(w: WireBegin) -> Result<Self, String> {
+        Ok(match w.outcome.as_str() {
+            "new" => Begin::New,
+            "replay" => Begin::Replay {
+                response: need(w.response, "response")?,
+            },
+            "reconcile" => Begin::Reconcile {
+                since_ms: need(w.since_ms, "since_ms")?,
+                settled_ms: need(w.settled_ms, "settled_ms")?,
+            },
+            other => return Err(format!("unknown outcome `{other}`")),
+        })
+    }
+}
+
+impl TryFrom<WireReply> for Reply {
+    type Error = String;
+
+    fn try_from(w: WireReply) -> Result<Self, String> {
+        Ok(match w.reply.as_str() {
+            "access_token" => Reply::AccessToken {
+                access_token: need(w.access_token, "access_token")?,
+            },
+            "fresh" => Reply::Fresh {
+                fresh: need(w.fresh, "fresh")?,
+            },
+            "replayed" => Reply::Replayed {
+                result: need(w.result, "result")?,
+            },
+            "begun" => Reply::Begun {
+                begin: need(w.begin, "begin")?.try_into()?,
+            },
+            "done" => Reply::Done,
+            other => return Err(format!("unknown reply `{other}`")),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +228,55 @@ mod tests {
                 assert_eq!(back, sent, "{text}");
             }
         }
+    }
+
+    #[test]
+    fn every_reply_reads_back_as_written() {
+        let stored = Stored {
+            status: 200,
+            body: "{}".into(),
+            settle: Settle::Keep,
+        };
+        let replies = [
+            Reply::AccessToken {
+                access_token: "act".into(),
+            },
+            Reply::Fresh { fresh: true },
+            Reply::Fresh { fresh: false },
+            Reply::Replayed {
+                result: serde_json::json!({"ok": true, "n": [1, 2]}),
+            },
+            Reply::Replayed {
+                result: serde_json::Value::Null,
+            },
+            Reply::Begun { begin: Begin::New },
+            Reply::Begun {
+                begin: Begin::Replay { response: stored },
+            },
+            Reply::Begun {
+                begin: Begin::Reconcile {
+                    since_ms: 1,
+                    settled_ms: 2,
+                },
+            },
+            Reply::Done,
+        ];
+        for r in replies {
+            let text = serde_json::to_string(&r).unwrap();
+            let back: Reply = crate::json::from_str(&text).unwrap();
+            assert!(back == r, "{text}");
+        }
+        let read = |t: &str| {
+            crate::json::from_str::<Reply>(t)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert!(read(r#"{"reply":"replayed"}"#)
+            .unwrap_err()
+            .contains("missing field `result`"));
+        assert!(read(r#"{"reply":"begun","begin":{"outcome":"later"}}"#)
+            .unwrap_err()
+            .contains("unknown outcome `later`"));
     }
 
     #[test]
