@@ -2,6 +2,7 @@
 //! account actor, forwarding and recorded failures.
 
 pub mod envelope;
+pub(crate) mod failure_wire;
 pub(crate) mod failures;
 pub(crate) mod forward;
 pub(crate) mod pipeline;

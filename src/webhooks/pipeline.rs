@@ -103,6 +103,7 @@ pub enum Stage {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "super::failure_wire::FailureWire")]
 pub struct Failure {
     pub id: String,
     pub account_id: String,
