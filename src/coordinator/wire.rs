@@ -63,6 +63,9 @@ impl TryFrom<WireRequest> for ActorRequest {
                 account: need(w.account, "account")?,
                 key: need(w.key, "key")?,
             },
+            "rules_changed" => Call::RulesChanged {
+                account: need(w.account, "account")?,
+            },
             "replay_failure" => Call::ReplayFailure {
                 account: need(w.account, "account")?,
                 failure_id: need(w.failure_id, "failure_id")?,
@@ -95,6 +98,8 @@ pub struct WireReply {
     reply: String,
     #[serde(default)]
     access_token: Option<String>,
+    #[serde(default)]
+    usable_until: Option<u64>,
     #[serde(default)]
     fresh: Option<bool>,
     /// Present (even as `null`) or absent.
@@ -144,6 +149,7 @@ impl TryFrom<WireReply> for Reply {
         Ok(match w.reply.as_str() {
             "access_token" => Reply::AccessToken {
                 access_token: need(w.access_token, "access_token")?,
+                usable_until: w.usable_until.unwrap_or(0),
             },
             "fresh" => Reply::Fresh {
                 fresh: need(w.fresh, "fresh")?,
@@ -196,6 +202,9 @@ mod tests {
                 account: "a".into(),
                 key: "k".into(),
             },
+            Call::RulesChanged {
+                account: "a".into(),
+            },
             Call::ReplayFailure {
                 account: "a".into(),
                 failure_id: "f".into(),
@@ -215,8 +224,27 @@ mod tests {
         ]
     }
 
+    /// Which variant a call is: no wildcard, so a new variant fails to compile here until
+    /// `every_call` (and the reader) know it.
+    fn variant(c: &Call) -> usize {
+        match c {
+            Call::AccessToken { .. } => 0,
+            Call::RefreshWithin { .. } => 1,
+            Call::Forget { .. } => 2,
+            Call::AcceptEvent { .. } => 3,
+            Call::ProcessEvent { .. } => 4,
+            Call::RulesChanged { .. } => 5,
+            Call::ReplayFailure { .. } => 6,
+            Call::ClaimOnce { .. } => 7,
+            Call::IdempotencyBegin { .. } => 8,
+            Call::IdempotencyFinish { .. } => 9,
+        }
+    }
+
     #[test]
     fn every_call_reads_back_as_written() {
+        let covered: std::collections::BTreeSet<usize> = every_call().iter().map(variant).collect();
+        assert_eq!(covered.len(), 10, "every variant is in every_call()");
         for call in every_call() {
             for request_id in [None, Some("req-9".to_string())] {
                 let sent = ActorRequest {
@@ -240,6 +268,7 @@ mod tests {
         let replies = [
             Reply::AccessToken {
                 access_token: "act".into(),
+                usable_until: 1_700_000_000,
             },
             Reply::Fresh { fresh: true },
             Reply::Fresh { fresh: false },

@@ -71,8 +71,8 @@ impl Kv {
         kv.get_or_init(|| self.env.kv(name).ok())
             .as_ref()
             .ok_or_else(|| Error::Config {
-            problems: vec![format!("missing KV binding {name}")],
-        })
+                problems: vec![format!("missing KV binding {name}")],
+            })
     }
 }
 
