@@ -60,10 +60,56 @@ struct Memory {
     /// The earliest wake-up asked for since the current alarm run began: the run's own next
     /// alarm must not be later.
     wanted: Cell<Option<u64>>,
+    /// Pending events and conversation states as last read or written here (see
+    /// [`LocalMemory`]).
+    local: LocalMemory,
     /// Follow-up calls waiting for a runner, in arrival order, with the request each serves.
     queue: RefCell<std::collections::VecDeque<(String, Call)>>,
     /// Runners draining `queue` now (at most [`RUNNERS`]).
     runners: Cell<usize>,
+}
+
+/// Values of the object's own storage that processing reads again and again (its pending
+/// events and conversation states), kept as written: the object is their only writer. A write
+/// shows here at once, as it does in storage, and a failed one drops the entry (its stored
+/// state is then unknown). Bounded: past [`LOCAL_MEMORY_ENTRIES`] it starts again empty.
+#[derive(Default)]
+struct LocalMemory(RefCell<HashMap<String, Option<String>>>);
+
+const LOCAL_MEMORY_ENTRIES: usize = 1_000;
+/// Larger values (a pending event can hold a 256 KB delivery) are read from storage.
+const LOCAL_MEMORY_VALUE_BYTES: usize = 16 * 1024;
+
+impl LocalMemory {
+    fn kept(key: &str) -> bool {
+        key.starts_with(pipeline::PENDING) || key.starts_with(pipeline::CONV)
+    }
+
+    fn get(&self, key: &str) -> Option<Option<String>> {
+        self.0.borrow().get(key).cloned()
+    }
+
+    fn set(&self, key: &str, value: Option<&str>) {
+        if !Self::kept(key) {
+            return;
+        }
+        let mut m = self.0.borrow_mut();
+        match value {
+            Some(v) if v.len() > LOCAL_MEMORY_VALUE_BYTES => {
+                m.remove(key);
+            }
+            _ => {
+                if m.len() >= LOCAL_MEMORY_ENTRIES && !m.contains_key(key) {
+                    m.clear();
+                }
+                m.insert(key.to_string(), value.map(str::to_string));
+            }
+        }
+    }
+
+    fn drop_key(&self, key: &str) {
+        self.0.borrow_mut().remove(key);
+    }
 }
 
 /// Follow-ups run by at most this many tasks at once per object: accepting a delivery (the
@@ -200,22 +246,31 @@ impl Store for ActorPlatform {
 
 impl Local for ActorPlatform {
     async fn local_get(&self, key: &str) -> Result<Option<String>> {
-        self.storage.get(key).await.map_err(storage_err("get"))
+        if let Some(known) = self.mem.local.get(key) {
+            return Ok(known);
+        }
+        let value: Option<String> = self.storage.get(key).await.map_err(storage_err("get"))?;
+        // Unless a write came in meanwhile (it is newer than what this read saw).
+        if self.mem.local.get(key).is_none() {
+            self.mem.local.set(key, value.as_deref());
+        }
+        Ok(value)
     }
 
     async fn local_put(&self, key: &str, value: &str) -> Result<()> {
-        self.storage
-            .put(key, value)
-            .await
+        self.mem.local.set(key, Some(value));
+        let put = self.storage.put(key, value).await;
+        put.inspect_err(|_| self.mem.local.drop_key(key))
             .map_err(storage_err("put"))
     }
 
     async fn local_delete(&self, key: &str) -> Result<()> {
         // The token record's own copy goes (a disconnect, a new grant): so does the memory.
         self.forget_cached(Bucket::Tokens, key);
-        self.storage
-            .delete(key)
-            .await
+        self.mem.local.set(key, None);
+        let deleted = self.storage.delete(key).await;
+        deleted
+            .inspect_err(|_| self.mem.local.drop_key(key))
             .map(drop)
             .map_err(storage_err("delete"))
     }
@@ -244,10 +299,16 @@ impl Local for ActorPlatform {
             worker::js_sys::Reflect::set(&obj, &k.into(), &v.into())
                 .map_err(|_| Error::Storage("Durable Object put (entries)".into()))?;
         }
-        self.storage
-            .put_multiple_raw(obj)
-            .await
-            .map_err(storage_err("put"))
+        for (k, v) in &entries {
+            self.mem.local.set(k, Some(v));
+        }
+        let put = self.storage.put_multiple_raw(obj).await;
+        put.inspect_err(|_| {
+            for (k, _) in &entries {
+                self.mem.local.drop_key(k);
+            }
+        })
+        .map_err(storage_err("put"))
     }
 
     fn claim_run(&self, key: &str) -> bool {

@@ -46,8 +46,8 @@ pub fn retry_delay_ms(attempts: u32) -> u64 {
 
 // Storage keys in the actor: every key this pipeline writes comes from these helpers.
 const SEEN: &str = "seen:";
-const PENDING: &str = "pending:";
-const CONV: &str = "conv:";
+pub(crate) const PENDING: &str = "pending:";
+pub(crate) const CONV: &str = "conv:";
 const FAILED: &str = "failed:";
 
 fn seen_key(key: &str) -> String {
