@@ -447,6 +447,25 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn log_level_is_info_unless_set_and_a_wrong_one_is_named() {
+        use crate::ports::Level;
+        let mut m = full();
+        assert_eq!(load_map(&m).unwrap().log_level, Level::Info);
+        for (v, level) in [
+            ("DEBUG", Level::Debug),
+            ("warn", Level::Warn),
+            ("error", Level::Error),
+        ] {
+            m.insert("LOG_LEVEL", v.into());
+            assert_eq!(load_map(&m).unwrap().log_level, level);
+        }
+        m.insert("LOG_LEVEL", "verbose".into());
+        let e = load_map(&m).unwrap_err().to_string();
+        assert!(e.contains("malformed var LOG_LEVEL"), "{e}");
+        assert!(Level::Debug < Level::Info && Level::Warn < Level::Error);
+    }
+
+    #[test]
     fn every_problem_is_named_and_no_value_leaks() {
         let mut m = full();
         m.remove("TIKTOK_CLIENT_SECRET");

@@ -218,6 +218,7 @@ fn main() {
         webhooks::forwarding_is_signed_retried_and_replayable,
         webhooks::rules_api_validates_and_round_trips,
         webhooks::per_account_rules_override_the_global_set,
+        webhooks::rules_changes_apply_to_the_next_message,
         messages::text_is_sent_with_exact_ids,
         messages::sender_actions_are_sent,
         messages::image_by_url_is_uploaded_then_sent,

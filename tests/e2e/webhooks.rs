@@ -490,3 +490,38 @@ pub async fn per_account_rules_override_the_global_set(env: Arc<Env>) {
     deliver(&env, "e2e-wh-own", message("own-c2", "own-m2", "hi")).await;
     assert_eq!(wait_texts(&env, "own-c2", 1).await, vec!["Global hello"]);
 }
+
+/// The account's actor remembers the rules it read; a change through the API reaches it at
+/// once (global or the account's own), not after the minute it would otherwise keep them.
+pub async fn rules_changes_apply_to_the_next_message(env: Arc<Env>) {
+    connect(&env, "e2e-wh-change").await;
+    let rules = |text: &str| json!({"rules": [{"id": "hi", "match": "exact", "keywords": ["hi"], "text": text}]});
+    put_rules(&env, rules("First answer")).await;
+    deliver(&env, "e2e-wh-change", message("chg-c1", "chg-m1", "hi")).await;
+    assert_eq!(wait_texts(&env, "chg-c1", 1).await, vec!["First answer"]);
+    put_rules(&env, rules("Second answer")).await;
+    deliver(&env, "e2e-wh-change", message("chg-c2", "chg-m2", "hi")).await;
+    assert_eq!(wait_texts(&env, "chg-c2", 1).await, vec!["Second answer"]);
+    let own = env
+        .call(
+            "PUT",
+            "/v1/rules?account_id=e2e-wh-change",
+            Some(ADMIN_KEY),
+            Some(&rules("Own answer")),
+        )
+        .await;
+    assert_eq!(own.status, 200, "{}", own.text);
+    deliver(&env, "e2e-wh-change", message("chg-c3", "chg-m3", "hi")).await;
+    assert_eq!(wait_texts(&env, "chg-c3", 1).await, vec!["Own answer"]);
+    let d = env
+        .call(
+            "DELETE",
+            "/v1/rules?account_id=e2e-wh-change",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(d.status, 200, "{}", d.text);
+    deliver(&env, "e2e-wh-change", message("chg-c4", "chg-m4", "hi")).await;
+    assert_eq!(wait_texts(&env, "chg-c4", 1).await, vec!["Second answer"]);
+}
