@@ -183,7 +183,9 @@ fn settings(env: &Env) -> std::rc::Rc<Settings> {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: worker::web_sys::Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    // The runtime's request as is: `worker::Request` would read `request.cf` (an object
+    // built per read) and parse the URL, which nothing here needs.
     console_error_panic_hook::set_once();
     let platform = WorkerPlatform::new(&env);
     let settings = settings(&env);
@@ -249,11 +251,10 @@ fn body_limit(path: &str) -> usize {
 /// Reads the request into the core's type. The body is refused unread when its declared length
 /// is too large, and read chunk by chunk up to the path's cap otherwise (a chunked body without
 /// `content-length` cannot make the isolate buffer more than the cap).
-async fn into_core(mut req: Request) -> std::result::Result<CoreRequest, Error> {
-    let url = req
-        .url()
-        .map_err(|e| Error::invalid("url", e.to_string()))?;
-    let headers: CoreHeaders = req.headers().entries().collect();
+async fn into_core(req: worker::web_sys::Request) -> std::result::Result<CoreRequest, Error> {
+    let url = url::Url::parse(&req.url()).map_err(|e| Error::invalid("url", e.to_string()))?;
+    let headers: CoreHeaders = Headers(req.headers()).entries().collect();
+    let method = CoreMethod::parse(&req.method());
     let limit = body_limit(url.path());
     let declared = headers
         .get("content-length")
@@ -262,28 +263,29 @@ async fn into_core(mut req: Request) -> std::result::Result<CoreRequest, Error> 
     if declared > limit {
         return Err(Error::PayloadTooLarge { limit });
     }
+    let unreadable = |_| Error::invalid("body", "the request body could not be read");
     let body = if declared > 0 {
         // A declared length is the body's length (the runtime holds the sender to it): one
         // read, where the stream costs a promise and a reader per chunk.
-        req.bytes()
+        let promise = req.array_buffer().map_err(|_| unreadable(()))?;
+        let buf = worker::wasm_bindgen_futures::JsFuture::from(promise)
             .await
-            .map_err(|_| Error::invalid("body", "the request body could not be read"))?
+            .map_err(|_| unreadable(()))?;
+        worker::js_sys::Uint8Array::new(&buf).to_vec()
+    } else if req.body().is_none() {
+        // No body at all (GET, HEAD).
+        Vec::new()
     } else {
-        match req.stream() {
-            Ok(stream) => {
-                platform::read_stream_capped(stream, limit)
-                    .await
-                    .map_err(|e| match e {
-                        crate::ports::TransportError::TooLarge => Error::PayloadTooLarge { limit },
-                        _ => Error::invalid("body", "the request body could not be read"),
-                    })?
-            }
-            // No body at all (GET, HEAD).
-            Err(_) => Vec::new(),
-        }
+        let stream = Request::from(req).stream().map_err(|_| unreadable(()))?;
+        platform::read_stream_capped(stream, limit)
+            .await
+            .map_err(|e| match e {
+                crate::ports::TransportError::TooLarge => Error::PayloadTooLarge { limit },
+                _ => unreadable(()),
+            })?
     };
     Ok(CoreRequest {
-        method: CoreMethod::parse(req.method().as_ref()),
+        method,
         url,
         headers,
         body,
