@@ -36,6 +36,9 @@ use worker::{durable_object, Env, ListOptions, Request, Response, State, Storage
 const PENDING_ALARM_MS: u64 = 20_000;
 /// How often the alarm forgets old message ids when nothing is pending.
 const SWEEP_ALARM_MS: i64 = 6 * 3600 * 1000;
+/// Old ids and records are forgotten at most this often (and at the first alarm of an
+/// instance), whatever wakes the object up more often.
+const HOUSEKEEPING_EVERY_MS: u64 = 3600 * 1000;
 /// How long a rule set read from KV is used without reading it again: a change is announced
 /// to the actors at once (see `rules::routes`), and this bounds it for those not told (KV
 /// itself takes up to 60 s to show a write everywhere).
@@ -63,6 +66,8 @@ struct Memory {
     /// Pending events and conversation states as last read or written here (see
     /// [`LocalMemory`]).
     local: LocalMemory,
+    /// When this instance last forgot old ids and records (see `alarm`).
+    housekept_at: Cell<Option<u64>>,
     /// Follow-up calls waiting for a runner, in arrival order, with the request each serves.
     queue: RefCell<std::collections::VecDeque<(String, Call)>>,
     /// Runners draining `queue` now (at most [`RUNNERS`]).
@@ -509,13 +514,30 @@ impl worker::DurableObject for AccountActor {
         let mut id = [0u8; 8];
         let _ = getrandom::getrandom(&mut id);
         let alarm_id = format!("alarm-{}", hex::encode(id));
+        // Old ids and records are forgotten about hourly; a wake-up for a pending event in
+        // between only looks at what is pending (listing thousands of ids on every wake-up
+        // would stall the object's acknowledgements).
+        let housekeep = self
+            .mem
+            .housekept_at
+            .get()
+            .is_none_or(|t| started.saturating_sub(t) >= HOUSEKEEPING_EVERY_MS);
         let outcome = match self.platform(alarm_id.clone()) {
-            Ok(p) => match idempotency::sweep(&p).await {
-                Ok(()) => pipeline::sweep(&p, &p.cfg).await,
-                Err(e) => Err(e),
-            },
+            Ok(p) => {
+                let swept = match housekeep {
+                    true => idempotency::sweep(&p).await,
+                    false => Ok(()),
+                };
+                match swept {
+                    Ok(()) => pipeline::sweep(&p, &p.cfg, housekeep).await,
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         };
+        if housekeep && outcome.is_ok() {
+            self.mem.housekept_at.set(Some(started));
+        }
         let now = worker::Date::now().as_millis();
         let next = match outcome {
             Ok(Some(at)) => (at.saturating_sub(now).max(1) as i64).min(SWEEP_ALARM_MS),

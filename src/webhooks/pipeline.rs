@@ -853,7 +853,15 @@ async fn fail_rest<P: Platform + Local>(
 /// The alarm's work: process pending events that are due (a job that never ran, a retry, a
 /// reconciliation, a run cut off by a restart), forget old message ids and idle conversations.
 /// Returns when the alarm should come back for what is still pending.
-pub async fn sweep<P: Platform + Local>(p: &P, cfg: &Config) -> Result<Option<u64>> {
+///
+/// `forget_old`: also forget message ids past their retention and idle conversations (two
+/// listings of up to 1,000 entries: the housekeeping, which the caller runs about hourly, not
+/// on every wake-up for a pending event).
+pub async fn sweep<P: Platform + Local>(
+    p: &P,
+    cfg: &Config,
+    forget_old: bool,
+) -> Result<Option<u64>> {
     let now = p.now_ms();
     let mut next: Option<u64> = None;
     let mut soonest = |t: u64| next = Some(next.map_or(t, |n: u64| n.min(t)));
@@ -887,6 +895,9 @@ pub async fn sweep<P: Platform + Local>(p: &P, cfg: &Config) -> Result<Option<u6
         if let Some(t) = process(p, cfg, key).await?.retry_at {
             soonest(t);
         }
+    }
+    if !forget_old {
+        return Ok(next);
     }
     let cutoff = now.saturating_sub(cfg.event_retention_secs * 1000);
     for (k, v) in p.local_list(SEEN, 1000).await? {
@@ -1002,8 +1013,13 @@ mod tests {
         assert!(!b("m:1"), "duplicate");
         crate::testutil::block_on(process(&f, &cfg, "m:1")).unwrap();
         f.advance(cfg.event_retention_secs + 1);
-        crate::testutil::block_on(sweep(&f, &cfg)).unwrap();
-        assert!(b("m:1"), "forgotten after the retention");
+        crate::testutil::block_on(sweep(&f, &cfg, false)).unwrap();
+        assert!(!b("m:1"), "a wake-up for pending events forgets nothing");
+        crate::testutil::block_on(sweep(&f, &cfg, true)).unwrap();
+        assert!(
+            b("m:1"),
+            "forgotten by the housekeeping after the retention"
+        );
     }
 
     #[test]
@@ -1038,13 +1054,13 @@ mod tests {
         rec.started_at = Some(f.now_ms());
         f.local_set("pending:m:9", &serde_json::to_string(&rec).unwrap());
         assert!(crate::ports::Local::claim_run(&f, "m:9"));
-        crate::testutil::block_on(sweep(&f, &cfg)).unwrap();
+        crate::testutil::block_on(sweep(&f, &cfg, true)).unwrap();
         assert!(
             f.local_raw("pending:m:9").is_some(),
             "running now: not run twice"
         );
         crate::ports::Local::release_run(&f, "m:9");
-        crate::testutil::block_on(sweep(&f, &cfg)).unwrap();
+        crate::testutil::block_on(sweep(&f, &cfg, true)).unwrap();
         assert!(f.local_raw("pending:m:9").is_none(), "resumed and finished");
     }
 }
