@@ -153,6 +153,7 @@ async fn dispatch<P: Platform>(
         Endpoint::GetRules => crate::rules::routes::get_rules(ctx, req).await,
         Endpoint::PutRules => crate::rules::routes::put_rules(ctx, req).await,
         Endpoint::DeleteRules => crate::rules::routes::delete_rules(ctx, req).await,
+        Endpoint::TestRules => crate::rules::dry_run::test_rules(ctx, req).await,
         Endpoint::ListFailedEvents => crate::webhooks::failures::list_failed(ctx, req).await,
         Endpoint::ReplayEvent => crate::webhooks::failures::replay_route(ctx, req).await,
         Endpoint::SendMessage => crate::messages::send::send_message(ctx, req).await,

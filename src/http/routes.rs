@@ -18,6 +18,7 @@ pub enum Endpoint {
     WebhookReceive,
     WebhookChallenge,
     GetRules,
+    TestRules,
     PutRules,
     DeleteRules,
     ListFailedEvents,
@@ -75,6 +76,10 @@ pub const ROUTES: &[RouteDef] = &[
             (Method::Post, Endpoint::WebhookReceive),
             (Method::Get, Endpoint::WebhookChallenge),
         ],
+    },
+    RouteDef {
+        pattern: "/v1/rules/test",
+        methods: &[(Method::Post, Endpoint::TestRules)],
     },
     RouteDef {
         pattern: "/v1/rules",

@@ -219,6 +219,7 @@ fn main() {
         webhooks::rules_api_validates_and_round_trips,
         webhooks::per_account_rules_override_the_global_set,
         webhooks::rules_changes_apply_to_the_next_message,
+        webhooks::rules_dry_run_matches_what_is_sent,
         messages::text_is_sent_with_exact_ids,
         messages::sender_actions_are_sent,
         messages::image_by_url_is_uploaded_then_sent,

@@ -525,3 +525,81 @@ pub async fn rules_changes_apply_to_the_next_message(env: Arc<Env>) {
     deliver(&env, "e2e-wh-change", message("chg-c4", "chg-m4", "hi")).await;
     assert_eq!(wait_texts(&env, "chg-c4", 1).await, vec!["Second answer"]);
 }
+
+/// `POST /v1/rules/test` answers what the engine would send, and the real delivery of the same
+/// message sends exactly that; the dry run itself sends nothing.
+pub async fn rules_dry_run_matches_what_is_sent(env: Arc<Env>) {
+    connect(&env, "e2e-wh-dry").await;
+    let rules = json!({"welcome": "Welcome {{display_name}}!", "rules": [
+        {"id": "price", "match": "contains", "keywords": ["price"], "text": "Prices are on the site."},
+        {"id": "hours", "match": "contains", "keywords": ["open"], "text": "9 to 5."}]});
+    let own = env
+        .call(
+            "PUT",
+            "/v1/rules?account_id=e2e-wh-dry",
+            Some(ADMIN_KEY),
+            Some(&rules),
+        )
+        .await;
+    assert_eq!(own.status, 200, "{}", own.text);
+    let sent_before = env.sim.sent().len();
+    let ask =
+        json!({"account_id": "e2e-wh-dry", "text": "what is the price?", "display_name": "Ada"});
+    let dry = env
+        .call("POST", "/v1/rules/test", Some(ADMIN_KEY), Some(&ask))
+        .await;
+    assert_eq!(dry.status, 200, "{}", dry.text);
+    let d = dry.json();
+    assert_eq!(
+        (d["sent"].clone(), d["source"].clone()),
+        (json!(false), json!("account"))
+    );
+    assert!(
+        d["fired"].as_array().unwrap().contains(&json!("price")),
+        "{d}"
+    );
+    let expected: Vec<String> = d["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message"]["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!expected.is_empty(), "{d}");
+    assert_eq!(env.sim.sent().len(), sent_before, "a dry run sends nothing");
+    deliver(
+        &env,
+        "e2e-wh-dry",
+        message("dry-c1", "dry-m1", "what is the price?"),
+    )
+    .await;
+    assert_eq!(wait_texts(&env, "dry-c1", expected.len()).await, expected);
+    // Not the first message: no welcome, only the rule.
+    let later =
+        json!({"account_id": "e2e-wh-dry", "text": "when are you open?", "first_message": false});
+    let d = env
+        .call("POST", "/v1/rules/test", Some(ADMIN_KEY), Some(&later))
+        .await
+        .json();
+    assert_eq!(d["fired"], json!(["hours"]), "{d}");
+    deliver(
+        &env,
+        "e2e-wh-dry",
+        message("dry-c1", "dry-m2", "when are you open?"),
+    )
+    .await;
+    assert_eq!(
+        wait_texts(&env, "dry-c1", expected.len() + 1).await[expected.len()..],
+        ["9 to 5.".to_string()]
+    );
+    env.call(
+        "POST",
+        "/v1/rules/test",
+        Some(ADMIN_KEY),
+        Some(&json!({"account_id": "e2e-wh-dry"})),
+    )
+    .await
+    .expect_error(400, "invalid_request");
+    env.call("POST", "/v1/rules/test", Some(SENDER_KEY), Some(&ask))
+        .await
+        .expect_error(403, "forbidden");
+}
