@@ -148,6 +148,8 @@ async fn dispatch<P: Platform>(
             let message = params.get(1).map(String::as_str).unwrap_or_default();
             crate::messages::listings::message_media(ctx, req, param(), message).await
         }
+        Endpoint::GetHandoff => crate::messages::handoff::handoff(ctx, req, param(), false).await,
+        Endpoint::SetHandoff => crate::messages::handoff::handoff(ctx, req, param(), true).await,
         Endpoint::WebhookReceive => crate::webhooks::receive::receive(ctx, req).await,
         Endpoint::WebhookChallenge => Ok(crate::webhooks::receive::challenge(req)),
         Endpoint::GetRules => crate::rules::routes::get_rules(ctx, req).await,

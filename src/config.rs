@@ -150,6 +150,12 @@ pub const SETTINGS: &[Setting] = &[
         doc: "fault tests only, never in production: `<key prefix>*<n>` makes the first n Workers KV writes of such keys fail",
     },
     Setting {
+        name: "HANDOFF_PAUSE_SECS",
+        kind: SettingKind::Var,
+        required: false,
+        doc: "how long auto-replies pause in a conversation after a staff reply or a handoff request, in seconds (1..2592000, default 3600)",
+    },
+    Setting {
         name: "LOG_LEVEL",
         kind: SettingKind::Var,
         required: false,
@@ -209,6 +215,8 @@ pub struct Config {
     pub tiktok_timeout_ms: u64,
     /// Lines less severe than this are not written.
     pub log_level: crate::ports::Level,
+    /// How long a staff reply or a customer's handoff request pauses auto-replies.
+    pub handoff_pause_secs: u64,
 }
 
 /// Reads and validates every setting. `lookup` returns a value if it is set and non-empty.
@@ -358,6 +366,14 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
     if scopes.is_empty() {
         problems.push("malformed var OAUTH_SCOPES: lists no scope".into());
     }
+    let handoff_pause_secs = number(
+        &get,
+        &mut problems,
+        "HANDOFF_PAUSE_SECS",
+        3_600,
+        1,
+        2_592_000,
+    );
     let log_level = match get("LOG_LEVEL").map(|v| v.to_ascii_lowercase()).as_deref() {
         None | Some("info") => crate::ports::Level::Info,
         Some("debug") => crate::ports::Level::Debug,
@@ -401,6 +417,7 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
                 image_fetch_allowed_hosts,
                 tiktok_timeout_ms,
                 log_level,
+                handoff_pause_secs,
             })
         }
         _ => Err(Error::Config { problems }),

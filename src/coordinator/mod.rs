@@ -93,6 +93,20 @@ pub async fn serve<P: Platform + Local>(p: &P, cfg: &Config, call: Call) -> Resu
             p.forget_cached(Bucket::State, &rules_key(None));
             (Reply::Done, Wake::Unchanged)
         }
+        Call::Handoff {
+            conversation,
+            set,
+            until,
+            ..
+        } => {
+            let (paused_until, paused_by) =
+                pipeline::handoff(p, &conversation, set.then_some(until)).await?;
+            let reply = Reply::Handoff {
+                paused_until,
+                paused_by,
+            };
+            (reply, Wake::Unchanged)
+        }
         Call::ReplayFailure {
             account,
             failure_id,

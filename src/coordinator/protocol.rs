@@ -63,6 +63,14 @@ pub enum Call {
     ProcessEvent { account: String, key: String },
     /// The global rule set or this account's own changed: read them again.
     RulesChanged { account: String },
+    /// Reads a conversation's auto-reply pause, or with `set` pauses it until `until` (unix
+    /// seconds) or resumes it (`until: None`).
+    Handoff {
+        account: String,
+        conversation: String,
+        set: bool,
+        until: Option<u64>,
+    },
     /// Retries a recorded failure.
     ReplayFailure { account: String, failure_id: String },
     /// Marks `key` used; `false` if it was used before (single-use OAuth states).
@@ -94,6 +102,7 @@ impl Call {
             | Call::AcceptEvent { account, .. }
             | Call::ProcessEvent { account, .. }
             | Call::RulesChanged { account }
+            | Call::Handoff { account, .. }
             | Call::ReplayFailure { account, .. }
             | Call::IdempotencyBegin { account, .. }
             | Call::IdempotencyFinish { account, .. } => account,
@@ -140,6 +149,11 @@ pub enum Reply {
     Replayed { result: serde_json::Value },
     /// To [`Call::IdempotencyBegin`].
     Begun { begin: Begin },
+    /// To [`Call::Handoff`]: the conversation's pause, if any.
+    Handoff {
+        paused_until: Option<u64>,
+        paused_by: Option<String>,
+    },
     /// To every other call.
     Done,
 }

@@ -32,6 +32,12 @@ pub struct WireRequest {
     body_hash: Option<String>,
     #[serde(default)]
     response: Option<Stored>,
+    #[serde(default)]
+    conversation: Option<String>,
+    #[serde(default)]
+    set: Option<bool>,
+    #[serde(default)]
+    until: Option<u64>,
 }
 
 fn need<T>(v: Option<T>, name: &str) -> Result<T, String> {
@@ -65,6 +71,12 @@ impl TryFrom<WireRequest> for ActorRequest {
             },
             "rules_changed" => Call::RulesChanged {
                 account: need(w.account, "account")?,
+            },
+            "handoff" => Call::Handoff {
+                account: need(w.account, "account")?,
+                conversation: need(w.conversation, "conversation")?,
+                set: need(w.set, "set")?,
+                until: w.until,
             },
             "replay_failure" => Call::ReplayFailure {
                 account: need(w.account, "account")?,
@@ -107,6 +119,10 @@ pub struct WireReply {
     result: Option<serde_json::Value>,
     #[serde(default)]
     begin: Option<WireBegin>,
+    #[serde(default)]
+    paused_until: Option<u64>,
+    #[serde(default)]
+    paused_by: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -160,6 +176,10 @@ impl TryFrom<WireReply> for Reply {
             "begun" => Reply::Begun {
                 begin: need(w.begin, "begin")?.try_into()?,
             },
+            "handoff" => Reply::Handoff {
+                paused_until: w.paused_until,
+                paused_by: w.paused_by,
+            },
             "done" => Reply::Done,
             other => return Err(format!("unknown reply `{other}`")),
         })
@@ -205,6 +225,18 @@ mod tests {
             Call::RulesChanged {
                 account: "a".into(),
             },
+            Call::Handoff {
+                account: "a".into(),
+                conversation: "c==".into(),
+                set: true,
+                until: Some(1_700_000_000),
+            },
+            Call::Handoff {
+                account: "a".into(),
+                conversation: "c".into(),
+                set: false,
+                until: None,
+            },
             Call::ReplayFailure {
                 account: "a".into(),
                 failure_id: "f".into(),
@@ -238,13 +270,14 @@ mod tests {
             Call::ClaimOnce { .. } => 7,
             Call::IdempotencyBegin { .. } => 8,
             Call::IdempotencyFinish { .. } => 9,
+            Call::Handoff { .. } => 10,
         }
     }
 
     #[test]
     fn every_call_reads_back_as_written() {
         let covered: std::collections::BTreeSet<usize> = every_call().iter().map(variant).collect();
-        assert_eq!(covered.len(), 10, "every variant is in every_call()");
+        assert_eq!(covered.len(), 11, "every variant is in every_call()");
         for call in every_call() {
             for request_id in [None, Some("req-9".to_string())] {
                 let sent = ActorRequest {
@@ -271,6 +304,14 @@ mod tests {
                 usable_until: 1_700_000_000,
             },
             Reply::Fresh { fresh: true },
+            Reply::Handoff {
+                paused_until: Some(5),
+                paused_by: Some("manual".into()),
+            },
+            Reply::Handoff {
+                paused_until: None,
+                paused_by: None,
+            },
             Reply::Fresh { fresh: false },
             Reply::Replayed {
                 result: serde_json::json!({"ok": true, "n": [1, 2]}),

@@ -19,6 +19,8 @@ pub enum Endpoint {
     WebhookChallenge,
     GetRules,
     TestRules,
+    GetHandoff,
+    SetHandoff,
     PutRules,
     DeleteRules,
     ListFailedEvents,
@@ -107,6 +109,13 @@ pub const ROUTES: &[RouteDef] = &[
             (Method::Put, Endpoint::PutSubscription),
             (Method::Get, Endpoint::GetSubscription),
             (Method::Delete, Endpoint::DeleteSubscription),
+        ],
+    },
+    RouteDef {
+        pattern: "/v1/conversations/{id}/handoff",
+        methods: &[
+            (Method::Get, Endpoint::GetHandoff),
+            (Method::Post, Endpoint::SetHandoff),
         ],
     },
     RouteDef {

@@ -124,7 +124,7 @@ fn participant_json(p: &Participant) -> Value {
 
 /// The checks of a route about one conversation of one account: a sender key allowed for
 /// the account, valid ids. Returns the configuration and the account.
-fn conversation_scope<'c, P: Platform>(
+pub(crate) fn conversation_scope<'c, P: Platform>(
     ctx: &'c Ctx<'_, P>,
     req: &Request,
     conversation: &str,

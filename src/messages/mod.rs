@@ -1,5 +1,6 @@
-//! Outbound messages: sends, listings and idempotency keys.
+//! Outbound messages: sends, listings, idempotency keys and the auto-reply pause (handoff).
 
+pub(crate) mod handoff;
 pub(crate) mod idempotency;
 pub(crate) mod listings;
 pub mod send;

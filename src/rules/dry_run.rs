@@ -119,6 +119,7 @@ pub async fn test_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<
             "held_back": plan.held_back,
             "mark_read": plan.mark_read,
             "typing": plan.typing,
+            "pause": plan.pause,
         }),
     ))
 }

@@ -106,6 +106,20 @@ pub struct RuleSet {
     pub mark_read: bool,
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// A customer asking for a person: answered once, then the bot steps aside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<Handoff>,
+}
+
+/// How a customer asks for a person (`{"keywords": ["agent", "human"], "text": "..."}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Handoff {
+    /// Matched as whole words, like a rule with `any_of`, before every rule.
+    pub keywords: Vec<String>,
+    /// Sent once when asked; without it the bot only pauses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 fn utc() -> String {
@@ -122,6 +136,7 @@ impl Default for RuleSet {
             typing: false,
             mark_read: false,
             rules: vec![],
+            handoff: None,
         }
     }
 }
@@ -247,7 +262,7 @@ impl Rule {
 
     /// [`Rule::matches`] against a message prepared once for all rules.
     fn matches_prepared(&self, p: &Prepared<'_>) -> bool {
-        let (message, msg_words) = (p.text, &p.words);
+        let message = p.text;
         self.keywords.iter().any(|k| {
             let k = normalize(k);
             match self.mode {
@@ -256,17 +271,25 @@ impl Rule {
                     trimmed == k.trim_matches(|c: char| !c.is_alphanumeric())
                 }
                 Mode::Contains => message.contains(&k),
-                Mode::AnyOf => {
-                    let kw = words(&k);
-                    // Most keywords' first word is not in the message at all: one lookup.
-                    !kw.is_empty()
-                        && p.set.contains(kw[0])
-                        && kw.len() <= msg_words.len()
-                        && msg_words.windows(kw.len()).any(|w| w == kw.as_slice())
-                }
+                Mode::AnyOf => any_of_keyword(&k, p),
             }
         })
     }
+}
+
+/// Whether one of `keywords` is in the message as whole words (the `any_of` mode).
+fn any_of_matches(keywords: &[String], p: &Prepared<'_>) -> bool {
+    keywords.iter().any(|k| any_of_keyword(&normalize(k), p))
+}
+
+/// Whether the normalized keyword `k` is in the message as whole words.
+fn any_of_keyword(k: &str, p: &Prepared<'_>) -> bool {
+    let kw = words(k);
+    // Most keywords' first word is not in the message at all: one lookup.
+    !kw.is_empty()
+        && p.set.contains(kw[0])
+        && kw.len() <= p.words.len()
+        && p.words.windows(kw.len()).any(|w| w == kw.as_slice())
 }
 
 /// A normalized message split into words once per decision, with a set for fast lookups.
@@ -377,7 +400,28 @@ pub fn validate(set: &RuleSet, zone_ok: impl Fn(&str) -> bool) -> Result<()> {
             format!("at most {MAX_RULES} rules"),
         ));
     }
-    let total: usize = set.rules.iter().map(|r| r.keywords.len()).sum();
+    if let Some(h) = &set.handoff {
+        if h.keywords.is_empty() || h.keywords.len() > MAX_KEYWORDS {
+            return Err(Error::invalid(
+                "handoff.keywords",
+                format!("list 1 to {MAX_KEYWORDS} keywords"),
+            ));
+        }
+        for (j, k) in h.keywords.iter().enumerate() {
+            if normalize(k).is_empty() || k.chars().count() > MAX_KEYWORD_CHARS {
+                return Err(Error::invalid(
+                    format!("handoff.keywords[{j}]"),
+                    format!("must be 1 to {MAX_KEYWORD_CHARS} non-blank characters"),
+                ));
+            }
+        }
+        if let Some(t) = &h.text {
+            check_text("handoff.text", t)?;
+        }
+    }
+    let handoff_keywords = set.handoff.as_ref().map_or(&[][..], |h| &h.keywords[..]);
+    let total: usize =
+        set.rules.iter().map(|r| r.keywords.len()).sum::<usize>() + handoff_keywords.len();
     if total > MAX_TOTAL_KEYWORDS {
         return Err(Error::invalid(
             "rules",
@@ -388,6 +432,7 @@ pub fn validate(set: &RuleSet, zone_ok: impl Fn(&str) -> bool) -> Result<()> {
         .rules
         .iter()
         .flat_map(|r| &r.keywords)
+        .chain(handoff_keywords)
         .map(|k| k.chars().count())
         .sum();
     if chars > MAX_TOTAL_KEYWORD_CHARS {
@@ -485,6 +530,12 @@ pub struct ConversationState {
     /// The customer's TikTok handle or name, for `{{display_name}}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_name: Option<String>,
+    /// Auto-replies are paused until then (unix seconds): a person is handling it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_until: Option<u64>,
+    /// Why: `staff_reply`, `handoff_request` or `manual`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_by: Option<String>,
 }
 
 impl ConversationState {
@@ -495,11 +546,33 @@ impl ConversationState {
         self.window_sent = 0;
     }
 
+    /// Whether auto-replies are paused at `now`.
+    pub fn paused(&self, now: u64) -> bool {
+        self.paused_until.is_some_and(|t| now < t)
+    }
+
+    /// Pauses auto-replies until `until` (a later pause already set is kept), or resumes them
+    /// with `None`.
+    pub fn pause(&mut self, until: Option<u64>, by: &str) {
+        match until {
+            Some(t) if self.paused_until.is_some_and(|p| p >= t) => {}
+            Some(t) => {
+                self.paused_until = Some(t);
+                self.paused_by = Some(by.to_string());
+            }
+            None => {
+                self.paused_until = None;
+                self.paused_by = None;
+            }
+        }
+    }
+
     /// When anything last happened in the conversation (unix seconds).
     pub fn last_activity(&self) -> u64 {
         self.last_inbound_at
             .unwrap_or(0)
             .max(self.last_auto_reply_at.unwrap_or(0))
+            .max(self.paused_until.unwrap_or(0))
     }
 
     /// Messages the business may still send now.
@@ -535,6 +608,9 @@ pub struct Plan {
     /// Why fewer (or no) messages are sent than the rules asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_back: Option<String>,
+    /// The customer asked for a person: pause auto-replies in the conversation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pause: bool,
 }
 
 /// The customer message the engine answers.
@@ -562,6 +638,10 @@ pub fn uses_display_name(set: &RuleSet) -> bool {
     set.welcome.as_deref().is_some_and(has)
         || set.away.as_ref().is_some_and(|a| has(&a.text))
         || set.rules.iter().any(|r| r.text.as_deref().is_some_and(has))
+        || set
+            .handoff
+            .as_ref()
+            .is_some_and(|h| h.text.as_deref().is_some_and(has))
 }
 
 /// Decides the reply to an inbound message. `conv` already includes this message.
@@ -578,6 +658,29 @@ pub fn decide<'a>(
         mark_read: set.mark_read,
         ..Plan::default()
     };
+    if conv.paused(now) {
+        // A person is handling the conversation: the bot does nothing, not even mark it read.
+        plan.mark_read = false;
+        plan.held_back = Some("paused".into());
+        return plan;
+    }
+    let normalized = msg.text.map(normalize).unwrap_or_default();
+    let prepared = Prepared::new(&normalized);
+    if let Some(h) = &set.handoff {
+        if !normalized.is_empty() && any_of_matches(&h.keywords, &prepared) {
+            plan.pause = true;
+            if let Some(t) = &h.text {
+                if conv.budget(now) > 0 {
+                    plan.messages =
+                        vec![("handoff".into(), Outgoing::text(render(t, display_name)))];
+                } else {
+                    plan.held_back = Some("reply_window_budget".into());
+                }
+            }
+            plan.typing = set.typing && !plan.messages.is_empty();
+            return plan;
+        }
+    }
     let first = conv.inbound_count == 1;
     if !first && set.cooldown_secs > 0 {
         if let Some(last) = conv.last_auto_reply_at {
@@ -594,7 +697,6 @@ pub fn decide<'a>(
             wanted.push(("welcome".to_string(), text(w)));
         }
     }
-    let normalized = msg.text.map(normalize).unwrap_or_default();
     match &set.away {
         Some(a) if !a.is_open(local) => wanted.push(("away".into(), text(&a.text))),
         _ => {
@@ -602,7 +704,6 @@ pub fn decide<'a>(
             let by_button = msg
                 .button_id
                 .and_then(|b| set.rules.iter().find(|r| r.matches_button(b)));
-            let prepared = Prepared::new(&normalized);
             let by_words = || {
                 set.rules
                     .iter()
@@ -660,6 +761,89 @@ mod tests {
             last_inbound_at: Some(at),
             ..ConversationState::default()
         }
+    }
+
+    #[test]
+    fn a_handoff_request_answers_once_and_asks_for_a_pause() {
+        let s = set(r#"{"welcome": "Hi!", "typing": true, "mark_read": true,
+                "handoff": {"keywords": ["agent", "real person"], "text": "A colleague will answer, {{display_name}}."},
+                "rules": [{"id": "p", "keywords": ["agent"], "text": "rule"}]}"#);
+        let now = 1_000;
+        let p = decide(
+            &s,
+            &conv(1, now),
+            Some("I want an AGENT please"),
+            Some("Ada"),
+            MON_10,
+            now,
+        );
+        assert!(p.pause);
+        assert_eq!(
+            texts(&p),
+            vec![(
+                "handoff".to_string(),
+                "A colleague will answer, Ada.".to_string()
+            )],
+            "only the handoff text: no welcome, no rule"
+        );
+        assert!(p.typing && p.mark_read);
+        let words = decide(&s, &conv(2, now), Some("a real person?"), None, MON_10, now);
+        assert!(words.pause, "several words, as whole words");
+        let not = decide(&s, &conv(2, now), Some("agents"), None, MON_10, now);
+        assert!(!not.pause, "whole words only");
+        let silent = set(r#"{"handoff": {"keywords": ["human"]}}"#);
+        let p = decide(&silent, &conv(2, now), Some("human"), None, MON_10, now);
+        assert!(
+            p.pause && p.messages.is_empty(),
+            "without text it only pauses"
+        );
+    }
+
+    #[test]
+    fn a_paused_conversation_gets_nothing_until_the_pause_ends() {
+        let s = set(
+            r#"{"mark_read": true, "rules": [{"id": "p", "keywords": ["price"], "text": "t"}]}"#,
+        );
+        let mut c = conv(3, 1_000);
+        c.pause(Some(2_000), "staff_reply");
+        c.pause(Some(1_500), "handoff_request");
+        assert_eq!(
+            (c.paused_until, c.paused_by.as_deref()),
+            (Some(2_000), Some("staff_reply")),
+            "a later pause already set is kept"
+        );
+        let p = decide(&s, &c, Some("price"), None, MON_10, 1_999);
+        assert!(p.messages.is_empty() && !p.mark_read && !p.typing);
+        assert_eq!(p.held_back.as_deref(), Some("paused"));
+        let p = decide(&s, &c, Some("price"), None, MON_10, 2_000);
+        assert_eq!(texts(&p).len(), 1, "answered again once the pause ended");
+        assert_eq!(
+            c.last_activity(),
+            2_000,
+            "a pause keeps the state from being swept"
+        );
+        c.pause(None, "manual");
+        assert!(!c.paused(1_000) && c.paused_by.is_none());
+    }
+
+    #[test]
+    fn handoff_keywords_are_validated_and_counted() {
+        assert_eq!(
+            err(r#"{"handoff": {"keywords": []}}"#).0,
+            "handoff.keywords"
+        );
+        assert_eq!(
+            err(r#"{"handoff": {"keywords": ["  "]}}"#).0,
+            "handoff.keywords[0]"
+        );
+        assert_eq!(
+            err(r#"{"handoff": {"keywords": ["x"], "text": ""}}"#).0,
+            "handoff.text"
+        );
+        assert_eq!(
+            err(r#"{"handoff": {"keywords": ["x"], "colour": 1}}"#).0,
+            "handoff.colour"
+        );
     }
 
     #[test]

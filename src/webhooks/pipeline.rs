@@ -481,7 +481,7 @@ async fn advance<P: Platform + Local>(
                 plan_reply(p, cfg, key, &event, rec).await?
             }
             EventKind::CustomerMessage => {}
-            k if k.is_business_message() => note_echo(p, &event).await?,
+            k if k.is_business_message() => note_echo(p, cfg, &event).await?,
             k => p.log(
                 Level::Info,
                 "event needs no reply",
@@ -535,10 +535,20 @@ fn new_failure<P: crate::ports::Clock>(
 /// The business's own message (our API send's echo, a person typing in the TikTok app, or
 /// TikTok's automation): counted against the reply window once (by message id, whichever of
 /// the echo and the send's answer comes first), never answered.
-async fn note_echo<P: Platform + Local>(p: &P, event: &Event) -> Result<()> {
+async fn note_echo<P: Platform + Local>(p: &P, cfg: &Config, event: &Event) -> Result<()> {
     if let Some(conv) = &event.content.conversation_id {
         let mut c = load_conv(p, conv).await?;
         c.record_sent(event.content.message_id.as_deref());
+        // A person answered from the TikTok app or web: the bot steps aside for a while.
+        if event.kind == EventKind::StaffReply {
+            let until = p.now_secs() + cfg.handoff_pause_secs;
+            c.pause(Some(until), "staff_reply");
+            p.log(
+                Level::Info,
+                "auto-replies paused: a person answered",
+                json!({"account_id": event.account, "conversation_id": conv, "until": until}),
+            );
+        }
         p.local_put(&conv_key(conv), &to_json(&c)?).await?;
     }
     p.log(
@@ -590,6 +600,27 @@ async fn customer_name<P: Platform + Local>(
     conv.customer_name.clone()
 }
 
+/// A conversation's auto-reply pause (`paused_until`, `paused_by`), after `change` when given:
+/// `Some(Some(t))` pauses until `t` by hand, `Some(None)` resumes. An expired pause reads as
+/// none.
+pub async fn handoff<P: Local + crate::ports::Clock>(
+    p: &P,
+    conversation: &str,
+    change: Option<Option<u64>>,
+) -> Result<(Option<u64>, Option<String>)> {
+    let mut c = load_conv(p, conversation).await?;
+    if let Some(until) = change {
+        // By hand the new time replaces whatever pause was set.
+        c.pause(None, "manual");
+        c.pause(until, "manual");
+        p.local_put(&conv_key(conversation), &to_json(&c)?).await?;
+    }
+    Ok(match c.paused(p.now_secs()) {
+        true => (c.paused_until, c.paused_by),
+        false => (None, None),
+    })
+}
+
 /// Decides the reply once: the inbound message is counted and the plan stored in one atomic
 /// write, so a crash leaves both or neither. Typing and mark-read go out at once (best effort).
 async fn plan_reply<P: Platform + Local>(
@@ -636,6 +667,15 @@ async fn plan_reply<P: Platform + Local>(
         message_id: event.content.message_id.as_deref(),
     };
     let plan = engine::decide(&rules, &conv, inbound, name.as_deref(), local, now);
+    if plan.pause {
+        conv.pause(Some(now + cfg.handoff_pause_secs), "handoff_request");
+        p.log(
+            Level::Info,
+            "auto-replies paused: the customer asked for a person",
+            json!({"account_id": event.account, "conversation_id": conv_id,
+                   "until": now + cfg.handoff_pause_secs}),
+        );
+    }
     // Each message sent has a line of its own ("reply sent"); the decision has one when nothing
     // is sent, or at debug level.
     let level = match plan.messages.is_empty() {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tiktok_sim::Fault;
 
 /// Connects `account` on the Worker at `base`.
-async fn connect_at(env: &Env, base: &str, account: &str) {
+pub(crate) async fn connect_at(env: &Env, base: &str, account: &str) {
     let cb = consent(env, base, None, &format!("&sim_open_id={account}")).await;
     let r = send(env.http.get(cb)).await;
     assert_eq!(page_code(&r), "connected", "{}", r.text);

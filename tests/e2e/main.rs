@@ -8,6 +8,7 @@ mod badinput;
 mod contract;
 mod faults;
 mod foundation;
+mod handoff;
 mod harness;
 mod hygiene;
 mod messages;
@@ -220,6 +221,7 @@ fn main() {
         webhooks::per_account_rules_override_the_global_set,
         webhooks::rules_changes_apply_to_the_next_message,
         webhooks::rules_dry_run_matches_what_is_sent,
+        handoff::a_person_taking_over_pauses_the_bot,
         messages::text_is_sent_with_exact_ids,
         messages::sender_actions_are_sent,
         messages::image_by_url_is_uploaded_then_sent,
