@@ -380,7 +380,11 @@ impl crate::ports::Accounts for ActorPlatform {
     /// From memory while usable: a reply needs no lock, record read or decryption.
     async fn access_token(&self, account: &str, rejected: Option<&str>) -> Result<Secret> {
         let mem = self.mem.clone();
-        super::platform::remembered_token(&mem.access, account, rejected, |c| self.call(c)).await
+        // The actor hears of every change to the record: the actor's own limit is enough.
+        super::platform::remembered_token(&mem.access, account, rejected, u64::MAX, |c| {
+            self.call(c)
+        })
+        .await
     }
 }
 

@@ -131,6 +131,11 @@ impl crate::ports::Store for WorkerPlatform {
     }
 }
 
+/// How long a Worker isolate uses an access token without asking the actor again. Only the
+/// actor hears of a disconnect or a dead grant (in this isolate, `forget` clears it at once):
+/// other isolates stop using the token within this time, even if TikTok still accepts it.
+const TOKEN_MEMORY_SECS: u64 = 60;
+
 thread_local! {
     /// Access tokens this isolate was handed by the actors (see [`platform::TokenMemory`]).
     static TOKENS: std::rc::Rc<platform::TokenMemory> = std::rc::Rc::default();
@@ -144,7 +149,10 @@ impl Accounts for WorkerPlatform {
     /// From this isolate's memory while the actor allows, so a send costs no actor round trip.
     async fn access_token(&self, account: &str, rejected: Option<&str>) -> Result<Secret> {
         let memory = TOKENS.with(|t| t.clone());
-        platform::remembered_token(&memory, account, rejected, |c| self.actor(c)).await
+        platform::remembered_token(&memory, account, rejected, TOKEN_MEMORY_SECS, |c| {
+            self.actor(c)
+        })
+        .await
     }
 
     async fn forget(&self, account: &str) -> Result<()> {

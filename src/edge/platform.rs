@@ -439,11 +439,12 @@ impl TokenMemory {
 }
 
 /// An access token through `memory`: from it while usable, else from the account's actor
-/// (`call`), remembered for as long as the actor allows.
+/// (`call`), remembered for as long as the actor allows, and at most `at_most_secs`.
 pub async fn remembered_token<F, Fut>(
     memory: &TokenMemory,
     account: &str,
     rejected: Option<&str>,
+    at_most_secs: u64,
     call: F,
 ) -> Result<crate::secret::Secret>
 where
@@ -470,7 +471,11 @@ where
             access_token,
             usable_until,
         } => {
-            memory.put(account, &access_token, usable_until);
+            memory.put(
+                account,
+                &access_token,
+                usable_until.min(now.saturating_add(at_most_secs)),
+            );
             Ok(crate::secret::Secret::new(access_token))
         }
         _ => Err(Error::Internal(
