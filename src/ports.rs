@@ -119,6 +119,9 @@ pub trait Local {
     /// Drops what the actor remembers of a shared (KV) record, so that its next read goes to
     /// KV (the record changed elsewhere). Nothing to do where nothing is remembered.
     fn forget_cached(&self, _bucket: Bucket, _key: &str) {}
+    /// Remembers a shared (KV) State record's new value (`None`: deleted) as just written
+    /// elsewhere, so that a stale KV read cannot bring the old one back.
+    fn remember_shared(&self, _key: &str, _value: Option<&str>) {}
 }
 
 /// Cryptographically secure randomness.

@@ -10,8 +10,7 @@ use crate::accounts::vault;
 use crate::config::Config;
 use crate::error::Result;
 use crate::messages::idempotency;
-use crate::ports::{Bucket, Local, Platform};
-use crate::rules::store::rules_key;
+use crate::ports::{Local, Platform};
 use crate::webhooks::pipeline;
 use protocol::{Call, Reply};
 
@@ -88,9 +87,8 @@ pub async fn serve<P: Platform + Local>(p: &P, cfg: &Config, call: Call) -> Resu
             let done = pipeline::process(p, cfg, &key).await?;
             (Reply::Done, by(done.retry_at))
         }
-        Call::RulesChanged { account } => {
-            p.forget_cached(Bucket::State, &rules_key(Some(&account)));
-            p.forget_cached(Bucket::State, &rules_key(None));
+        Call::RulesChanged { key, value, .. } => {
+            p.remember_shared(&key, value.as_deref());
             (Reply::Done, Wake::Unchanged)
         }
         Call::Handoff {
@@ -105,7 +103,12 @@ pub async fn serve<P: Platform + Local>(p: &P, cfg: &Config, call: Call) -> Resu
                 paused_until,
                 paused_by,
             };
-            (reply, Wake::Unchanged)
+            // A conversation record written: some alarm must sweep it one day.
+            let wake = match set {
+                true => Wake::Housekeeping,
+                false => Wake::Unchanged,
+            };
+            (reply, wake)
         }
         Call::ReplayFailure {
             account,

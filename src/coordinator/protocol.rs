@@ -61,8 +61,13 @@ pub enum Call {
     },
     /// Processes an accepted event (replies, forwarding); idempotent.
     ProcessEvent { account: String, key: String },
-    /// The global rule set or this account's own changed: read them again.
-    RulesChanged { account: String },
+    /// A rule set this account uses changed: the stored record at `key` (the global set's or
+    /// the account's own) is now `value` (`None`: deleted).
+    RulesChanged {
+        account: String,
+        key: String,
+        value: Option<String>,
+    },
     /// Reads a conversation's auto-reply pause, or with `set` pauses it until `until` (unix
     /// seconds) or resumes it (`until: None`).
     Handoff {
@@ -101,7 +106,7 @@ impl Call {
             | Call::Forget { account }
             | Call::AcceptEvent { account, .. }
             | Call::ProcessEvent { account, .. }
-            | Call::RulesChanged { account }
+            | Call::RulesChanged { account, .. }
             | Call::Handoff { account, .. }
             | Call::ReplayFailure { account, .. }
             | Call::IdempotencyBegin { account, .. }

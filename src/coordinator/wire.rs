@@ -33,6 +33,8 @@ pub struct WireRequest {
     #[serde(default)]
     response: Option<Stored>,
     #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
     conversation: Option<String>,
     #[serde(default)]
     set: Option<bool>,
@@ -71,6 +73,8 @@ impl TryFrom<WireRequest> for ActorRequest {
             },
             "rules_changed" => Call::RulesChanged {
                 account: need(w.account, "account")?,
+                key: need(w.key, "key")?,
+                value: w.value,
             },
             "handoff" => Call::Handoff {
                 account: need(w.account, "account")?,
@@ -224,6 +228,13 @@ mod tests {
             },
             Call::RulesChanged {
                 account: "a".into(),
+                key: "rules:a".into(),
+                value: Some("{\"rules\":[]}".into()),
+            },
+            Call::RulesChanged {
+                account: "a".into(),
+                key: "rules".into(),
+                value: None,
             },
             Call::Handoff {
                 account: "a".into(),

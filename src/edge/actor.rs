@@ -52,8 +52,9 @@ struct Memory {
     token_lock: Mutex<()>,
     /// Keys of pending records being run by this instance right now.
     running: RefCell<HashSet<String>>,
-    /// Token records (raw, encrypted) as last read or written here.
-    tokens: RefCell<HashMap<String, String>>,
+    /// Token records (raw, encrypted) as last read or written here, and when (ms): read again
+    /// after [`RULES_MEMORY_MS`], the newer copy winning, should a `Forget` have been lost.
+    tokens: RefCell<HashMap<String, (String, u64)>>,
     /// Access tokens as last handed out, while usable (cleared with any token record change).
     access: super::platform::TokenMemory,
     /// Rule sets as read from KV (`None`: none stored), and when (ms).
@@ -79,7 +80,11 @@ struct Memory {
 /// shows here at once, as it does in storage, and a failed one drops the entry (its stored
 /// state is then unknown). Bounded: past [`LOCAL_MEMORY_ENTRIES`] it starts again empty.
 #[derive(Default)]
-struct LocalMemory(RefCell<HashMap<String, Option<String>>>);
+struct LocalMemory {
+    entries: RefCell<HashMap<String, Option<String>>>,
+    /// Bumped by every change, so a storage read that a change overtook is not kept.
+    generation: Cell<u64>,
+}
 
 const LOCAL_MEMORY_ENTRIES: usize = 1_000;
 /// Larger values (a pending event can hold a 256 KB delivery) are read from storage.
@@ -91,14 +96,19 @@ impl LocalMemory {
     }
 
     fn get(&self, key: &str) -> Option<Option<String>> {
-        self.0.borrow().get(key).cloned()
+        self.entries.borrow().get(key).cloned()
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.get()
     }
 
     fn set(&self, key: &str, value: Option<&str>) {
+        self.generation.set(self.generation.get() + 1);
         if !Self::kept(key) {
             return;
         }
-        let mut m = self.0.borrow_mut();
+        let mut m = self.entries.borrow_mut();
         match value {
             Some(v) if v.len() > LOCAL_MEMORY_VALUE_BYTES => {
                 m.remove(key);
@@ -113,7 +123,18 @@ impl LocalMemory {
     }
 
     fn drop_key(&self, key: &str) {
-        self.0.borrow_mut().remove(key);
+        self.generation.set(self.generation.get() + 1);
+        self.entries.borrow_mut().remove(key);
+    }
+
+    /// Keeps what a storage read returned, unless something changed since the read began
+    /// (`generation`): the read may then be older than storage.
+    fn keep_read(&self, key: &str, value: Option<&str>, generation: u64) -> bool {
+        if self.generation.get() != generation {
+            return false;
+        }
+        self.set(key, value);
+        true
     }
 }
 
@@ -121,6 +142,8 @@ impl LocalMemory {
 /// acknowledgement) then waits behind at most this many processing steps, not behind every
 /// event in flight, while a send waiting on TikTok does not hold up the next event.
 const RUNNERS: usize = 2;
+/// Most follow-ups waiting in memory per object.
+const QUEUE_MAX: usize = 10_000;
 
 #[durable_object]
 pub struct AccountActor {
@@ -172,8 +195,11 @@ impl Store for ActorPlatform {
     async fn get(&self, bucket: Bucket, key: &str) -> Result<Option<String>> {
         match bucket {
             Bucket::Tokens => {
-                if let Some(raw) = self.mem.tokens.borrow().get(key) {
-                    return Ok(Some(raw.clone()));
+                let now = worker::Date::now().as_millis();
+                if let Some((raw, at)) = self.mem.tokens.borrow().get(key) {
+                    if now.saturating_sub(*at) < RULES_MEMORY_MS {
+                        return Ok(Some(raw.clone()));
+                    }
                 }
             }
             Bucket::State if is_rules_key(key) => {
@@ -194,19 +220,23 @@ impl Store for ActorPlatform {
         }
         let shared = self.kv.get(bucket, key).await?;
         let own: Option<String> = self.storage.get(key).await.map_err(storage_err("get"))?;
-        let newest = match (own, shared) {
-            (Some(o), Some(s)) => Some(if updated_at(&s) > updated_at(&o) {
-                s
-            } else {
-                o
-            }),
-            (o, s) => o.or(s),
-        };
+        let remembered = self.mem.tokens.borrow().get(key).map(|(r, _)| r.clone());
+        // The newest of the three copies wins (a stale KV read never brings back a rotated
+        // refresh token).
+        let newest =
+            [own, remembered, shared]
+                .into_iter()
+                .flatten()
+                .fold(None::<String>, |best, r| match best {
+                    Some(b) if updated_at(&b) >= updated_at(&r) => Some(b),
+                    _ => Some(r),
+                });
         if let Some(raw) = &newest {
+            let now = worker::Date::now().as_millis();
             self.mem
                 .tokens
                 .borrow_mut()
-                .insert(key.to_string(), raw.clone());
+                .insert(key.to_string(), (raw.clone(), now));
         }
         Ok(newest)
     }
@@ -251,15 +281,19 @@ impl Store for ActorPlatform {
 
 impl Local for ActorPlatform {
     async fn local_get(&self, key: &str) -> Result<Option<String>> {
-        if let Some(known) = self.mem.local.get(key) {
-            return Ok(known);
+        let mut value = None;
+        // A read that a change overtook is not trusted: memory has the change, else read again.
+        for _ in 0..3 {
+            if let Some(known) = self.mem.local.get(key) {
+                return Ok(known);
+            }
+            let generation = self.mem.local.generation();
+            value = self.storage.get(key).await.map_err(storage_err("get"))?;
+            if self.mem.local.keep_read(key, value.as_deref(), generation) {
+                return Ok(value);
+            }
         }
-        let value: Option<String> = self.storage.get(key).await.map_err(storage_err("get"))?;
-        // Unless a write came in meanwhile (it is newer than what this read saw).
-        if self.mem.local.get(key).is_none() {
-            self.mem.local.set(key, value.as_deref());
-        }
-        Ok(value)
+        Ok(self.mem.local.get(key).unwrap_or(value))
     }
 
     async fn local_put(&self, key: &str, value: &str) -> Result<()> {
@@ -325,18 +359,27 @@ impl Local for ActorPlatform {
     }
 
     fn forget_cached(&self, bucket: Bucket, key: &str) {
-        if bucket == Bucket::Tokens {
-            self.mem.access.clear();
-        }
         match bucket {
-            Bucket::Tokens => self.mem.tokens.borrow_mut().remove(key),
-            Bucket::State => self
-                .mem
+            Bucket::Tokens => {
+                if key.starts_with(crate::accounts::vault::PREFIX) {
+                    self.mem.access.clear();
+                    self.mem.tokens.borrow_mut().remove(key);
+                }
+            }
+            Bucket::State => {
+                self.mem.rules.borrow_mut().remove(key);
+            }
+        }
+    }
+
+    fn remember_shared(&self, key: &str, value: Option<&str>) {
+        if is_rules_key(key) {
+            let now = worker::Date::now().as_millis();
+            self.mem
                 .rules
                 .borrow_mut()
-                .remove(key)
-                .map(|_| String::new()),
-        };
+                .insert(key.to_string(), (value.map(str::to_string), now));
+        }
     }
 }
 
@@ -363,7 +406,11 @@ impl crate::ports::Accounts for ActorPlatform {
             Wake::By(at) => self.alarm_by(at).await?,
             Wake::Housekeeping => self.ensure_housekeeping().await?,
         }
-        if let Some(next) = served.then {
+        // Past QUEUE_MAX waiting, an event is left to the alarm (its record is pending).
+        if let Some(next) = served
+            .then
+            .filter(|_| self.mem.queue.borrow().len() < QUEUE_MAX)
+        {
             let request_id = self.request_id.borrow().clone();
             self.mem.queue.borrow_mut().push_back((request_id, next));
             if self.mem.runners.get() < RUNNERS {
@@ -430,17 +477,22 @@ impl ActorPlatform {
             .put(key, value)
             .await
             .map_err(storage_err("put"))?;
+        let now = worker::Date::now().as_millis();
         self.mem
             .tokens
             .borrow_mut()
-            .insert(key.to_string(), value.to_string());
+            .insert(key.to_string(), (value.to_string(), now));
         Ok(())
     }
 
     /// The alarm time, from memory when this instance knows it.
     async fn current_alarm(&self) -> Result<Option<u64>> {
-        if let Some(known) = self.mem.alarm.get() {
-            return Ok(known);
+        let now = worker::Date::now().as_millis();
+        // A time already past says nothing (the alarm ran, or its run failed): ask storage.
+        match self.mem.alarm.get() {
+            Some(Some(t)) if t > now => return Ok(Some(t)),
+            Some(None) => return Ok(None),
+            _ => {}
         }
         let at = self
             .storage
@@ -583,6 +635,13 @@ impl worker::DurableObject for AccountActor {
         };
         self.state.storage().set_alarm(next).await?;
         self.mem.alarm.set(Some(Some(now + next as u64)));
+        // A wake-up asked for while that was being set (it saw the time being replaced).
+        if let Some(w) = self.mem.wanted.get().filter(|w| *w < now + next as u64) {
+            let now = worker::Date::now().as_millis();
+            let sooner = w.saturating_sub(now).max(1);
+            self.state.storage().set_alarm(sooner as i64).await?;
+            self.mem.alarm.set(Some(Some(now + sooner)));
+        }
         Response::ok("swept")
     }
 }

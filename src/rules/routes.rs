@@ -49,7 +49,7 @@ pub async fn put_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<R
     ctx.p
         .put(Bucket::State, &rules_key(account.as_deref()), &raw, None)
         .await?;
-    let told = announce(ctx, account.as_deref()).await;
+    let told = announce(ctx, account.as_deref(), Some(&raw)).await;
     ctx.log(
         Level::Info,
         "rules stored",
@@ -74,7 +74,7 @@ pub async fn delete_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
     ctx.p
         .delete(Bucket::State, &rules_key(account.as_deref()))
         .await?;
-    let told = announce(ctx, account.as_deref()).await;
+    let told = announce(ctx, account.as_deref(), None).await;
     ctx.log(
         Level::Info,
         "rules deleted",
@@ -91,10 +91,16 @@ pub async fn delete_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
 /// itself may take that long to show a write everywhere.
 const ANNOUNCE_MAX: usize = 40;
 
-/// Tells the actors that remember the changed rules to read them again: the account's own, or
-/// for the global set those of the first [`ANNOUNCE_MAX`] connected accounts. Best effort;
-/// returns how many were told.
-async fn announce<P: Platform>(ctx: &Ctx<'_, P>, account: Option<&str>) -> usize {
+/// Hands the changed rule set (`None`: deleted) to the actors that use it: the account's own,
+/// or for the global set those of the first [`ANNOUNCE_MAX`] connected accounts, so that none
+/// keeps the old one (nor reads it back from a stale KV copy). Best effort; returns how many
+/// were told.
+async fn announce<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    account: Option<&str>,
+    value: Option<&str>,
+) -> usize {
+    let key = rules_key(account);
     let accounts: Vec<String> = match account {
         Some(a) => vec![a.to_string()],
         None => match ctx
@@ -120,6 +126,8 @@ async fn announce<P: Platform>(ctx: &Ctx<'_, P>, account: Option<&str>) -> usize
     let calls = accounts.iter().map(|a| {
         ctx.p.call(Call::RulesChanged {
             account: a.to_string(),
+            key: key.clone(),
+            value: value.map(str::to_string),
         })
     });
     futures_util::future::join_all(calls)

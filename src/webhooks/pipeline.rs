@@ -816,6 +816,20 @@ async fn execute_reply<P: Platform + Local>(
             tries = inf.tries;
         }
         let conv = load_conv(p, &prog.conversation_id).await?;
+        // A person took over since the plan (a staff reply, a pause by hand): the rest of it
+        // is not sent. The handoff answer itself is what asked for the pause.
+        if conv.paused(p.now_secs()) && prog.messages[prog.done].0 != "handoff" {
+            p.log(
+                Level::Info,
+                "auto-replies paused; the rest of the reply is not sent",
+                json!({"account_id": account, "conversation_id": prog.conversation_id,
+                       "unsent": prog.messages.len() - prog.done}),
+            );
+            prog.done = prog.messages.len();
+            prog.inflight = None;
+            unsaved = true;
+            break;
+        }
         if conv.budget(p.now_secs()) == 0 {
             p.log(
                 Level::Warn,
