@@ -1077,6 +1077,72 @@ mod tests {
     }
 
     #[test]
+    fn a_pause_set_after_the_plan_stops_the_rest_of_it_but_not_a_handoff_answer() {
+        let f = fake();
+        let cfg = f.cfg.clone().unwrap();
+        let raw = json!({"event": "im_receive_msg", "user_openid": "biz", "content":
+            json!({"conversation_id": "c", "message_id": "m1", "type": "text",
+                   "text": {"body": "hi"}}).to_string()})
+        .to_string();
+        let plan = |first: &str| Progress {
+            conversation_id: "c".into(),
+            messages: vec![
+                (first.to_string(), Outgoing::text("one")),
+                ("p".into(), Outgoing::text("two")),
+            ],
+            done: 0,
+            inflight: None,
+            sent_ids: vec![],
+        };
+        let acct = crate::accounts::vault::Account::from_grant(
+            "biz",
+            &serde_json::from_value(json!({"access_token": "act.x", "refresh_token": "rft.x",
+                "expires_in": 86400, "refresh_token_expires_in": 999999}))
+            .unwrap(),
+            f.now_secs(),
+            &cfg.keyring,
+            &f,
+        );
+        crate::testutil::block_on(crate::accounts::vault::Vault::new(&f, &cfg.keyring).put(&acct))
+            .unwrap();
+        let mut conv = ConversationState::default();
+        conv.record_inbound(f.now_secs());
+        conv.pause(Some(f.now_secs() + 600), "staff_reply");
+        f.local_set("conv:c", &serde_json::to_string(&conv).unwrap());
+        for (key, first, sent) in [("m:p1", "welcome", 0), ("m:p2", "handoff", 1)] {
+            let rec = Pending {
+                raw: raw.clone(),
+                accepted_at: f.now_ms(),
+                started_at: Some(f.now_ms()),
+                reply: Some(plan(first)),
+                ..Pending::default()
+            };
+            f.local_set(
+                &format!("pending:{key}"),
+                &serde_json::to_string(&rec).unwrap(),
+            );
+            if sent > 0 {
+                f.answer(crate::http::Response::json(
+                    200,
+                    &json!({"code": 0, "message": "OK", "request_id": "r",
+                            "data": {"message": {"message_id": "out-1"}}}),
+                ));
+            }
+            let before = f.sent().len();
+            crate::testutil::block_on(process(&f, &cfg, key)).unwrap();
+            assert_eq!(
+                f.sent().len() - before,
+                sent,
+                "{first}: only a handoff answer goes"
+            );
+            assert!(
+                f.local_raw(&format!("pending:{key}")).is_none(),
+                "{first}: done"
+            );
+        }
+    }
+
+    #[test]
     fn failure_ids_are_stable_and_distinct_per_stage() {
         let r = Stage::Reply {
             conversation_id: "c".into(),
