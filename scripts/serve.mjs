@@ -8,7 +8,8 @@
 // the settings), BASELINE=1 (a one-line JS Worker instead, for the bench's cold-start
 // comparison), BASELINE=<path to an ES module> (that module instead, with one KV namespace
 // bound as KV and the WORKER_VARS settings: the bench's plain-JS baseline,
-// bench/baseline/worker.js). Prints `ready <url> <ms to ready>` on stdout; SIGTERM or SIGINT
+// bench/baseline/worker.js), INSPECT=<port> (V8's inspector for every isolate, which
+// `bench/cpuprof.mjs` profiles). Prints `ready <url> <ms to ready>` on stdout; SIGTERM or SIGINT
 // stops it.
 //
 // Loading wrangler takes about a second; the bench keeps it out of its cold-start figures by
@@ -69,6 +70,8 @@ const mf = new Miniflare(
     port: Number(process.env.PORT || 8787),
     // No network: the default `request.cf` instead of fetching Cloudflare's.
     cf: false,
+    // INSPECT=<port>: the V8 inspector for every isolate (`bench/cpuprof.mjs` profiles them).
+    inspectorPort: process.env.INSPECT ? Number(process.env.INSPECT) : undefined,
     // `GET /cdn-cgi/local/scheduled?cron=...` runs the cron handler (Miniflare 5's path; it was
     // /cdn-cgi/handler/scheduled before), as `wrangler dev` does.
     unsafeTriggerHandlers: true,
