@@ -275,11 +275,9 @@ async fn into_core(req: worker::web_sys::Request) -> std::result::Result<CoreReq
     let body = if declared > 0 {
         // A declared length is the body's length (the runtime holds the sender to it): one
         // read, where the stream costs a promise and a reader per chunk.
-        let promise = req.array_buffer().map_err(|_| unreadable(()))?;
-        let buf = worker::wasm_bindgen_futures::JsFuture::from(promise)
+        platform::array_buffer(req.array_buffer())
             .await
-            .map_err(|_| unreadable(()))?;
-        worker::js_sys::Uint8Array::new(&buf).to_vec()
+            .map_err(|_| unreadable(()))?
     } else if req.body().is_none() {
         // No body at all (GET, HEAD).
         Vec::new()

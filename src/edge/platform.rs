@@ -269,15 +269,17 @@ async fn read_capped(
 /// A body in one piece (`arrayBuffer()`): one promise, where reading the stream costs a
 /// promise and a reader per chunk.
 pub async fn whole_body(resp: worker::web_sys::Response) -> std::result::Result<Vec<u8>, String> {
-    let promise = resp
-        .array_buffer()
-        .map_err(|_| "the body could not be read".to_string())?;
-    let buf = worker::wasm_bindgen_futures::JsFuture::from(promise)
+    array_buffer(resp.array_buffer()).await
+}
+
+/// The bytes of an `arrayBuffer()` promise (a request's or a response's body in one piece).
+pub async fn array_buffer(
+    promise: std::result::Result<worker::js_sys::Promise, worker::wasm_bindgen::JsValue>,
+) -> std::result::Result<Vec<u8>, String> {
+    let unreadable = || "the body could not be read".to_string();
+    let buf = worker::wasm_bindgen_futures::JsFuture::from(promise.map_err(|_| unreadable())?)
         .await
-        .map_err(|e| {
-            e.as_string()
-                .unwrap_or_else(|| "the body could not be read".into())
-        })?;
+        .map_err(|e| e.as_string().unwrap_or_else(unreadable))?;
     Ok(worker::js_sys::Uint8Array::new(&buf).to_vec())
 }
 
