@@ -1096,9 +1096,7 @@ mod tests {
         };
         let acct = crate::accounts::vault::Account::from_grant(
             "biz",
-            &serde_json::from_value(json!({"access_token": "act.x", "refresh_token": "rft.x",
-                "expires_in": 86400, "refresh_token_expires_in": 999999}))
-            .unwrap(),
+            &crate::testutil::fixtures::grant("act.x", "rft.x", 86_400, 999_999),
             f.now_secs(),
             &cfg.keyring,
             &f,

@@ -15,7 +15,8 @@ async fn post(env: &Env, body: &Value) -> crate::Reply {
         .await
 }
 
-fn enc(id: &str) -> String {
+/// `id` encoded for a URL path segment or query value.
+pub(crate) fn enc(id: &str) -> String {
     url::form_urlencoded::byte_serialize(id.as_bytes())
         .collect::<String>()
         .replace('+', "%20")

@@ -2,8 +2,10 @@
 //! pauses auto-replies in that conversation for `HANDOFF_PAUSE_SECS` (5 s here) and the pause
 //! ends on time; a handoff keyword answers once and pauses; the API pauses and resumes by hand.
 
+use crate::contract::enc;
 use crate::faults::connect_at;
 use crate::harness::{Worker, ADMIN_KEY, SENDER_KEY};
+use crate::webhooks::texts;
 use crate::Env;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -28,31 +30,18 @@ async fn say(env: &Env, base: &str, conv: &str, id: &str, text: &str) {
 
 /// The texts sent to `conv`, once `n` are there or 6 s passed, after a short settle.
 async fn replies(env: &Env, conv: &str, n: usize) -> Vec<String> {
-    let texts = || -> Vec<String> {
-        env.sim
-            .sent_to(conv)
-            .iter()
-            .filter(|m| m.message_type == "TEXT")
-            .map(|m| {
-                m.body["text"]["body"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            })
-            .collect()
-    };
     let deadline = Instant::now() + Duration::from_secs(6);
-    while texts().len() < n && Instant::now() < deadline {
+    while texts(env, conv).len() < n && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
-    texts()
+    texts(env, conv)
 }
 
 async fn state(env: &Env, base: &str, conv: &str, change: Option<Value>) -> Value {
     let path = format!(
         "/v1/conversations/{}/handoff?account_id={ACCOUNT}",
-        urlencode(conv)
+        enc(conv)
     );
     let method = if change.is_some() { "POST" } else { "GET" };
     let r = env
@@ -60,12 +49,6 @@ async fn state(env: &Env, base: &str, conv: &str, change: Option<Value>) -> Valu
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     r.json()
-}
-
-fn urlencode(s: &str) -> String {
-    s.replace('+', "%2B")
-        .replace('=', "%3D")
-        .replace('/', "%2F")
 }
 
 pub async fn a_person_taking_over_pauses_the_bot(env: Arc<Env>) {
@@ -153,7 +136,7 @@ pub async fn a_person_taking_over_pauses_the_bot(env: Arc<Env>) {
             "POST",
             &format!(
                 "/v1/conversations/{}/handoff?account_id={ACCOUNT}",
-                urlencode(&c2)
+                enc(&c2)
             ),
             Some(SENDER_KEY),
             Some(&json!({"paused": false, "for_secs": 5})),

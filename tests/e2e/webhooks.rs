@@ -34,7 +34,8 @@ async fn deliver(env: &Env, account: &str, content: Value) -> ((u16, String), Du
     (r, t.elapsed())
 }
 
-fn texts(env: &Env, conv: &str) -> Vec<String> {
+/// The texts sent to `conv` so far.
+pub(crate) fn texts(env: &Env, conv: &str) -> Vec<String> {
     env.sim
         .sent_to(conv)
         .into_iter()
