@@ -140,10 +140,8 @@ async fn dispatch<P: Platform>(
         Endpoint::OAuthCallback => oauth::callback(ctx, req).await,
         Endpoint::ListAccounts => crate::accounts::routes::list_accounts(ctx, req).await,
         Endpoint::DeleteAccount => crate::accounts::routes::delete_account(ctx, req, param()).await,
-        Endpoint::ListConversations => {
-            crate::messages::listings::list_conversations(ctx, req).await
-        }
-        Endpoint::ListMessages => crate::messages::listings::list_messages(ctx, req, param()).await,
+        Endpoint::ListConversations => crate::inbox::routes::list_conversations(ctx, req).await,
+        Endpoint::ListMessages => crate::inbox::routes::list_messages(ctx, req, param()).await,
         Endpoint::MessageMedia => {
             let message = params.get(1).map(String::as_str).unwrap_or_default();
             crate::messages::listings::message_media(ctx, req, param(), message).await

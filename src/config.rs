@@ -156,6 +156,12 @@ pub const SETTINGS: &[Setting] = &[
         doc: "how long auto-replies pause in a conversation after a staff reply or a handoff request, in seconds (1..2592000, default 3600)",
     },
     Setting {
+        name: "HISTORY_RETENTION_DAYS",
+        kind: SettingKind::Var,
+        required: false,
+        doc: "days conversation history is kept in the account actors' SQLite storage (1..3650, default 365)",
+    },
+    Setting {
         name: "LOG_LEVEL",
         kind: SettingKind::Var,
         required: false,
@@ -217,6 +223,8 @@ pub struct Config {
     pub log_level: crate::ports::Level,
     /// How long a staff reply or a customer's handoff request pauses auto-replies.
     pub handoff_pause_secs: u64,
+    /// How long stored conversation history is kept.
+    pub history_retention_days: u64,
 }
 
 /// Reads and validates every setting. `lookup` returns a value if it is set and non-empty.
@@ -374,6 +382,8 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
         1,
         2_592_000,
     );
+    let history_retention_days =
+        number(&get, &mut problems, "HISTORY_RETENTION_DAYS", 365, 1, 3_650);
     let log_level = match get("LOG_LEVEL").map(|v| v.to_ascii_lowercase()).as_deref() {
         None | Some("info") => crate::ports::Level::Info,
         Some("debug") => crate::ports::Level::Debug,
@@ -418,6 +428,7 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
                 tiktok_timeout_ms,
                 log_level,
                 handoff_pause_secs,
+                history_retention_days,
             })
         }
         _ => Err(Error::Config { problems }),

@@ -17,6 +17,7 @@ pub(crate) mod crypto;
 pub(crate) mod error;
 pub(crate) mod health;
 pub mod http;
+pub(crate) mod inbox;
 pub(crate) mod json;
 pub(crate) mod lossless;
 pub mod messages;

@@ -104,8 +104,66 @@ pub trait Clock {
     }
 }
 
+/// A value bound to, or read from, the actor's SQL database.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl SqlValue {
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            SqlValue::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// An integer column (SQLite hands whole numbers to JS as numbers).
+    pub fn int(&self) -> Option<i64> {
+        match self {
+            SqlValue::Int(i) => Some(*i),
+            SqlValue::Real(f) if f.fract() == 0.0 => Some(*f as i64),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for SqlValue {
+    fn from(s: &str) -> Self {
+        SqlValue::Text(s.to_string())
+    }
+}
+
+impl From<String> for SqlValue {
+    fn from(s: String) -> Self {
+        SqlValue::Text(s)
+    }
+}
+
+impl From<i64> for SqlValue {
+    fn from(i: i64) -> Self {
+        SqlValue::Int(i)
+    }
+}
+
+impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(SqlValue::Null, Into::into)
+    }
+}
+
 /// The account actor's own storage: strongly consistent and private to one account.
 pub trait Local {
+    /// Runs one SQL statement on the actor's SQLite database (`ctx.storage.sql`), with `?`
+    /// placeholders bound to `args`; the rows it returns, columns in order. Synchronous: the
+    /// statements of one step run without other I/O in between.
+    fn sql(&self, query: &str, args: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>>;
+    /// Whether this instance has brought the SQL schema up to date (remembered in memory).
+    fn schema_checked(&self) -> bool;
+    fn set_schema_checked(&self);
     async fn local_get(&self, key: &str) -> Result<Option<String>>;
     async fn local_put(&self, key: &str, value: &str) -> Result<()>;
     async fn local_delete(&self, key: &str) -> Result<()>;

@@ -9,8 +9,11 @@ mod wire;
 use crate::accounts::vault;
 use crate::config::Config;
 use crate::error::Result;
+use crate::inbox::history::{self, Entry, Source};
+use crate::inbox::listing;
 use crate::messages::idempotency;
 use crate::ports::{Local, Platform};
+use crate::tiktok::types::{Outgoing, SenderAction};
 use crate::webhooks::pipeline;
 use protocol::{Call, Reply};
 
@@ -38,6 +41,9 @@ pub struct Served {
     /// with no second round trip from the Worker). Should it never run, the alarm does it.
     pub then: Option<Call>,
 }
+
+/// Most conversations or messages in one inbox page.
+pub const MAX_PAGE: u64 = 200;
 
 fn by(at: Option<u64>) -> Wake {
     at.map_or(Wake::Unchanged, Wake::By)
@@ -109,6 +115,59 @@ pub async fn serve<P: Platform + Local>(p: &P, cfg: &Config, call: Call) -> Resu
                 false => Wake::Unchanged,
             };
             (reply, wake)
+        }
+        Call::Record {
+            conversation,
+            message_id,
+            message,
+            ..
+        } => {
+            let read = matches!(
+                message,
+                Outgoing::Action {
+                    action: SenderAction::MarkRead
+                }
+            );
+            if read {
+                history::mark_read(p, &conversation)?;
+            }
+            let sent = Entry::sent(
+                &conversation,
+                message_id,
+                &message,
+                Source::Api,
+                None,
+                p.now_ms(),
+            );
+            if let Some(entry) = sent {
+                history::record(p, &entry)?;
+            }
+            // History is stored: some alarm must run its retention one day.
+            (Reply::Done, Wake::Housekeeping)
+        }
+        Call::Inbox {
+            account,
+            conversation,
+            cursor,
+            limit,
+            oldest_first,
+        } => {
+            if let (Some(c), None) = (&conversation, &cursor) {
+                crate::inbox::names::learn(p, cfg, &account, c).await?;
+            }
+            let now = p.now_ms();
+            let limit = limit.clamp(1, MAX_PAGE) as usize;
+            let pause = async |id: &str| pipeline::handoff(p, id, None).await;
+            let page = match conversation {
+                None => {
+                    listing::conversations_page(p, cursor.as_deref(), limit, now, pause).await?
+                }
+                Some(c) => {
+                    let cursor = cursor.as_deref();
+                    listing::messages_page(p, &c, cursor, limit, oldest_first, now, pause).await?
+                }
+            };
+            (Reply::Page { page }, Wake::Unchanged)
         }
         Call::ReplayFailure {
             account,

@@ -76,6 +76,22 @@ pub enum Call {
         set: bool,
         until: Option<u64>,
     },
+    /// Keeps a message sent through the API (or a mark-read) in the conversation's history.
+    Record {
+        account: String,
+        conversation: String,
+        message_id: Option<String>,
+        message: crate::tiktok::types::Outgoing,
+    },
+    /// A page of the stored inbox: the conversations, or with `conversation` its messages
+    /// (`cursor` as the previous page gave it).
+    Inbox {
+        account: String,
+        conversation: Option<String>,
+        cursor: Option<String>,
+        limit: u64,
+        oldest_first: bool,
+    },
     /// Retries a recorded failure.
     ReplayFailure { account: String, failure_id: String },
     /// Marks `key` used; `false` if it was used before (single-use OAuth states).
@@ -108,6 +124,8 @@ impl Call {
             | Call::ProcessEvent { account, .. }
             | Call::RulesChanged { account, .. }
             | Call::Handoff { account, .. }
+            | Call::Record { account, .. }
+            | Call::Inbox { account, .. }
             | Call::ReplayFailure { account, .. }
             | Call::IdempotencyBegin { account, .. }
             | Call::IdempotencyFinish { account, .. } => account,
@@ -152,6 +170,8 @@ pub enum Reply {
     Fresh { fresh: bool },
     /// To [`Call::ReplayFailure`]: what happened.
     Replayed { result: serde_json::Value },
+    /// To [`Call::Inbox`]: the page, in the API's shape.
+    Page { page: serde_json::Value },
     /// To [`Call::IdempotencyBegin`].
     Begun { begin: Begin },
     /// To [`Call::Handoff`]: the conversation's pause, if any.

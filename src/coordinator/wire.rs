@@ -40,6 +40,16 @@ pub struct WireRequest {
     set: Option<bool>,
     #[serde(default)]
     until: Option<u64>,
+    #[serde(default)]
+    message_id: Option<String>,
+    #[serde(default)]
+    message: Option<crate::tiktok::types::Outgoing>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    limit: Option<u64>,
+    #[serde(default)]
+    oldest_first: Option<bool>,
 }
 
 fn need<T>(v: Option<T>, name: &str) -> Result<T, String> {
@@ -81,6 +91,19 @@ impl TryFrom<WireRequest> for ActorRequest {
                 conversation: need(w.conversation, "conversation")?,
                 set: need(w.set, "set")?,
                 until: w.until,
+            },
+            "record" => Call::Record {
+                account: need(w.account, "account")?,
+                conversation: need(w.conversation, "conversation")?,
+                message_id: w.message_id,
+                message: need(w.message, "message")?,
+            },
+            "inbox" => Call::Inbox {
+                account: need(w.account, "account")?,
+                conversation: w.conversation,
+                cursor: w.cursor,
+                limit: need(w.limit, "limit")?,
+                oldest_first: w.oldest_first.unwrap_or(false),
             },
             "replay_failure" => Call::ReplayFailure {
                 account: need(w.account, "account")?,
@@ -127,6 +150,8 @@ pub struct WireReply {
     paused_until: Option<u64>,
     #[serde(default)]
     paused_by: Option<String>,
+    #[serde(default)]
+    page: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -183,6 +208,9 @@ impl TryFrom<WireReply> for Reply {
             "handoff" => Reply::Handoff {
                 paused_until: w.paused_until,
                 paused_by: w.paused_by,
+            },
+            "page" => Reply::Page {
+                page: need(w.page, "page")?,
             },
             "done" => Reply::Done,
             other => return Err(format!("unknown reply `{other}`")),
@@ -252,6 +280,26 @@ mod tests {
                 account: "a".into(),
                 failure_id: "f".into(),
             },
+            Call::Record {
+                account: "a".into(),
+                conversation: "c".into(),
+                message_id: Some("m".into()),
+                message: crate::tiktok::types::Outgoing::text("hi"),
+            },
+            Call::Inbox {
+                account: "a".into(),
+                conversation: Some("c".into()),
+                cursor: Some("x".into()),
+                limit: 50,
+                oldest_first: true,
+            },
+            Call::Inbox {
+                account: "a".into(),
+                conversation: None,
+                cursor: None,
+                limit: 10,
+                oldest_first: false,
+            },
             Call::ClaimOnce { key: "k".into() },
             Call::IdempotencyBegin {
                 account: "a".into(),
@@ -282,13 +330,15 @@ mod tests {
             Call::IdempotencyBegin { .. } => 8,
             Call::IdempotencyFinish { .. } => 9,
             Call::Handoff { .. } => 10,
+            Call::Record { .. } => 11,
+            Call::Inbox { .. } => 12,
         }
     }
 
     #[test]
     fn every_call_reads_back_as_written() {
         let covered: std::collections::BTreeSet<usize> = every_call().iter().map(variant).collect();
-        assert_eq!(covered.len(), 11, "every variant is in every_call()");
+        assert_eq!(covered.len(), 13, "every variant is in every_call()");
         for call in every_call() {
             for request_id in [None, Some("req-9".to_string())] {
                 let sent = ActorRequest {
@@ -339,6 +389,9 @@ mod tests {
                     since_ms: 1,
                     settled_ms: 2,
                 },
+            },
+            Reply::Page {
+                page: serde_json::json!({"conversations": [], "cursor": null}),
             },
             Reply::Done,
         ];

@@ -19,7 +19,7 @@ use crate::coordinator::protocol::{ActorRequest, Call, Reply};
 use crate::coordinator::{self, Served, Wake};
 use crate::error::{Error, Result};
 use crate::messages::idempotency;
-use crate::ports::{Bucket, KeyPage, Level, Local, Store};
+use crate::ports::{Bucket, KeyPage, Level, Local, SqlValue, Store};
 use crate::rules::store::is_rules_key;
 use crate::secret::Secret;
 use crate::webhooks::pipeline;
@@ -73,6 +73,8 @@ struct Memory {
     queue: RefCell<std::collections::VecDeque<(String, Call)>>,
     /// Runners draining `queue` now (at most [`RUNNERS`]).
     runners: Cell<usize>,
+    /// The SQL schema was brought up to date by this instance.
+    schema_checked: Cell<bool>,
 }
 
 /// Values of the object's own storage that processing reads again and again (its pending
@@ -280,6 +282,48 @@ impl Store for ActorPlatform {
 }
 
 impl Local for ActorPlatform {
+    fn sql(&self, query: &str, args: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>> {
+        use worker::SqlStorageValue as V;
+        let bound = args
+            .iter()
+            .map(|a| match a {
+                SqlValue::Null => V::Null,
+                SqlValue::Int(i) => V::Integer(*i),
+                SqlValue::Real(f) => V::Float(*f),
+                SqlValue::Text(t) => V::String(t.clone()),
+            })
+            .collect::<Vec<_>>();
+        let cursor = self
+            .storage
+            .sql()
+            .exec(query, bound)
+            .map_err(|e| Error::Storage(format!("Durable Object sql: {e}")))?;
+        let mut rows = Vec::new();
+        for row in cursor.raw() {
+            let row = row.map_err(|e| Error::Storage(format!("Durable Object sql row: {e}")))?;
+            rows.push(
+                row.into_iter()
+                    .map(|v| match v {
+                        V::Integer(i) => SqlValue::Int(i),
+                        V::Float(f) => SqlValue::Real(f),
+                        V::String(t) => SqlValue::Text(t),
+                        V::Boolean(b) => SqlValue::Int(i64::from(b)),
+                        V::Null | V::Blob(_) => SqlValue::Null,
+                    })
+                    .collect(),
+            );
+        }
+        Ok(rows)
+    }
+
+    fn schema_checked(&self) -> bool {
+        self.mem.schema_checked.get()
+    }
+
+    fn set_schema_checked(&self) {
+        self.mem.schema_checked.set(true);
+    }
+
     async fn local_get(&self, key: &str) -> Result<Option<String>> {
         let mut value = None;
         // A read that a change overtook is not trusted: memory has the change, else read again.
@@ -647,12 +691,18 @@ impl worker::DurableObject for AccountActor {
 }
 
 impl AccountActor {
+    /// Nothing stored that an alarm must look after: no record, no conversation history.
     async fn storage_is_empty(&self) -> bool {
-        self.state
+        let records = self
+            .state
             .storage()
             .list_with_options(ListOptions::new().limit(1))
             .await
-            .is_ok_and(|m| m.size() == 0)
+            .is_ok_and(|m| m.size() == 0);
+        records
+            && self
+                .platform("alarm-empty".into())
+                .is_ok_and(|p| crate::inbox::history::is_empty(&p).unwrap_or(false))
     }
 
     fn platform(&self, request_id: String) -> Result<ActorPlatform> {

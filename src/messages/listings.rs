@@ -13,7 +13,8 @@ use crate::tiktok::types::{ListedMessage, MessagePage, Participant};
 use crate::tiktok::Client;
 use serde_json::{json, Value};
 
-/// `GET /v1/conversations?account_id&type=STRANGER|SINGLE&cursor&limit`.
+/// `GET /v1/conversations?source=tiktok&account_id&type=STRANGER|SINGLE&cursor&limit`:
+/// TikTok's own listing.
 pub async fn list_conversations<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
     ctx.authorize(req, Role::Sender)?;
     let cfg = ctx.config()?;
@@ -50,7 +51,7 @@ pub async fn list_conversations<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) ->
     Ok(Response::json(
         200,
         &json!({
-            "account_id": account, "type": kind.as_str(),
+            "account_id": account, "source": "tiktok", "type": kind.as_str(),
             "conversations": page.conversations.iter().map(|c| json!({
                 "id": c.conversation_id, "updated_at": c.update_time, "referral": c.referral,
             })).collect::<Vec<_>>(),
@@ -137,8 +138,8 @@ pub(crate) fn conversation_scope<'c, P: Platform>(
     Ok((cfg, account))
 }
 
-/// `GET /v1/conversations/{id}/messages?account_id`: TikTok's 20 latest messages, oldest
-/// first, with the two participants.
+/// `GET /v1/conversations/{id}/messages?account_id&source=tiktok`: TikTok's 20 latest
+/// messages, oldest first, with the two participants.
 pub async fn list_messages<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
@@ -155,7 +156,7 @@ pub async fn list_messages<P: Platform>(
     Ok(Response::json(
         200,
         &json!({
-            "account_id": account, "conversation_id": conversation,
+            "account_id": account, "conversation_id": conversation, "source": "tiktok",
             "messages": page.messages.iter().map(|m| message_json(m, &account)).collect::<Vec<_>>(),
             "participants": page.participants.iter().map(participant_json).collect::<Vec<_>>(),
             "has_more": false,

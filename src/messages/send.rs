@@ -1,7 +1,7 @@
 //! `POST /v1/messages`: validation, image fetching, the capability check and the send.
 
 use crate::auth::Role;
-use crate::coordinator::protocol::{Begin, Settle, Stored};
+use crate::coordinator::protocol::{Begin, Call, Settle, Stored};
 use crate::error::{Error, Result};
 use crate::http::ctx::Ctx;
 use crate::http::extract::check_id;
@@ -419,6 +419,27 @@ async fn perform_send<P: Platform>(ctx: &Ctx<'_, P>, plan: &SendPlan) -> Result<
         Outcome::Sent(s) => s,
         Outcome::NotSent(e, _) | Outcome::Unknown(e, _) => return Err(e),
     };
+    // Kept in the inbox's history (as is its echo, when webhooks are subscribed: one row).
+    if !matches!(
+        outgoing,
+        Outgoing::Action {
+            action: SenderAction::Typing
+        }
+    ) {
+        let record = Call::Record {
+            account: acct.clone(),
+            conversation: conv.clone(),
+            message_id: sent.message_id.clone(),
+            message: outgoing.clone(),
+        };
+        if let Err(e) = ctx.p.call(record).await {
+            ctx.log(
+                Level::Warn,
+                "sent message not kept in the history",
+                json!({"account_id": acct, "conversation_id": conv, "code": e.code()}),
+            );
+        }
+    }
     let mut out = json!({
         "account_id": acct, "conversation_id": conv, "type": plan.what.kind(),
         "message_id": sent.message_id,

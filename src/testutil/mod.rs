@@ -41,6 +41,9 @@ pub struct Fake {
     now_ms: Cell<u64>,
     rng: Cell<u8>,
     pub logs: RefCell<Vec<(Level, String, Value)>>,
+    /// The actor's SQL database: a real in-memory SQLite, opened on first use.
+    db: RefCell<Option<rusqlite::Connection>>,
+    schema_checked: Cell<bool>,
 }
 
 fn b(bucket: Bucket) -> u8 {
@@ -196,6 +199,55 @@ impl crate::ports::Local for Fake {
         }
         Ok(())
     }
+    fn sql(
+        &self,
+        query: &str,
+        args: &[crate::ports::SqlValue],
+    ) -> Result<Vec<Vec<crate::ports::SqlValue>>> {
+        use crate::ports::SqlValue;
+        use rusqlite::types::{Value as V, ValueRef};
+        let mut db = self.db.borrow_mut();
+        let conn = match db.as_mut() {
+            Some(c) => c,
+            None => db.insert(rusqlite::Connection::open_in_memory().expect("sqlite opens")),
+        };
+        let fail = |e: rusqlite::Error| crate::error::Error::Storage(format!("sql: {e}"));
+        let mut stmt = conn.prepare(query).map_err(fail)?;
+        let bound: Vec<V> = args
+            .iter()
+            .map(|a| match a {
+                SqlValue::Null => V::Null,
+                SqlValue::Int(i) => V::Integer(*i),
+                SqlValue::Real(f) => V::Real(*f),
+                SqlValue::Text(t) => V::Text(t.clone()),
+            })
+            .collect();
+        let cols = stmt.column_count();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(bound))
+            .map_err(fail)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(fail)? {
+            let mut r = Vec::with_capacity(cols);
+            for i in 0..cols {
+                r.push(match row.get_ref(i).map_err(fail)? {
+                    ValueRef::Null => SqlValue::Null,
+                    ValueRef::Integer(i) => SqlValue::Int(i),
+                    ValueRef::Real(f) => SqlValue::Real(f),
+                    ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into()),
+                    ValueRef::Blob(_) => SqlValue::Null,
+                });
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+    fn schema_checked(&self) -> bool {
+        self.schema_checked.get()
+    }
+    fn set_schema_checked(&self) {
+        self.schema_checked.set(true);
+    }
     fn claim_run(&self, key: &str) -> bool {
         self.running.borrow_mut().insert(key.to_string())
     }
@@ -208,6 +260,11 @@ impl Fake {
     /// The actor storage's raw value at `key`.
     pub fn local_raw(&self, key: &str) -> Option<String> {
         self.kv.borrow().get(&(9, key.to_string())).cloned()
+    }
+
+    /// As a new actor instance over the same storage: the schema is checked again.
+    pub fn forget_schema_check(&self) {
+        self.schema_checked.set(false);
     }
 
     pub fn local_set(&self, key: &str, value: &str) {

@@ -11,6 +11,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::inbox::history::{self, Entry, Source};
 use crate::ports::{Bucket, Level, Local, Platform};
 use crate::rules::engine::{self, ConversationState};
 use crate::rules::store::load_rules;
@@ -453,6 +454,11 @@ async fn advance<P: Platform + Local>(
     let Ok(event) = envelope::parse(raw.as_bytes()) else {
         return Ok(None);
     };
+    // Kept in the history first (once per message id, so a run resumed or retried records
+    // nothing twice); a storage error leaves the event pending like any other step's.
+    if let (false, Some(entry)) = (rec.only_stage, Entry::from_event(&event, p.now_ms())) {
+        history::record(p, &entry)?;
+    }
     let urls: Vec<String> = match (&rec.only_forward, rec.only_stage) {
         (Some(u), _) => vec![u.clone()],
         (None, true) => vec![],
@@ -590,7 +596,18 @@ async fn customer_name<P: Platform + Local>(
         .list_messages(token.expose(), &event.account, conv_id)
         .await
     {
-        Ok(page) => conv.customer_name = page.customer_name().map(str::to_string),
+        Ok(page) => {
+            conv.customer_name = page.customer_name().map(str::to_string);
+            if let Some(name) = &conv.customer_name {
+                if let Err(e) = history::set_customer_name(p, conv_id, name) {
+                    p.log(
+                        Level::Warn,
+                        "customer name not kept in the history",
+                        json!({"account_id": event.account, "conversation_id": conv_id, "code": e.code()}),
+                    );
+                }
+            }
+        }
         Err(e) => p.log(
             Level::Warn,
             "customer name lookup failed; greeting without it",
@@ -731,6 +748,19 @@ async fn mark_sent<P: Platform + Local>(
     how: &str,
 ) -> Result<()> {
     let (rule, msg) = prog.messages[prog.done].clone();
+    // Into the history before the step is written: should that write fail, the retry finds
+    // the message at TikTok and records it again, as one row.
+    let sent = Entry::sent(
+        &prog.conversation_id,
+        message_id.clone(),
+        &msg,
+        Source::AutoReply,
+        Some(&rule),
+        p.now_ms(),
+    );
+    if let Some(entry) = sent {
+        history::record(p, &entry)?;
+    }
     let mut conv = load_conv(p, &prog.conversation_id).await?;
     conv.record_sent(message_id.as_deref());
     conv.last_auto_reply_at = Some(p.now_secs());
@@ -958,6 +988,15 @@ pub async fn sweep<P: Platform + Local>(
         if v.parse::<u64>().unwrap_or(0) < cutoff {
             p.local_delete(&k).await?;
         }
+    }
+    let history_cutoff = now.saturating_sub(cfg.history_retention_days * 86_400_000);
+    let forgotten = history::forget_before(p, history_cutoff)?;
+    if forgotten > 0 {
+        p.log(
+            Level::Info,
+            "old conversation history deleted",
+            json!({"messages": forgotten, "retention_days": cfg.history_retention_days}),
+        );
     }
     let idle_before = p.now_secs().saturating_sub(CONVERSATION_RETENTION_SECS);
     for (k, v) in p.local_list(CONV, 1000).await? {

@@ -45,7 +45,7 @@ pub async fn refresh_faults_are_reported_and_recoverable(env: Arc<Env>) {
     let w = Worker::start(&env.sim, "refreshfaults", |v| {
         v.push(("TIKTOK_TIMEOUT_MS", Some("700".into())))
     });
-    let path = "/v1/conversations?account_id=e2e-fault-refresh";
+    let path = "/v1/conversations?account_id=e2e-fault-refresh&source=tiktok";
     let cases = [
         (Fault::Http { status: 500 }, 502, "tiktok_http_error"),
         (Fault::Code { code: 51065 }, 503, "tiktok_system_error"),

@@ -11,6 +11,7 @@ mod foundation;
 mod handoff;
 mod harness;
 mod hygiene;
+mod inbox;
 mod messages;
 mod oauth;
 mod openapi;
@@ -222,6 +223,7 @@ fn main() {
         webhooks::rules_changes_apply_to_the_next_message,
         webhooks::rules_dry_run_matches_what_is_sent,
         handoff::a_person_taking_over_pauses_the_bot,
+        inbox::history_is_kept_paged_and_survives_a_restart,
         messages::text_is_sent_with_exact_ids,
         messages::sender_actions_are_sent,
         messages::image_by_url_is_uploaded_then_sent,

@@ -218,7 +218,7 @@ pub async fn listings_work_with_plus_in_ids(env: Arc<Env>) {
     let r = env
         .call(
             "GET",
-            "/v1/conversations?account_id=e2e-msg-list&type=STRANGER&limit=2",
+            "/v1/conversations?account_id=e2e-msg-list&source=tiktok&type=STRANGER&limit=2",
             Some(SENDER_KEY),
             None,
         )
@@ -238,7 +238,7 @@ pub async fn listings_work_with_plus_in_ids(env: Arc<Env>) {
         .call(
             "GET",
             &format!(
-                "/v1/conversations?account_id=e2e-msg-list&type=STRANGER&cursor={}",
+                "/v1/conversations?account_id=e2e-msg-list&source=tiktok&type=STRANGER&cursor={}",
                 b["cursor"].as_str().unwrap()
             ),
             Some(SENDER_KEY),
@@ -260,6 +260,10 @@ pub async fn listings_work_with_plus_in_ids(env: Arc<Env>) {
         "sent to TikTok exactly"
     );
     let listed = m.json();
+    assert_eq!(
+        listed["source"], "tiktok",
+        "never stored here: TikTok's listing"
+    );
     let msgs = listed["messages"].as_array().unwrap().clone();
     let (_, want_id) = customer_ids.iter().find(|(c, _)| *c == id).unwrap();
     assert_eq!(

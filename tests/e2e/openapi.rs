@@ -158,14 +158,28 @@ pub async fn documented_schemas_match_real_answers(env: Arc<Env>) {
         ),
         (
             "get",
-            "/v1/conversations?account_id=e2e-openapi&type=SINGLE".into(),
+            "/v1/conversations?account_id=e2e-openapi".into(),
             "/v1/conversations",
             Some(SENDER_KEY),
             None,
         ),
         (
             "get",
-            format!("/v1/conversations/{enc}/messages?account_id=e2e-openapi"),
+            "/v1/conversations?account_id=e2e-openapi&source=tiktok&type=SINGLE".into(),
+            "/v1/conversations",
+            Some(SENDER_KEY),
+            None,
+        ),
+        (
+            "get",
+            format!("/v1/conversations/{enc}/messages?account_id=e2e-openapi&limit=1"),
+            "/v1/conversations/{id}/messages",
+            Some(SENDER_KEY),
+            None,
+        ),
+        (
+            "get",
+            format!("/v1/conversations/{enc}/messages?account_id=e2e-openapi&source=tiktok"),
             "/v1/conversations/{id}/messages",
             Some(SENDER_KEY),
             None,
@@ -245,6 +259,25 @@ pub async fn documented_schemas_match_real_answers(env: Arc<Env>) {
         "POST /webhooks/tiktok",
         &mut problems,
     );
+    // The stored inbox answers below only once the event is processed (after the 200).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        let r = env
+            .call(
+                "GET",
+                "/v1/conversations?account_id=e2e-openapi",
+                Some(SENDER_KEY),
+                None,
+            )
+            .await;
+        if r.json()["conversations"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     for (method, path, pattern, key, body) in calls {
         let r = env
             .call(&method.to_ascii_uppercase(), &path, key, body.as_ref())
