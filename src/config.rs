@@ -138,6 +138,12 @@ pub const SETTINGS: &[Setting] = &[
         doc: "key for the webhook-signature header of forwarded events (needed with FORWARD_URLS)",
     },
     Setting {
+        name: "NOTIFY_URLS",
+        kind: SettingKind::Secret,
+        required: false,
+        doc: "comma-separated Slack incoming webhook, Discord webhook and Telegram bot sendMessage?chat_id= URLs that get a readable message on a new conversation, a customer message while the bot is paused or asking for a person, an account needing re-authorisation and a reply failed after retries",
+    },
+    Setting {
         name: "IMAGE_FETCH_ALLOWED_HOSTS",
         kind: SettingKind::Var,
         required: false,
@@ -225,6 +231,8 @@ pub struct Config {
     pub handoff_pause_secs: u64,
     /// How long stored conversation history is kept.
     pub history_retention_days: u64,
+    /// Where people get notifications (`NOTIFY_URLS`).
+    pub notify_targets: Vec<crate::inbox::notify::Target>,
 }
 
 /// Reads and validates every setting. `lookup` returns a value if it is set and non-empty.
@@ -345,6 +353,12 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
             }
         }
     }
+    let notify_targets =
+        crate::inbox::notify::parse_targets(&get("NOTIFY_URLS").unwrap_or_default())
+            .unwrap_or_else(|e| {
+                problems.push(format!("malformed secret NOTIFY_URLS: {e}"));
+                Vec::new()
+            });
     let image_fetch_allowed_hosts: Vec<String> = get("IMAGE_FETCH_ALLOWED_HOSTS")
         .unwrap_or_default()
         .split(',')
@@ -429,6 +443,7 @@ pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
                 log_level,
                 handoff_pause_secs,
                 history_retention_days,
+                notify_targets,
             })
         }
         _ => Err(Error::Config { problems }),

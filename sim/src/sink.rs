@@ -18,6 +18,8 @@ pub struct Sink {
 #[derive(Default)]
 struct SinkState {
     received: Vec<(HashMap<String, String>, String)>,
+    /// The path and query of each accepted delivery, in the same order.
+    paths: Vec<String>,
     fail_next: u32,
 }
 
@@ -31,6 +33,11 @@ impl Sink {
             let state = state.clone();
             async move {
                 let headers = header_map(req.headers());
+                let path = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
                 let body = to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
                 let mut st = lock(&state);
                 if st.fail_next > 0 {
@@ -39,6 +46,7 @@ impl Sink {
                 }
                 st.received
                     .push((headers, String::from_utf8_lossy(&body).into_owned()));
+                st.paths.push(path);
                 StatusCode::OK
             }
         });
@@ -51,6 +59,11 @@ impl Sink {
     /// Headers (lower-case names) and body of every accepted delivery.
     pub fn received(&self) -> Vec<(HashMap<String, String>, String)> {
         lock(&self.inner).received.clone()
+    }
+
+    /// The path (and query) each accepted delivery was posted to.
+    pub fn paths(&self) -> Vec<String> {
+        lock(&self.inner).paths.clone()
     }
 
     /// Answers 503 to the next `n` deliveries.

@@ -11,11 +11,14 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::inbox::history::{self, Entry, Source};
 use crate::inbox::listing;
+use crate::inbox::notify::{Notice, Topic};
 use crate::messages::idempotency;
+use crate::ports::Level;
 use crate::ports::{Local, Platform};
 use crate::tiktok::types::{Outgoing, SenderAction};
 use crate::webhooks::pipeline;
 use protocol::{Call, Reply};
+use serde_json::json;
 
 /// When the actor's alarm must next look at its records, as a call leaves them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +52,52 @@ fn by(at: Option<u64>) -> Wake {
     at.map_or(Wake::Unchanged, Wake::By)
 }
 
+/// The actor's record of the last loss of grant people were told of.
+const TOLD_REAUTH: &str = "told:reauth";
+
+/// [`vault::ensure_fresh`], telling people (`NOTIFY_URLS`) when this very call found that the
+/// account needs re-authorisation: once per loss of the grant, not on every call after.
+async fn fresh_or_tell<P: Platform + Local>(
+    p: &P,
+    cfg: &Config,
+    account: &str,
+    margin: u64,
+    rejected: Option<&str>,
+) -> Result<vault::Account> {
+    let started = p.now_secs();
+    let out = vault::ensure_fresh(p, cfg, account, margin, rejected).await;
+    if out
+        .as_ref()
+        .is_err_and(|e| e.code() == "account_needs_reauth")
+    {
+        let meta = vault::Vault::new(p, &cfg.keyring).meta(account).await;
+        if let Ok(Some(m)) = meta
+            .as_ref()
+            .map(|m| m.as_ref().filter(|m| m.updated_at >= started))
+        {
+            let id = format!("{account}:{}", m.updated_at);
+            // Calls within the same second see the same mark: the first one tells.
+            let told = p.local_get(TOLD_REAUTH).await?.is_some_and(|t| t == id);
+            let notice = Notice::new(Topic::NeedsReauth, account, &id);
+            let sent = match told {
+                true => Ok(()),
+                false => match p.local_put(TOLD_REAUTH, &id).await {
+                    Ok(()) => pipeline::notify_now(p, cfg, notice).await,
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = sent {
+                p.log(
+                    Level::Error,
+                    "re-authorisation notice not sent; the alarm retries it",
+                    json!({"account_id": account, "code": e.code()}),
+                );
+            }
+        }
+    }
+    out
+}
+
 /// Runs one call in the account's actor. Token calls must be serialised by the caller (see
 /// [`Call::takes_token_lock`]).
 pub async fn serve<P: Platform + Local>(p: &P, cfg: &Config, call: Call) -> Result<Served> {
@@ -56,7 +105,7 @@ pub async fn serve<P: Platform + Local>(p: &P, cfg: &Config, call: Call) -> Resu
     let (reply, wake) = match call {
         Call::AccessToken { account, rejected } => {
             let margin = cfg.refresh_margin_secs;
-            let a = vault::ensure_fresh(p, cfg, &account, margin, rejected.as_deref()).await?;
+            let a = fresh_or_tell(p, cfg, &account, margin, rejected.as_deref()).await?;
             let access_token = a.access_token.expose().to_string();
             let usable_until = a.meta.access_expires_at.saturating_sub(margin);
             let reply = Reply::AccessToken {
@@ -69,11 +118,12 @@ pub async fn serve<P: Platform + Local>(p: &P, cfg: &Config, call: Call) -> Resu
             account,
             window_secs,
         } => {
-            vault::ensure_fresh(p, cfg, &account, window_secs, None).await?;
+            fresh_or_tell(p, cfg, &account, window_secs, None).await?;
             (Reply::Done, Wake::Unchanged)
         }
         Call::Forget { account } => {
             p.local_delete(&vault::record_key(&account)).await?;
+            p.local_delete(TOLD_REAUTH).await?;
             (Reply::Done, Wake::Unchanged)
         }
         Call::AcceptEvent { account, key, raw } => {
@@ -160,7 +210,17 @@ pub async fn serve<P: Platform + Local>(p: &P, cfg: &Config, call: Call) -> Resu
             let pause = async |id: &str| pipeline::handoff(p, id, None).await;
             let page = match conversation {
                 None => {
-                    listing::conversations_page(p, cursor.as_deref(), limit, now, pause).await?
+                    let page = listing::conversations_page(p, cursor.as_deref(), limit, now, pause)
+                        .await?;
+                    // Nothing stored: an account never connected is not found.
+                    let empty = page["conversations"].as_array().is_none_or(Vec::is_empty);
+                    let vault = vault::Vault::new(p, &cfg.keyring);
+                    if empty && cursor.is_none() && vault.meta(&account).await?.is_none() {
+                        return Err(crate::error::Error::Missing {
+                            what: format!("account {account}"),
+                        });
+                    }
+                    page
                 }
                 Some(c) => {
                     let cursor = cursor.as_deref();

@@ -5,5 +5,6 @@ pub mod cursor;
 pub mod history;
 pub mod listing;
 pub mod names;
+pub mod notify;
 pub mod routes;
 pub mod schema;

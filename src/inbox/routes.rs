@@ -20,7 +20,8 @@ const DEFAULT_LIMIT: u64 = 50;
 /// Whether the request asks for TikTok's listing (`source=tiktok`) rather than the store.
 fn from_tiktok(req: &Request) -> Result<bool> {
     match req.query("source").as_deref() {
-        None | Some("store") => Ok(false),
+        None => Ok(false),
+        Some("store") => Ok(false),
         Some("tiktok") => Ok(true),
         Some(_) => Err(Error::invalid("source", "must be store or tiktok")),
     }
@@ -52,13 +53,15 @@ async fn page<P: Platform>(ctx: &Ctx<'_, P>, call: Call) -> Result<Value> {
 }
 
 /// `GET /v1/conversations?account_id[&cursor][&limit]`: stored conversations, latest
-/// activity first (`source=tiktok[&type]`: TikTok's listing).
+/// activity first (`source=tiktok`, or `type` given: TikTok's listing).
 pub async fn list_conversations<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
     ctx.authorize(req, Role::Sender)?;
-    if from_tiktok(req)? {
+    // `type` (STRANGER or SINGLE) is a filter of TikTok's listing: it asks for that listing.
+    let typed = req.query("type").is_some();
+    if from_tiktok(req)? || (typed && req.query("source").is_none()) {
         return listings::list_conversations(ctx, req).await;
     }
-    if req.query("type").is_some() {
+    if typed {
         return Err(Error::invalid(
             "type",
             "applies to TikTok's listing only (source=tiktok)",

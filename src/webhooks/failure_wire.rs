@@ -33,6 +33,10 @@ pub struct FailureWire {
     unknown_since_ms: Option<u64>,
     #[serde(default)]
     url: Option<String>,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    notice: Option<crate::inbox::notify::Notice>,
 }
 
 impl TryFrom<FailureWire> for Failure {
@@ -50,6 +54,10 @@ impl TryFrom<FailureWire> for Failure {
             },
             "forward" => Stage::Forward {
                 url: need(w.url, "url")?,
+            },
+            "notify" => Stage::Notify {
+                target: need(w.target, "target")?,
+                notice: w.notice.ok_or("missing field `notice`")?,
             },
             "interrupted" => Stage::Interrupted,
             other => return Err(format!("unknown stage `{other}`")),
@@ -93,6 +101,16 @@ mod tests {
             },
             Stage::Forward {
                 url: "https://x/".into(),
+            },
+            Stage::Notify {
+                target: "slack-01020304".into(),
+                notice: crate::inbox::notify::Notice::new(
+                    crate::inbox::notify::Topic::WhilePaused,
+                    "a",
+                    "m:1",
+                )
+                .about(Some("c"), Some("maria"))
+                .quoting(Some("hello")),
             },
             Stage::Interrupted,
         ];

@@ -12,6 +12,7 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::inbox::history::{self, Entry, Source};
+use crate::inbox::notify::{self, Notice, Topic};
 use crate::ports::{Bucket, Level, Local, Platform};
 use crate::rules::engine::{self, ConversationState};
 use crate::rules::store::load_rules;
@@ -98,6 +99,8 @@ pub enum Stage {
     },
     /// A forwarding target that did not take the event.
     Forward { url: String },
+    /// A notification target (named by its tag, never its URL) that did not take a notice.
+    Notify { target: String, notice: Notice },
     /// Written by earlier versions when processing was cut off; replaying processes the whole
     /// event again.
     Interrupted,
@@ -202,6 +205,15 @@ pub struct Pending {
     pub only_stage: bool,
     #[serde(default)]
     pub only_forward: Option<String>,
+    /// Notifications planned for people (see `inbox::notify`), and `<notice id>|<target tag>`
+    /// of each one delivered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notified: Vec<String>,
+    /// A replay of one notification: only to this target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_notify: Option<String>,
 }
 
 /// What one run of [`process`] did.
@@ -287,6 +299,24 @@ pub async fn next_due<P: Local + crate::ports::Clock>(p: &P) -> Result<Option<u6
         .min())
 }
 
+/// Notices that no event carries (an account needing re-authorisation): a pending record of
+/// their own, sent now; should that fail midway, the alarm goes on with it.
+pub async fn notify_now<P: Platform + Local>(p: &P, cfg: &Config, notice: Notice) -> Result<()> {
+    if cfg.notify_targets.is_empty() {
+        return Ok(());
+    }
+    let key = format!("n:{}", notice.id);
+    if p.local_get(&pending_key(&key)).await?.is_none() {
+        let rec = Pending {
+            accepted_at: p.now_ms(),
+            notices: vec![notice],
+            ..Pending::default()
+        };
+        save_pending(p, &key, &rec).await?;
+    }
+    process(p, cfg, &key).await.map(drop)
+}
+
 /// Whether `key` is still pending.
 pub async fn is_pending<P: Local>(p: &P, key: &str) -> Result<bool> {
     Ok(p.local_get(&pending_key(key)).await?.is_some())
@@ -359,7 +389,7 @@ async fn run_claimed<P: Platform + Local>(p: &P, cfg: &Config, key: &str) -> Res
                 "event processing keeps failing; recording what is left",
                 json!({"key": key, "code": e.code(), "attempts": rec.attempts + 1}),
             );
-            give_up(p, key, &mut rec, &e, &mut recorded).await
+            give_up(p, cfg, key, &mut rec, &e, &mut recorded).await
         }
         other => other,
     };
@@ -406,22 +436,23 @@ async fn run_claimed<P: Platform + Local>(p: &P, cfg: &Config, key: &str) -> Res
 /// the time of a send of unknown outcome, or the whole event) and ends it.
 async fn give_up<P: Platform + Local>(
     p: &P,
+    cfg: &Config,
     key: &str,
     rec: &mut Pending,
     e: &Error,
     recorded: &mut Vec<Failure>,
 ) -> Result<Option<u64>> {
-    let event = envelope::parse(rec.raw.as_bytes()).map_err(|e| Error::Internal(e.to_string()))?;
+    let account = account_of(rec);
     let stage = match &rec.reply {
         Some(prog) if prog.done < prog.messages.len() => {
             prog.rest(prog.inflight.as_ref().map(|i| i.at_ms))
         }
         _ => Stage::Interrupted,
     };
-    let f = new_failure(p, &event, key, rec, stage, e, rec.attempts + 1);
+    let f = new_failure(p, &account, key, rec, stage, e, rec.attempts + 1);
     rec.failures.push(f);
     rec.reply = None;
-    record_decided(p, key, rec, recorded).await?;
+    record_decided(p, cfg, key, rec, recorded).await?;
     Ok(None)
 }
 
@@ -429,6 +460,7 @@ async fn give_up<P: Platform + Local>(
 /// once it is stored (a retry records only what is left).
 async fn record_decided<P: Platform + Local>(
     p: &P,
+    cfg: &Config,
     key: &str,
     rec: &mut Pending,
     recorded: &mut Vec<Failure>,
@@ -436,8 +468,96 @@ async fn record_decided<P: Platform + Local>(
     while let Some(f) = rec.failures.first().cloned() {
         record_failure(p, &f).await?;
         rec.failures.remove(0);
+        // People hear of a reply that could not be sent (with the same write).
+        if let Stage::Reply {
+            conversation_id, ..
+        } = &f.stage
+        {
+            let customer = envelope::parse(rec.raw.as_bytes())
+                .ok()
+                .and_then(|e| e.content.from);
+            let notice = Notice::new(
+                Topic::ReplyFailed,
+                &f.account_id,
+                &format!("{}:{}", f.id, f.replays),
+            )
+            .about(Some(conversation_id), customer.as_deref());
+            plan_notice(
+                cfg.notify_targets.len(),
+                rec,
+                Notice {
+                    detail: Some(f.code.clone()),
+                    ..notice
+                },
+            );
+        }
         recorded.push(f);
         save_pending(p, key, rec).await?;
+    }
+    Ok(())
+}
+
+/// The account a pending record is about: its event's, else its first notice's.
+fn account_of(rec: &Pending) -> String {
+    match envelope::parse(rec.raw.as_bytes()) {
+        Ok(e) => e.account,
+        Err(_) => rec
+            .notices
+            .first()
+            .map(|n| n.account_id.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// Adds `notice` to the record unless it is there already (a step run again plans the same
+/// notice, with the same id) or nobody is to be told.
+fn plan_notice(targets: usize, rec: &mut Pending, notice: Notice) {
+    if targets > 0 && !rec.notices.iter().any(|n| n.id == notice.id) {
+        rec.notices.push(notice);
+    }
+}
+
+/// Sends the planned notices to every target not yet told (a replay: to its one target).
+/// A target that keeps refusing one becomes a failure to replay; nothing else waits for it.
+async fn notify_all<P: Platform + Local>(
+    p: &P,
+    cfg: &Config,
+    key: &str,
+    rec: &mut Pending,
+) -> Result<()> {
+    for notice in rec.notices.clone() {
+        for target in &cfg.notify_targets {
+            if rec.only_notify.as_ref().is_some_and(|t| *t != target.tag) {
+                continue;
+            }
+            let mark = format!("{}|{}", notice.id, target.tag);
+            let decided = rec.failures.iter().any(|f| {
+                matches!(&f.stage, Stage::Notify { target: t, notice: n } if *t == target.tag && n.id == notice.id)
+            });
+            if rec.notified.contains(&mark) || decided {
+                continue;
+            }
+            match notify::deliver(p, target, &notice).await {
+                Ok(()) => {
+                    p.log(
+                        Level::Info,
+                        "notification sent",
+                        json!({"account_id": notice.account_id, "conversation_id": notice.conversation_id,
+                               "topic": notice.topic, "target": target.tag}),
+                    );
+                    rec.notified.push(mark);
+                }
+                Err((e, n)) => {
+                    let stage = Stage::Notify {
+                        target: target.tag.clone(),
+                        notice: notice.clone(),
+                    };
+                    let f = new_failure(p, &notice.account_id, key, rec, stage, &e, n);
+                    rec.failures.push(f);
+                }
+            }
+            save_pending(p, key, rec).await?;
+        }
     }
     Ok(())
 }
@@ -452,12 +572,25 @@ async fn advance<P: Platform + Local>(
 ) -> Result<Option<u64>> {
     let raw = rec.raw.clone();
     let Ok(event) = envelope::parse(raw.as_bytes()) else {
+        // A record of notices only (an account needing re-authorisation).
+        notify_all(p, cfg, key, rec).await?;
+        record_decided(p, cfg, key, rec, recorded).await?;
+        retire_replayed(p, rec, &account_of(rec), recorded).await?;
         return Ok(None);
     };
     // Kept in the history first (once per message id, so a run resumed or retried records
     // nothing twice); a storage error leaves the event pending like any other step's.
     if let (false, Some(entry)) = (rec.only_stage, Entry::from_event(&event, p.now_ms())) {
-        history::record(p, &entry)?;
+        let stored = history::record(p, &entry)?;
+        if stored.new_conversation && event.kind == EventKind::CustomerMessage {
+            let notice = Notice::new(Topic::NewConversation, &event.account, &event.key)
+                .about(
+                    entry.conversation_id.as_str().into(),
+                    event.content.from.as_deref(),
+                )
+                .quoting(Some(&quote(&event)));
+            plan_notice(cfg.notify_targets.len(), rec, notice);
+        }
     }
     let urls: Vec<String> = match (&rec.only_forward, rec.only_stage) {
         (Some(u), _) => vec![u.clone()],
@@ -475,7 +608,7 @@ async fn advance<P: Platform + Local>(
         match forward(p, cfg, &event, &raw, &url).await {
             Ok(()) => rec.forwarded.push(url),
             Err((e, n)) => {
-                let f = new_failure(p, &event, key, rec, Stage::Forward { url }, &e, n);
+                let f = new_failure(p, &event.account, key, rec, Stage::Forward { url }, &e, n);
                 rec.failures.push(f);
             }
         }
@@ -496,27 +629,58 @@ async fn advance<P: Platform + Local>(
             ),
         }
     }
-    if rec.reply.is_some() {
-        if let Some(at) = execute_reply(p, cfg, key, &event, rec).await? {
-            return Ok(Some(at));
-        }
+    // The customer's answer first; people are told after it (a slow chat service never
+    // delays a reply).
+    let wait = match rec.reply.is_some() {
+        true => execute_reply(p, cfg, key, &event, rec).await?,
+        false => None,
+    };
+    record_decided(p, cfg, key, rec, recorded).await?;
+    notify_all(p, cfg, key, rec).await?;
+    record_decided(p, cfg, key, rec, recorded).await?;
+    if wait.is_some() {
+        return Ok(wait);
     }
-    record_decided(p, key, rec, recorded).await?;
-    // A replay that finished (now, or later through the alarm) retires the failure it redid,
-    // unless it recorded that same failure again. Done before the pending record goes, so a
-    // second replay meanwhile still sees this one in progress.
-    if let Some(id) = rec.replay_of.clone() {
-        if !recorded.iter().any(|f| f.id == id) {
-            p.delete(Bucket::State, &failure_key(&event.account, &id))
-                .await?;
-        }
-    }
+    retire_replayed(p, rec, &event.account, recorded).await?;
     Ok(None)
+}
+
+/// A replay that finished (now, or later through the alarm) retires the failure it redid,
+/// unless it recorded that same failure again. Done before the pending record goes, so a
+/// second replay meanwhile still sees this one in progress.
+async fn retire_replayed<P: Platform>(
+    p: &P,
+    rec: &Pending,
+    account: &str,
+    recorded: &[Failure],
+) -> Result<()> {
+    if let Some(id) = &rec.replay_of {
+        if !recorded.iter().any(|f| f.id == *id) {
+            p.delete(Bucket::State, &failure_key(account, id)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// What a notification quotes of a customer message: its text, else its kind.
+fn quote(event: &Event) -> String {
+    match event.content.text_body() {
+        Some(t) => t.to_string(),
+        None => format!(
+            "({})",
+            event
+                .content
+                .kind
+                .as_deref()
+                .unwrap_or("message")
+                .to_ascii_lowercase()
+        ),
+    }
 }
 
 fn new_failure<P: crate::ports::Clock>(
     p: &P,
-    event: &Event,
+    account: &str,
     key: &str,
     rec: &Pending,
     stage: Stage,
@@ -525,8 +689,8 @@ fn new_failure<P: crate::ports::Clock>(
 ) -> Failure {
     let event_key = rec.event_key.clone().unwrap_or_else(|| key.to_string());
     Failure {
-        id: failure_id(&event.account, &event_key, &stage),
-        account_id: event.account.clone(),
+        id: failure_id(account, &event_key, &stage),
+        account_id: account.to_string(),
         event_key,
         stage,
         code: e.code().to_string(),
@@ -683,7 +847,21 @@ async fn plan_reply<P: Platform + Local>(
         button_id: event.content.button_id(),
         message_id: event.content.message_id.as_deref(),
     };
+    let was_paused = conv.paused(now);
     let plan = engine::decide(&rules, &conv, inbound, name.as_deref(), local, now);
+    // People are told when a customer asks for them or writes while they are in charge; the
+    // notice is planned with the reply, in the same write.
+    let topic = match (plan.pause, was_paused) {
+        (true, _) => Some(Topic::HandoffRequested),
+        (false, true) => Some(Topic::WhilePaused),
+        (false, false) => None,
+    };
+    if let Some(topic) = topic {
+        let notice = Notice::new(topic, &event.account, &event.key)
+            .about(Some(&conv_id), event.content.from.as_deref())
+            .quoting(Some(&quote(event)));
+        plan_notice(cfg.notify_targets.len(), rec, notice);
+    }
     if plan.pause {
         conv.pause(Some(now + cfg.handoff_pause_secs), "handoff_request");
         p.log(
@@ -924,7 +1102,7 @@ async fn fail_rest<P: Platform + Local>(
     unknown_since_ms: Option<u64>,
 ) -> Result<()> {
     let stage = prog.rest(unknown_since_ms);
-    let f = new_failure(p, event, key, rec, stage, e, attempts);
+    let f = new_failure(p, &event.account, key, rec, stage, e, attempts);
     rec.failures.push(f);
     prog.done = prog.messages.len();
     prog.inflight = None;
@@ -1066,6 +1244,15 @@ pub async fn replay<P: Platform + Local>(
             })
         }
         Stage::Forward { url } => rec.only_forward = Some(url.clone()),
+        Stage::Notify { target, notice } => {
+            if !cfg.notify_targets.iter().any(|t| t.tag == *target) {
+                return Err(Error::Conflict(format!(
+                    "notification target {target} is no longer in NOTIFY_URLS"
+                )));
+            }
+            rec.only_notify = Some(target.clone());
+            rec.notices = vec![notice.clone()];
+        }
         Stage::Interrupted => rec.only_stage = false,
     }
     // Claimed: the check above and this write have no other I/O in between.
@@ -1177,6 +1364,91 @@ mod tests {
                 "{first}: done"
             );
         }
+    }
+
+    #[test]
+    fn people_are_told_once_of_a_new_conversation_and_of_a_message_while_paused() {
+        use crate::testutil::block_on;
+        let mut f = fake();
+        let mut cfg = f.cfg.clone().unwrap();
+        cfg.notify_targets = notify::parse_targets(
+            "slack:http://n.test/slack,telegram:http://n.test/bot1:x/sendMessage?chat_id=42",
+        )
+        .unwrap();
+        f.cfg = Some(cfg.clone());
+        let event = |id: &str, text: &str| {
+            json!({"event": "im_receive_msg", "user_openid": "biz", "content":
+                json!({"conversation_id": "c", "message_id": id, "type": "text", "from": "maria",
+                       "text": {"body": text},
+                       "from_user": {"id": "u", "role": "personal_account"}}).to_string()})
+            .to_string()
+        };
+        let ok = || crate::http::Response::json(200, &json!({"ok": true}));
+        let run = |key: &str, raw: &str| {
+            assert!(block_on(accept(&f, key, raw)).unwrap());
+            block_on(process(&f, &cfg, key)).unwrap()
+        };
+        // A first message: both targets hear of the new conversation, each in its format.
+        f.answer(ok());
+        f.answer(ok());
+        run("m:1", &event("1", "hi"));
+        let sent = f.sent();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[0].url, "http://n.test/slack");
+        let slack: Value = serde_json::from_slice(sent[0].body.as_ref().unwrap()).unwrap();
+        assert!(
+            slack["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("New TikTok conversation: @maria wrote: “hi”"),
+            "{slack}"
+        );
+        let tg: Value = serde_json::from_slice(sent[1].body.as_ref().unwrap()).unwrap();
+        assert_eq!(tg["chat_id"], "42");
+        assert_eq!(sent[1].url, "http://n.test/bot1:x/sendMessage");
+        // A second message of the same conversation tells nobody.
+        run("m:2", &event("2", "anyone?"));
+        assert_eq!(f.sent().len(), 2);
+        // Paused by hand: the next message is told; Slack keeps refusing, Telegram takes it.
+        block_on(handoff(&f, "c", Some(Some(f.now_secs() + 600)))).unwrap();
+        for _ in 0..crate::tiktok::retry::ATTEMPTS {
+            f.answer(crate::http::Response::json(503, &json!({})));
+        }
+        f.answer(ok());
+        let done = run("m:3", &event("3", "still there?"));
+        let sent = f.sent();
+        assert_eq!(sent.len(), 2 + crate::tiktok::retry::ATTEMPTS as usize + 1);
+        let last: Value =
+            serde_json::from_slice(sent.last().unwrap().body.as_ref().unwrap()).unwrap();
+        assert!(last["text"]
+            .as_str()
+            .unwrap()
+            .contains("while auto-replies are paused"));
+        assert_eq!(
+            done.failures.len(),
+            1,
+            "Slack's refusal is a failure to replay"
+        );
+        let failure = &done.failures[0];
+        assert!(
+            matches!(&failure.stage, Stage::Notify { target, .. } if target.starts_with("slack-"))
+        );
+        let stored = f
+            .raw(Bucket::State, &failure_key("biz", &failure.id))
+            .unwrap();
+        assert!(!stored.contains("n.test"), "no URL in the record: {stored}");
+        // The replay goes to Slack only, and retires the failure.
+        f.answer(ok());
+        let (result, _) = block_on(replay(&f, &cfg, "biz", &failure.id)).unwrap();
+        assert_eq!(result["replayed"], true, "{result}");
+        assert_eq!(f.sent().last().unwrap().url, "http://n.test/slack");
+        assert_eq!(
+            f.sent().len(),
+            2 + crate::tiktok::retry::ATTEMPTS as usize + 2
+        );
+        assert!(f
+            .raw(Bucket::State, &failure_key("biz", &failure.id))
+            .is_none());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiktok_sim::Incoming;
+use tiktok_sim::{Incoming, Sink};
 
 const ACCOUNT: &str = "e2e-inbox";
 
@@ -353,7 +353,7 @@ pub async fn history_is_kept_paged_and_survives_a_restart(env: Arc<Env>) {
         "limit=0",
         "limit=201",
         "source=kv",
-        "type=SINGLE",
+        "source=store&type=SINGLE",
     ] {
         let r = env
             .call_at(
@@ -389,4 +389,219 @@ pub async fn history_is_kept_paged_and_survives_a_restart(env: Arc<Env>) {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// The sink's origin (its URL without the `/hook` path), for URLs with paths of our own.
+fn origin(sink: &Sink) -> String {
+    sink.url.trim_end_matches("/hook").to_string()
+}
+
+/// The bodies `sink` received (as JSON), once at least `n` arrived or 8 s passed.
+async fn received(sink: &Sink, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while sink.received().len() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sink.received()
+        .into_iter()
+        .map(|(_, b)| serde_json::from_str(&b).unwrap_or(Value::Null))
+        .collect()
+}
+
+/// Issue 14, item 4: notifications reach Slack, Discord and Telegram in each one's format, for
+/// a new conversation, a handoff request, a message while paused, a reply failed after retries
+/// and an account needing re-authorisation; a target that keeps failing is retried, recorded
+/// (without its URL) and replayed.
+pub async fn notifications_reach_slack_discord_and_telegram(env: Arc<Env>) {
+    const ACCT: &str = "e2e-notify";
+    let (slack, discord, telegram) = (
+        Sink::start().await.unwrap(),
+        Sink::start().await.unwrap(),
+        Sink::start().await.unwrap(),
+    );
+    let urls = format!(
+        "slack:{}/services/T0/B0/slack-secret, discord:{}/api/webhooks/1/discord-secret, \
+         telegram:{}/bot123:TELEGRAM-SECRET/sendMessage?chat_id=-1001",
+        origin(&slack),
+        origin(&discord),
+        origin(&telegram)
+    );
+    let w = Worker::start(&env.sim, "notify", |v| {
+        v.push(("NOTIFY_URLS", Some(urls.clone())))
+    });
+    connect_at(&env, &w.url, ACCT).await;
+    let rules = json!({"handoff": {"keywords": ["agent"], "text": "A colleague will answer."},
+                       "rules": [{"id": "p", "match": "contains", "keywords": ["price"], "text": "P"}]});
+    let r = env
+        .call_at(
+            &w.url,
+            "PUT",
+            &format!("/v1/rules?account_id={ACCT}"),
+            Some(ADMIN_KEY),
+            Some(&rules),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    env.sim
+        .set_customer("cust-notify", "maria.lopez92", "María López");
+    let say = |conv: &str, text: &str| {
+        env.sim
+            .customer_message(Incoming::text(ACCT, conv, text).from_customer("cust-notify"))
+            .body
+    };
+
+    // A new conversation: one message each, in each service's shape.
+    let c = env.sim.new_conversation_id();
+    deliver(&env, &w.url, &say(&c, "hello <there> & all")).await;
+    let s = received(&slack, 1).await;
+    let d = received(&discord, 1).await;
+    let t = received(&telegram, 1).await;
+    assert_eq!((s.len(), d.len(), t.len()), (1, 1, 1), "{}", w.log_tail(20));
+    let want = format!(
+        "New TikTok conversation: @maria.lopez92 wrote: “hello <there> & all”\nAccount {ACCT} · conversation {c}"
+    );
+    assert_eq!(
+        s[0]["text"],
+        want.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    );
+    assert_eq!(d[0]["content"], want.as_str());
+    assert_eq!(d[0]["allowed_mentions"]["parse"], json!([]));
+    assert_eq!(
+        (t[0]["chat_id"].clone(), t[0]["text"].clone()),
+        (json!("-1001"), json!(want))
+    );
+    assert_eq!(slack.paths(), ["/services/T0/B0/slack-secret"]);
+    assert_eq!(
+        telegram.paths(),
+        ["/bot123:TELEGRAM-SECRET/sendMessage"],
+        "chat in the body, not the query"
+    );
+
+    // A handoff request, then a message while paused: each told once.
+    deliver(&env, &w.url, &say(&c, "an agent please")).await;
+    let t = received(&telegram, 2).await;
+    assert!(
+        t[1]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("@maria.lopez92 asked for a person: “an agent please”"),
+        "{}",
+        t[1]
+    );
+    deliver(&env, &w.url, &say(&c, "hello?")).await;
+    let t = received(&telegram, 3).await;
+    assert!(
+        t[2]["text"]
+            .as_str()
+            .unwrap()
+            .contains("wrote while auto-replies are paused"),
+        "{}",
+        t[2]
+    );
+
+    // Discord keeps failing: retried, then recorded as a failure without its URL, replayed.
+    discord.fail_next(4);
+    let c2 = env.sim.new_conversation_id();
+    deliver(&env, &w.url, &say(&c2, "first words")).await;
+    let failures = env
+        .failures_at(&w.url, Some(ACCT), 1, Duration::from_secs(15))
+        .await;
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let f = &failures[0];
+    assert_eq!(f["stage"], "notify");
+    assert!(f["target"].as_str().unwrap().starts_with("discord-"), "{f}");
+    assert_eq!(f["attempts"], 4);
+    let listed = env
+        .call_at(&w.url, "GET", "/v1/events/failed", Some(ADMIN_KEY), None)
+        .await
+        .text;
+    assert!(
+        !listed.contains("discord-secret"),
+        "no URL in failures: {listed}"
+    );
+    assert_eq!(
+        received(&discord, 3).await.len(),
+        3,
+        "the other two were taken"
+    );
+    let r = env.replay_at(&w.url, ACCT, &f["id"]).await;
+    assert_eq!(r.json()["replayed"], true, "{}", r.text);
+    let d = received(&discord, 4).await;
+    assert!(
+        d[3]["content"].as_str().unwrap().contains("“first words”"),
+        "{}",
+        d[3]
+    );
+    assert_eq!(
+        received(&slack, 4).await.len(),
+        4,
+        "a replay goes to its one target"
+    );
+
+    // A reply that fails after its retries.
+    env.sim.push_faults(
+        "/business/message/send/",
+        std::iter::repeat_n(tiktok_sim::Fault::Code { code: 51065 }, 4),
+    );
+    let c3 = env.sim.new_conversation_id();
+    deliver(&env, &w.url, &say(&c3, "price?")).await;
+    let s = received(&slack, 6).await;
+    assert!(
+        s[5]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("An auto-reply to @maria.lopez92 could not be sent (tiktok_system_error)"),
+        "{s:?}"
+    );
+
+    // TikTok drops the grant: the next call finds out, and people are told once.
+    env.sim.expire_access_tokens();
+    env.sim.expire_refresh_tokens();
+    let send = json!({"account_id": ACCT, "conversation_id": c, "type": "text", "text": "hi"});
+    for _ in 0..2 {
+        let r = env
+            .call_at(
+                &w.url,
+                "POST",
+                "/v1/messages",
+                Some(SENDER_KEY),
+                Some(&send),
+            )
+            .await;
+        r.expect_error(409, "account_needs_reauth");
+    }
+    received(&slack, 7).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = received(&slack, 7).await;
+    assert_eq!(s.len(), 7, "{s:?}");
+    let reauth: Vec<&Value> = s
+        .iter()
+        .filter(|m| {
+            m["text"]
+                .as_str()
+                .unwrap()
+                .contains("needs to be connected again")
+        })
+        .collect();
+    assert_eq!(reauth.len(), 1, "{s:?}");
+    let all: String = [&slack, &discord, &telegram]
+        .iter()
+        .flat_map(|k| k.received())
+        .map(|(_, b)| b)
+        .collect();
+    for secret in [
+        "slack-secret",
+        "discord-secret",
+        "TELEGRAM-SECRET",
+        "act.",
+        "rft.",
+    ] {
+        assert!(!all.contains(secret), "{secret} in a notification");
+    }
+    assert!(
+        !w.log_tail(400).contains("discord-secret"),
+        "no URL in the logs"
+    );
 }

@@ -243,6 +243,8 @@ fn main() {
         contract::button_taps_and_display_names_drive_rules,
         contract::staff_replies_and_early_echoes_are_not_answered,
         contract::expired_access_token_is_refreshed_and_dead_grant_needs_reauth,
+        // After the contract tests: it expires every token the simulator issued so far.
+        inbox::notifications_reach_slack_discord_and_telegram,
         badinput::malformed_requests_get_clean_4xx,
         faults::refresh_faults_are_reported_and_recoverable,
         faults::send_faults_are_reported,
