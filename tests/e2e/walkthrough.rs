@@ -67,7 +67,9 @@ pub async fn readme_walkthrough_works_as_written(env: Arc<Env>) {
         "Thanks for your message",
         "It is 49 EUR",
         "Our prices are on acme.example/prices",
-        "\"participants\"",
+        "\"rule\":\"price\"",
+        "\"source\":\"api\"",
+        "\"unread\":0",
     ] {
         assert!(
             stdout.contains(expected),
