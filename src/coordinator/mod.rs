@@ -81,10 +81,7 @@ async fn fresh_or_tell<P: Platform + Local>(
             let notice = Notice::new(Topic::NeedsReauth, account, &id);
             let sent = match told {
                 true => Ok(()),
-                false => match p.local_put(TOLD_REAUTH, &id).await {
-                    Ok(()) => pipeline::notify_now(p, cfg, notice).await,
-                    Err(e) => Err(e),
-                },
+                false => pipeline::notify_now(p, cfg, notice, (TOLD_REAUTH, &id)).await,
             };
             if let Err(e) = sent {
                 p.log(

@@ -53,9 +53,11 @@ impl Source {
         }
     }
 
-    /// Whether a person at the business saw the conversation when this was sent.
+    /// Whether a person at the business saw the conversation when this was sent: a staff
+    /// reply typed in TikTok. (An API send may be a machine's, and the bot's own sends echo
+    /// back as API messages.)
     fn read_by_business(self) -> bool {
-        matches!(self, Source::Api | Source::Staff)
+        matches!(self, Source::Staff)
     }
 }
 
@@ -337,7 +339,8 @@ pub fn record<P: Local>(p: &P, e: &Entry) -> Result<Recorded> {
             e.customer.id.clone().into(),
             e.customer.handle.clone().into(),
             SqlValue::Int(i64::from(inbound)),
-            SqlValue::Int(i64::from(e.source.read_by_business())),
+            // Only the latest message says whether what came before was read.
+            SqlValue::Int(i64::from(e.source.read_by_business() && latest)),
             SqlValue::Int(i64::from(inbound)),
             int(e.at_ms),
             int(e.at_ms),
@@ -362,7 +365,9 @@ pub fn record<P: Local>(p: &P, e: &Entry) -> Result<Recorded> {
 
 /// Remembers the customer's display name (learnt from TikTok's listing).
 pub fn set_customer_name<P: Local>(p: &P, conversation: &str, name: &str) -> Result<()> {
-    schema::ensure(p)?;
+    if !schema::ready_for_reading(p)? {
+        return Ok(());
+    }
     p.sql(
         "UPDATE conversations SET customer_name = ? WHERE id = ?",
         &[name.into(), conversation.into()],
@@ -372,7 +377,9 @@ pub fn set_customer_name<P: Local>(p: &P, conversation: &str, name: &str) -> Res
 
 /// The business read the conversation (a mark-read sent through the API).
 pub fn mark_read<P: Local>(p: &P, conversation: &str) -> Result<()> {
-    schema::ensure(p)?;
+    if !schema::ready_for_reading(p)? {
+        return Ok(());
+    }
     p.sql(
         "UPDATE conversations SET unread = 0 WHERE id = ?",
         &[conversation.into()],
@@ -407,6 +414,7 @@ fn summary(row: &[SqlValue]) -> Summary {
         id: col_text(row, 0).unwrap_or_default(),
         customer_id: col_text(row, 1),
         customer_handle: col_text(row, 2),
+        // Empty: TikTok was asked and has none.
         customer_name: col_text(row, 3),
         created_ms: col_u64(row, 4).unwrap_or(0),
         last_ms: col_u64(row, 5).unwrap_or(0),
@@ -433,10 +441,17 @@ impl Summary {
 
 /// One stored conversation.
 pub fn conversation<P: Local>(p: &P, id: &str) -> Result<Option<Summary>> {
-    schema::ensure(p)?;
+    if !schema::ready_for_reading(p)? {
+        return Ok(None);
+    }
     let q = format!("SELECT {SUMMARY_COLUMNS} FROM conversations WHERE id = ?");
     Ok(p.sql(&q, &[id.into()])?.first().map(|r| summary(r)))
 }
+
+/// The conversations after a cursor (newest first).
+const CONVERSATIONS_AFTER: &str = "(last_ms, id) < (?, ?)";
+/// A conversation's messages after a cursor, newest first (`>` oldest first).
+const MESSAGES_BEFORE: &str = "conversation_id = ? AND (at_ms, seq) < (?, ?)";
 
 /// Where a page of conversations starts: after this conversation (newest first).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -446,13 +461,17 @@ pub struct ConversationCursor {
 }
 
 /// Up to `limit` conversations, latest activity first, after `cursor`; and the cursor of the
-/// next page when there is one.
+/// next page when there is one. The row-value comparisons here and in [`messages`] are an
+/// index range for SQLite (`a < ? OR (a = ? AND b < ?)` is not): a deep page costs what the
+/// first one does.
 pub fn conversations<P: Local>(
     p: &P,
     cursor: Option<&ConversationCursor>,
     limit: usize,
 ) -> Result<(Vec<Summary>, Option<ConversationCursor>)> {
-    schema::ensure(p)?;
+    if !schema::ready_for_reading(p)? {
+        return Ok((Vec::new(), None));
+    }
     let fetch = SqlValue::Int(limit as i64 + 1);
     let rows = match cursor {
         None => p.sql(
@@ -464,10 +483,9 @@ pub fn conversations<P: Local>(
         Some(c) => p.sql(
             &format!(
                 "SELECT {SUMMARY_COLUMNS} FROM conversations \
-                 WHERE last_ms < ? OR (last_ms = ? AND id < ?) \
-                 ORDER BY last_ms DESC, id DESC LIMIT ?"
+                 WHERE {CONVERSATIONS_AFTER} ORDER BY last_ms DESC, id DESC LIMIT ?"
             ),
-            &[int(c.last_ms), int(c.last_ms), c.id.as_str().into(), fetch],
+            &[int(c.last_ms), c.id.as_str().into(), fetch],
         )?,
     };
     let mut page: Vec<Summary> = rows.iter().map(|r| summary(r)).collect();
@@ -514,10 +532,12 @@ pub fn messages<P: Local>(
     limit: usize,
     oldest_first: bool,
 ) -> Result<(Vec<Value>, Option<MessageCursor>)> {
-    schema::ensure(p)?;
-    let (cmp, order) = match oldest_first {
-        true => (">", "ASC"),
-        false => ("<", "DESC"),
+    if !schema::ready_for_reading(p)? {
+        return Ok((Vec::new(), None));
+    }
+    let (after, order) = match oldest_first {
+        true => (MESSAGES_BEFORE.replace('<', ">"), "ASC"),
+        false => (MESSAGES_BEFORE.to_string(), "DESC"),
     };
     let cols = "seq, id, at_ms, direction, source, rule, conversation_id, body";
     let fetch = SqlValue::Int(limit as i64 + 1);
@@ -531,17 +551,10 @@ pub fn messages<P: Local>(
         )?,
         Some(c) => p.sql(
             &format!(
-                "SELECT {cols} FROM messages WHERE conversation_id = ? \
-                 AND (at_ms {cmp} ? OR (at_ms = ? AND seq {cmp} ?)) \
+                "SELECT {cols} FROM messages WHERE {after} \
                  ORDER BY at_ms {order}, seq {order} LIMIT ?"
             ),
-            &[
-                conversation.into(),
-                int(c.at_ms),
-                int(c.at_ms),
-                int(c.seq),
-                fetch,
-            ],
+            &[conversation.into(), int(c.at_ms), int(c.seq), fetch],
         )?,
     };
     let next = (rows.len() > limit).then(|| {
@@ -566,7 +579,9 @@ const FORGET_BATCHES: usize = 10;
 /// Deletes messages older than `cutoff_ms` and conversations with no activity since then,
 /// a bounded amount per call; how many messages went.
 pub fn forget_before<P: Local>(p: &P, cutoff_ms: u64) -> Result<usize> {
-    schema::ensure(p)?;
+    if !schema::ready_for_reading(p)? {
+        return Ok(0);
+    }
     let mut gone = 0;
     for _ in 0..FORGET_BATCHES {
         let deleted = p
@@ -589,10 +604,18 @@ pub fn forget_before<P: Local>(p: &P, cutoff_ms: u64) -> Result<usize> {
 }
 
 /// Whether anything is stored (an actor with history still needs its housekeeping alarm).
+/// Creates nothing: an object that never stored history (a claim's) stays without tables.
+/// Messages count too: retention deletes them in batches, after their conversations.
 pub fn is_empty<P: Local>(p: &P) -> Result<bool> {
-    schema::ensure(p)?;
-    Ok(p.sql("SELECT 1 FROM conversations LIMIT 1", &[])?
-        .is_empty())
+    if !schema::ready_for_reading(p)? {
+        return Ok(true);
+    }
+    let any = |table: &str| -> Result<bool> {
+        Ok(!p
+            .sql(&format!("SELECT 1 FROM {table} LIMIT 1"), &[])?
+            .is_empty())
+    };
+    Ok(!any("conversations")? && !any("messages")?)
 }
 
 #[cfg(test)]
@@ -663,6 +686,10 @@ mod tests {
         assert_eq!((s.last_text.as_deref(), s.unread), (Some("person"), 1));
         mark_read(&f, "c1").unwrap();
         assert_eq!(conversation(&f, "c1").unwrap().unwrap().unread, 0);
+        // The bot's own sends echo back as API messages: they are not a person reading.
+        record(&f, &entry("c1", "m5", 5_000, Source::Customer, "again")).unwrap();
+        record(&f, &entry("c1", "m6", 5_001, Source::Api, "echo")).unwrap();
+        assert_eq!(conversation(&f, "c1").unwrap().unwrap().unread, 1);
     }
 
     #[test]
@@ -736,6 +763,36 @@ mod tests {
             assert_eq!(seen, want, "oldest_first={oldest_first}");
             assert_eq!(pages, 1_000usize.div_ceil(64));
         }
+    }
+
+    #[test]
+    fn pages_after_a_cursor_are_index_ranges() {
+        let f = Fake::new(1_000);
+        record(&f, &entry("c1", "m1", 1, Source::Customer, "x")).unwrap();
+        let plan = |q: &str, args: &[SqlValue]| -> String {
+            f.sql(&format!("EXPLAIN QUERY PLAN {q}"), args)
+                .unwrap()
+                .iter()
+                .filter_map(|r| r.last().and_then(SqlValue::text).map(str::to_string))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let m = plan(
+            &format!(
+                "SELECT seq FROM messages WHERE {MESSAGES_BEFORE} \
+                 ORDER BY at_ms DESC, seq DESC LIMIT 5"
+            ),
+            &["c1".into(), SqlValue::Int(5), SqlValue::Int(5)],
+        );
+        assert!(m.contains("conversation_id=? AND at_ms<?"), "{m}");
+        let c = plan(
+            &format!(
+                "SELECT id FROM conversations WHERE {CONVERSATIONS_AFTER} \
+                 ORDER BY last_ms DESC, id DESC LIMIT 5"
+            ),
+            &[SqlValue::Int(5), "c".into()],
+        );
+        assert!(c.contains("(last_ms,id)<(?,?)"), "{c}");
     }
 
     #[test]

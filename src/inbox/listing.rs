@@ -15,7 +15,8 @@ pub fn conversation_json(s: &Summary, pause: &Pause, now_ms: u64) -> Value {
     json!({
         "id": s.id,
         "customer": {
-            "id": s.customer_id, "handle": s.customer_handle, "display_name": s.customer_name,
+            "id": s.customer_id, "handle": s.customer_handle,
+            "display_name": s.customer_name.as_deref().filter(|n| !n.is_empty()),
         },
         "created_at_ms": s.created_ms,
         "last_message_at_ms": s.last_ms,

@@ -32,10 +32,9 @@ pub async fn learn<P: Platform + Local>(
         Err(e) => Err(e),
     };
     match listed {
+        // No name at TikTok is kept too (empty), so that it is asked once.
         Ok(page) => {
-            if let Some(name) = page.customer_name() {
-                history::set_customer_name(p, conversation, name)?;
-            }
+            history::set_customer_name(p, conversation, page.customer_name().unwrap_or(""))?
         }
         Err(e) => p.log(
             Level::Warn,

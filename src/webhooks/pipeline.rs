@@ -206,7 +206,7 @@ pub struct Pending {
     #[serde(default)]
     pub only_forward: Option<String>,
     /// Notifications planned for people (see `inbox::notify`), and `<notice id>|<target tag>`
-    /// of each one delivered.
+    /// of each one settled (delivered, or recorded as a failure to replay).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<Notice>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -300,20 +300,28 @@ pub async fn next_due<P: Local + crate::ports::Clock>(p: &P) -> Result<Option<u6
 }
 
 /// Notices that no event carries (an account needing re-authorisation): a pending record of
-/// their own, sent now; should that fail midway, the alarm goes on with it.
-pub async fn notify_now<P: Platform + Local>(p: &P, cfg: &Config, notice: Notice) -> Result<()> {
+/// their own, written with `mark` (what says they were planned) in one atomic write, then sent
+/// at once; should that be cut off, the alarm goes on with it.
+pub async fn notify_now<P: Platform + Local>(
+    p: &P,
+    cfg: &Config,
+    notice: Notice,
+    mark: (&str, &str),
+) -> Result<()> {
     if cfg.notify_targets.is_empty() {
-        return Ok(());
+        return p.local_put(mark.0, mark.1).await;
     }
     let key = format!("n:{}", notice.id);
-    if p.local_get(&pending_key(&key)).await?.is_none() {
-        let rec = Pending {
-            accepted_at: p.now_ms(),
-            notices: vec![notice],
-            ..Pending::default()
-        };
-        save_pending(p, &key, &rec).await?;
-    }
+    let rec = Pending {
+        accepted_at: p.now_ms(),
+        notices: vec![notice],
+        ..Pending::default()
+    };
+    p.local_put_all(vec![
+        (mark.0.to_string(), mark.1.to_string()),
+        (pending_key(&key), to_json(&rec)?),
+    ])
+    .await?;
     process(p, cfg, &key).await.map(drop)
 }
 
@@ -453,6 +461,10 @@ async fn give_up<P: Platform + Local>(
     rec.failures.push(f);
     rec.reply = None;
     record_decided(p, cfg, key, rec, recorded).await?;
+    // People are still told what was planned (and that the reply failed): a target that
+    // refuses becomes a failure of its own.
+    notify_all(p, cfg, key, rec).await?;
+    record_decided(p, cfg, key, rec, recorded).await?;
     Ok(None)
 }
 
@@ -495,6 +507,20 @@ async fn record_decided<P: Platform + Local>(
         save_pending(p, key, rec).await?;
     }
     Ok(())
+}
+
+/// Stores a message in the history. The history serves people; replies and forwards do not
+/// wait on it: an error (storage full, say) is logged and the event goes on.
+fn keep_in_history<P: Platform + Local>(p: &P, entry: &Entry) -> history::Recorded {
+    history::record(p, entry).unwrap_or_else(|e| {
+        p.log(
+            Level::Error,
+            "message not kept in the history",
+            json!({"conversation_id": entry.conversation_id, "message_id": entry.message_id,
+                   "code": e.code(), "message": e.to_string()}),
+        );
+        history::Recorded::default()
+    })
 }
 
 /// The account a pending record is about: its event's, else its first notice's.
@@ -554,6 +580,9 @@ async fn notify_all<P: Platform + Local>(
                     };
                     let f = new_failure(p, &notice.account_id, key, rec, stage, &e, n);
                     rec.failures.push(f);
+                    // Settled for this record: a later run of the event does not post it
+                    // again; only a replay of the failure does.
+                    rec.notified.push(mark);
                 }
             }
             save_pending(p, key, rec).await?;
@@ -579,9 +608,9 @@ async fn advance<P: Platform + Local>(
         return Ok(None);
     };
     // Kept in the history first (once per message id, so a run resumed or retried records
-    // nothing twice); a storage error leaves the event pending like any other step's.
+    // nothing twice).
     if let (false, Some(entry)) = (rec.only_stage, Entry::from_event(&event, p.now_ms())) {
-        let stored = history::record(p, &entry)?;
+        let stored = keep_in_history(p, &entry);
         if stored.new_conversation && event.kind == EventKind::CustomerMessage {
             let notice = Notice::new(Topic::NewConversation, &event.account, &event.key)
                 .about(
@@ -937,7 +966,7 @@ async fn mark_sent<P: Platform + Local>(
         p.now_ms(),
     );
     if let Some(entry) = sent {
-        history::record(p, &entry)?;
+        keep_in_history(p, &entry);
     }
     let mut conv = load_conv(p, &prog.conversation_id).await?;
     conv.record_sent(message_id.as_deref());
@@ -1449,6 +1478,31 @@ mod tests {
         assert!(f
             .raw(Bucket::State, &failure_key("biz", &failure.id))
             .is_none());
+    }
+
+    #[test]
+    fn a_notice_a_target_refused_is_not_posted_again_by_a_later_run() {
+        use crate::testutil::block_on;
+        let mut f = fake();
+        let mut cfg = f.cfg.clone().unwrap();
+        cfg.notify_targets = notify::parse_targets("slack:http://n.test/s").unwrap();
+        f.cfg = Some(cfg.clone());
+        let mut rec = Pending {
+            notices: vec![Notice::new(Topic::WhilePaused, "biz", "m:1")],
+            ..Pending::default()
+        };
+        for _ in 0..crate::tiktok::retry::ATTEMPTS {
+            f.answer(crate::http::Response::json(503, &json!({})));
+        }
+        block_on(notify_all(&f, &cfg, "m:1", &mut rec)).unwrap();
+        assert_eq!(rec.failures.len(), 1);
+        let mut recorded = vec![];
+        block_on(record_decided(&f, &cfg, "m:1", &mut rec, &mut recorded)).unwrap();
+        // The event runs again (a reply waiting on TikTok): nothing is posted twice.
+        let before = f.sent().len();
+        block_on(notify_all(&f, &cfg, "m:1", &mut rec)).unwrap();
+        assert_eq!(f.sent().len(), before);
+        assert!(rec.failures.is_empty());
     }
 
     #[test]

@@ -1,6 +1,7 @@
--- The account's conversation history, in its Durable Object's SQLite database.
+-- The account's conversation history, in its Durable Object's SQLite database. Every
+-- statement may run again (IF NOT EXISTS): a migration cut off midway is finished by the next run.
 -- One row per conversation: the inbox listing reads only this table.
-CREATE TABLE conversations (
+CREATE TABLE IF NOT EXISTS conversations (
   id TEXT PRIMARY KEY,
   customer_id TEXT,
   customer_handle TEXT,
@@ -18,11 +19,12 @@ CREATE TABLE conversations (
   last_text TEXT
 );
 -- Newest first, keyset pagination on (last_ms, id).
-CREATE INDEX conversations_by_last ON conversations (last_ms, id);
+CREATE INDEX IF NOT EXISTS conversations_by_last ON conversations (last_ms, id);
 
 -- Every message: inbound, auto-replies, API sends, staff replies, TikTok's automation.
-CREATE TABLE messages (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+CREATE TABLE IF NOT EXISTS messages (
+  -- The rowid: insertion order, the tie-breaker of the history's order.
+  seq INTEGER PRIMARY KEY,
   -- TikTok's message id; NULL only when TikTok's answer had none.
   id TEXT UNIQUE,
   conversation_id TEXT NOT NULL,
@@ -34,6 +36,6 @@ CREATE TABLE messages (
   body TEXT NOT NULL
 );
 -- One conversation's history in time order, keyset pagination on (at_ms, seq).
-CREATE INDEX messages_by_conversation ON messages (conversation_id, at_ms, seq);
+CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation_id, at_ms, seq);
 -- Retention: the oldest rows first.
-CREATE INDEX messages_by_time ON messages (at_ms);
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (at_ms);
