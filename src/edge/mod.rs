@@ -15,9 +15,10 @@ use crate::ports::{Accounts, Level, Log};
 use crate::secret::Secret;
 use platform::{runtime_ports, Kv};
 use serde_json::json;
+use worker::web_sys::RequestRedirect;
 use worker::{
-    event, Context, Env, Headers, Method, ObjectNamespace, Request, RequestInit, Response,
-    ScheduleContext, ScheduledEvent,
+    event, Context, Env, Headers, Method, ObjectNamespace, Request, Response, ScheduleContext,
+    ScheduledEvent,
 };
 
 /// Largest request body read at all; routes set smaller limits of their own.
@@ -91,9 +92,14 @@ impl WorkerPlatform {
         };
         let body = serde_json::to_string(&body)
             .map_err(|e| Error::Internal(format!("account actor call: {e}")))?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(body.into()));
-        let req = Request::new_with_init("https://actor/call", &init).map_err(internal)?;
+        let req = platform::request(
+            "https://actor/call",
+            Method::Post,
+            None,
+            Some(body.into()),
+            RequestRedirect::Follow,
+        )
+        .map_err(internal)?;
         let resp = stub.fetch_with_request(req).await.map_err(internal)?;
         let status = resp.status_code();
         let bytes = platform::whole_body(resp.into())

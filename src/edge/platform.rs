@@ -9,7 +9,9 @@ use crate::ports::{Bucket, KeyPage, Level, Store, TransportError};
 use futures_util::future::{select, Either};
 use serde_json::{json, Value};
 use std::time::Duration;
-use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit};
+use worker::wasm_bindgen::JsValue;
+use worker::web_sys::{self, RequestRedirect};
+use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request};
 
 /// KV's smallest accepted expiry.
 const KV_MIN_TTL: u64 = 60;
@@ -184,6 +186,36 @@ fn method(m: CoreMethod) -> Method {
     }
 }
 
+/// `Request::new_with_init` without `worker::RequestInit`, whose conversion also carries the
+/// `cf` properties (image resizing, cache, polish...): their serde_wasm_bindgen serialisation
+/// came along in the `.wasm` (about 5 KiB gzip) for options never set here. Same request, same
+/// error message.
+pub fn request(
+    url: &str,
+    method: Method,
+    headers: Option<&Headers>,
+    body: Option<JsValue>,
+    redirect: RequestRedirect,
+) -> worker::Result<Request> {
+    let init = web_sys::RequestInit::new();
+    if let Some(h) = headers {
+        init.set_headers(h.as_ref());
+    }
+    init.set_method(method.as_ref());
+    init.set_redirect(redirect);
+    if let Some(b) = &body {
+        init.set_body(b);
+    }
+    web_sys::Request::new_with_str_and_init(url, &init)
+        .map(Request::from)
+        .map_err(|e| {
+            worker::Error::JsError(
+                e.as_string()
+                    .unwrap_or_else(|| "invalid URL or options for Request".to_string()),
+            )
+        })
+}
+
 /// `fetch` with a deadline (the request is aborted when `timeout_ms` passes first) and an
 /// optional body cap, enforced from `content-length` and while streaming, so an oversized
 /// answer is never held in memory.
@@ -193,16 +225,19 @@ pub async fn fetch(out: Outbound) -> std::result::Result<CoreResponse, Transport
     for (k, v) in out.headers.iter() {
         headers.set(k, v).map_err(unreachable)?;
     }
-    let mut init = RequestInit::new();
+    let body = out
+        .body
+        .map(|b| worker::js_sys::Uint8Array::from(&b[..]).into());
     // Redirects are never followed by the runtime: headers (tokens) would go along to
     // wherever they point. Callers that follow one check the next hop first.
-    init.with_method(method(out.method))
-        .with_headers(headers)
-        .with_redirect(worker::RequestRedirect::Manual);
-    if let Some(body) = out.body {
-        init.with_body(Some(worker::js_sys::Uint8Array::from(&body[..]).into()));
-    }
-    let req = Request::new_with_init(&out.url, &init).map_err(unreachable)?;
+    let req = request(
+        &out.url,
+        method(out.method),
+        Some(&headers),
+        body,
+        RequestRedirect::Manual,
+    )
+    .map_err(unreachable)?;
     let controller = AbortController::default();
     let signal = controller.signal();
     let limit = out.max_body;
