@@ -38,10 +38,7 @@ pub(crate) fn require_json(req: &Request) -> Result<()> {
 /// Deserializes JSON into `T`, naming the offending field. Syntax errors are `invalid_json`;
 /// errors about the whole document name `root`, or are `invalid_json` without one.
 pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8], root: Option<&str>) -> Result<T> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
+    crate::json::from_slice_traced(bytes).map_err(|(path, inner)| {
         // A missing field is named itself, not the object that lacks it.
         let missing = inner
             .to_string()

@@ -325,15 +325,13 @@ pub fn parse_rules(json: &[u8], zone_ok: impl Fn(&str) -> bool) -> Result<RuleSe
             "the rule set must be a JSON object",
         ));
     }
-    let de = &mut serde_json::Deserializer::from_slice(json);
-    let set: RuleSet = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
+    let set: RuleSet = crate::json::from_slice_traced(json).map_err(|(path, e)| {
         let field = if path == "." {
             "rules".to_string()
         } else {
             path
         };
-        Error::invalid(field, e.into_inner().to_string())
+        Error::invalid(field, e.to_string())
     })?;
     validate(&set, zone_ok)?;
     Ok(set)

@@ -43,7 +43,7 @@ pub(crate) fn is_rules_key(key: &str) -> bool {
 
 pub(crate) async fn stored_rules<P: Platform>(p: &P, key: &str) -> Result<Option<RuleSet>> {
     match p.get(Bucket::State, key).await? {
-        Some(raw) => crate::json::from_str_tracked(&raw)
+        Some(raw) => crate::json::from_str(&raw)
             .map(Some)
             .map_err(|_| Error::Storage("stored rules are unreadable".into())),
         None => Ok(None),
