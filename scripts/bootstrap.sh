@@ -53,6 +53,16 @@ if [ "$("$CARGO_BIN/wasm-bindgen" --version 2>/dev/null | awk '{print $2}')" != 
   cargo install wasm-bindgen-cli --version "$BINDGEN_VERSION" --debug
 fi
 
+# Headless Chromium and its WebDriver (Debian's packages) for the admin console's browser tests.
+if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+  echo "bootstrap: installing chromium and chromium-driver from the OS packages (about 30 s, once)"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver >/dev/null
+fi
+
 # npm ci (on the Node above) only when package-lock.json or the Node version changed since the
 # last install.
 node_version=$(node --version)

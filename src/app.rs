@@ -136,6 +136,8 @@ async fn dispatch<P: Platform>(
     match endpoint {
         Endpoint::Health => health(ctx, req).await,
         Endpoint::OpenApi => Ok(openapi()),
+        Endpoint::Console => crate::console::serve(""),
+        Endpoint::ConsoleAsset => crate::console::serve(param()),
         Endpoint::OAuthStart => oauth::start(ctx, req).await,
         Endpoint::OAuthCallback => oauth::callback(ctx, req).await,
         Endpoint::ListAccounts => crate::accounts::routes::list_accounts(ctx, req).await,

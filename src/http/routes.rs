@@ -29,6 +29,8 @@ pub enum Endpoint {
     PutSubscription,
     GetSubscription,
     DeleteSubscription,
+    Console,
+    ConsoleAsset,
 }
 
 #[derive(Debug)]
@@ -39,6 +41,18 @@ pub struct RouteDef {
 }
 
 pub const ROUTES: &[RouteDef] = &[
+    RouteDef {
+        pattern: "/admin",
+        methods: &[(Method::Get, Endpoint::Console)],
+    },
+    RouteDef {
+        pattern: "/admin/",
+        methods: &[(Method::Get, Endpoint::Console)],
+    },
+    RouteDef {
+        pattern: "/admin/{asset}",
+        methods: &[(Method::Get, Endpoint::ConsoleAsset)],
+    },
     RouteDef {
         pattern: "/health",
         methods: &[(Method::Get, Endpoint::Health)],

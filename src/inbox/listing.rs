@@ -28,7 +28,10 @@ pub fn conversation_json(s: &Summary, pause: &Pause, now_ms: u64) -> Value {
         "last_customer_message_at_ms": s.last_customer_ms,
         "window": { "open": open, "closes_at_ms": closes },
         "bot": {
-            "paused": pause.0.is_some(), "paused_until": pause.0, "paused_by": pause.1,
+            // As `GET /v1/conversations/{id}/handoff` says it.
+            "paused": pause.0.is_some(),
+            "paused_until": pause.0.map(|t| crate::time::iso8601(t * 1000)),
+            "paused_by": pause.1,
         },
     })
 }

@@ -25,11 +25,13 @@ pub fn redirect_uri<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Stri
     })
 }
 
-/// Checks `return_to` against the allow-list of origins.
-pub fn check_return_to(raw: &str, allowed: &[String]) -> Result<String> {
+/// Checks `return_to` against the allow-list of origins; this Worker's own origin (`own`: the
+/// admin console) is always allowed.
+pub fn check_return_to(raw: &str, allowed: &[String], own: &str) -> Result<String> {
     let u =
         url::Url::parse(raw).map_err(|_| Error::invalid("return_to", "must be an absolute URL"))?;
-    if !allowed.contains(&u.origin().ascii_serialization()) {
+    let origin = u.origin().ascii_serialization();
+    if origin != own && !allowed.contains(&origin) {
         return Err(Error::invalid(
             "return_to",
             "origin is not listed in OAUTH_RETURN_TO_ALLOWED",
@@ -62,7 +64,7 @@ pub async fn start<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Respo
         ctx.authorize(req, Role::Admin)?;
     }
     let return_to = match req.query("return_to") {
-        Some(r) => Some(check_return_to(&r, &cfg.return_to_allowed)?),
+        Some(r) => Some(check_return_to(&r, &cfg.return_to_allowed, &req.origin())?),
         None => None,
     };
     // Nothing is stored: the state is signed, and its nonce goes to this browser only.
@@ -84,7 +86,16 @@ pub async fn start<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Respo
         &redirect,
         &state,
     );
-    let mut r = Response::redirect(&url);
+    // `format=json` (the admin console, whose fetch can carry an admin key): the consent URL
+    // as JSON, with the same cookie, instead of the redirect.
+    let mut r = match req.query("format").as_deref() {
+        Some("json") => {
+            let mut r = Response::json(200, &json!({ "authorize_url": url }));
+            r.headers.set("cache-control", "no-store");
+            r
+        }
+        _ => Response::redirect(&url),
+    };
     r.headers.set(
         "set-cookie",
         state::set_cookie(&claims.n, cfg.state_ttl_secs, req.url.scheme() == "https"),
@@ -373,18 +384,24 @@ mod tests {
     #[test]
     fn return_to_must_match_an_allowed_origin() {
         let allowed = vec!["https://app.example".to_string()];
-        assert!(check_return_to("https://app.example/done?x=1", &allowed).is_ok());
-        assert!(check_return_to("https://app.example.evil.com/", &allowed).is_err());
-        assert!(check_return_to("http://app.example/", &allowed).is_err());
-        assert!(check_return_to("/relative", &allowed).is_err());
+        let own = "https://worker.example";
+        let check = |r: &str| check_return_to(r, &allowed, own);
+        assert!(check("https://app.example/done?x=1").is_ok());
+        assert!(check("https://app.example.evil.com/").is_err());
+        assert!(check("http://app.example/").is_err());
+        assert!(check("/relative").is_err());
+        // The Worker's own console may always be returned to; its look-alikes may not.
+        assert!(check("https://worker.example/admin#accounts").is_ok());
+        assert!(check("https://worker.example.evil.com/admin").is_err());
+        assert!(check("http://worker.example/admin").is_err());
     }
 
     #[test]
     fn unicode_host_names_need_punycode() {
         // idna_adapter 1.0 (ASCII only) keeps the .wasm small; punycode hosts work.
         let allowed = vec!["https://xn--bcher-kva.example".to_string()];
-        assert!(check_return_to("https://xn--bcher-kva.example/ok", &allowed).is_ok());
-        assert!(check_return_to("https://bücher.example/ok", &allowed).is_err());
+        assert!(check_return_to("https://xn--bcher-kva.example/ok", &allowed, "").is_ok());
+        assert!(check_return_to("https://bücher.example/ok", &allowed, "").is_err());
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! conversation ids); tests that need special settings start their own instance.
 
 mod badinput;
+mod browser;
+mod console;
 mod contract;
 mod faults;
 mod foundation;
@@ -257,6 +259,7 @@ fn main() {
         faults::slow_tiktok_sends_exactly_once,
         faults::chunked_oversized_body_is_refused_while_streaming,
         walkthrough::readme_walkthrough_works_as_written,
+        console::the_console_works_in_a_real_browser,
         // Last: it scans everything the shared Worker logged during the whole run.
         hygiene::no_secret_or_token_in_logs_or_responses,
     ];
