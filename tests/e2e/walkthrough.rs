@@ -69,7 +69,7 @@ pub async fn readme_walkthrough_works_as_written(env: Arc<Env>) {
         "Our prices are on acme.example/prices",
         "\"rule\":\"price\"",
         "\"source\":\"api\"",
-        "\"unread\":0",
+        "\"unread\":2",
     ] {
         assert!(
             stdout.contains(expected),
