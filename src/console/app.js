@@ -297,10 +297,16 @@ async function sendReply(ev) {
   const button = ev.submitter || $("#reply button");
   button.disabled = true;
   try {
-    await api("POST", "/v1/messages", body);
+    const sent = await api("POST", "/v1/messages", body);
     input.value = "";
-    await openConversation(state.conv.id);
-    await loadConversations();
+    // Shown at once; the inbox stores it from TikTok's echo a moment later.
+    $("#messages").append(messageItem({
+      id: sent.message_id, type, text: body.text, image: body.image && { media_id: sent.media_id },
+      direction: "outbound", source: "api", timestamp_ms: Date.now(),
+    }));
+    $("#messages").scrollTop = $("#messages").scrollHeight;
+    const id = state.conv.id;
+    setTimeout(() => { if (state.conv && state.conv.id === id) openConversation(id).then(loadConversations).catch(() => {}); }, 2000);
   } catch (e) {
     err.textContent = e.message;
   } finally {

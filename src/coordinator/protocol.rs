@@ -76,7 +76,8 @@ pub enum Call {
         set: bool,
         until: Option<u64>,
     },
-    /// Keeps a message sent through the API (or a mark-read) in the conversation's history.
+    /// Keeps a message in the conversation's history that no echo brings (a mark-read sent
+    /// through the API, which clears the unread count).
     Record {
         account: String,
         conversation: String,

@@ -221,56 +221,15 @@ fn col_u64(row: &[SqlValue], i: usize) -> Option<u64> {
 /// Stores one message and updates its conversation, once per TikTok message id: an event
 /// recorded again (a retry, a replay) or a send and its echo make one row. An auto-reply's
 /// rule is kept whichever of the send's answer and its echo came first.
+///
+/// Two statements for a new message (an insert, and an upsert of its conversation that says
+/// how the conversation began): this runs for every event, in the actor that acknowledges the
+/// account's deliveries.
 pub fn record<P: Local>(p: &P, e: &Entry) -> Result<Recorded> {
     schema::ensure(p)?;
-    let first_id = |p: &P| -> Result<Option<String>> {
-        Ok(p.sql(
-            "SELECT first_message_id FROM conversations WHERE id = ?",
-            &[e.conversation_id.as_str().into()],
-        )?
-        .first()
-        .and_then(|r| col_text(r, 0)))
-    };
-    if let Some(id) = &e.message_id {
-        let known = p.sql(
-            "SELECT seq, source, rule FROM messages WHERE id = ?",
-            &[id.as_str().into()],
-        )?;
-        if let Some(row) = known.first() {
-            let is_auto = col_text(row, 1).as_deref() == Some(Source::AutoReply.as_str());
-            if e.ours {
-                p.sql(
-                    "UPDATE messages SET body = ? WHERE seq = ?",
-                    &[e.body.to_string().into(), row[0].clone()],
-                )?;
-            }
-            if e.source == Source::AutoReply && !is_auto {
-                p.sql(
-                    "UPDATE messages SET source = ?, rule = ? WHERE seq = ?",
-                    &[
-                        Source::AutoReply.as_str().into(),
-                        e.rule.clone().into(),
-                        row[0].clone(),
-                    ],
-                )?;
-                p.sql(
-                    "UPDATE conversations SET last_source = ? WHERE id = ? AND last_message_id = ?",
-                    &[
-                        Source::AutoReply.as_str().into(),
-                        e.conversation_id.as_str().into(),
-                        id.as_str().into(),
-                    ],
-                )?;
-            }
-            return Ok(Recorded {
-                new_message: false,
-                new_conversation: first_id(p)?.as_deref() == Some(id),
-            });
-        }
-    }
-    p.sql(
+    let inserted = p.sql(
         "INSERT INTO messages (id, conversation_id, at_ms, direction, source, rule, body) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING seq",
         &[
             e.message_id.clone().into(),
             e.conversation_id.as_str().into(),
@@ -281,85 +240,114 @@ pub fn record<P: Local>(p: &P, e: &Entry) -> Result<Recorded> {
             e.body.to_string().into(),
         ],
     )?;
+    if inserted.is_empty() {
+        return merge_known(p, e);
+    }
     let preview: Option<String> = e.body["text"]
         .as_str()
         .map(|t| t.chars().take(PREVIEW_CHARS).collect());
-    let inbound = e.source == Source::Customer;
-    let existing = p.sql(
-        "SELECT last_ms FROM conversations WHERE id = ?",
-        &[e.conversation_id.as_str().into()],
-    )?;
-    let Some(row) = existing.first() else {
-        p.sql(
-            "INSERT INTO conversations (id, customer_id, customer_handle, first_message_id, \
-             created_ms, last_ms, last_customer_ms, unread, last_message_id, last_direction, \
-             last_source, last_type, last_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            &[
-                e.conversation_id.as_str().into(),
-                e.customer.id.clone().into(),
-                e.customer.handle.clone().into(),
-                e.message_id.clone().into(),
-                int(e.at_ms),
-                int(e.at_ms),
-                if inbound {
-                    int(e.at_ms)
-                } else {
-                    SqlValue::Null
-                },
-                SqlValue::Int(i64::from(inbound)),
-                e.message_id.clone().into(),
-                e.source.direction().into(),
-                e.source.as_str().into(),
-                e.body["type"].as_str().into(),
-                preview.into(),
-            ],
-        )?;
-        return Ok(Recorded {
-            new_message: true,
-            new_conversation: e.message_id.is_some(),
-        });
-    };
-    // Messages may arrive out of order: the summary shows the latest by time.
-    let latest = col_u64(row, 0).is_none_or(|last| e.at_ms >= last);
-    p.sql(
-        "UPDATE conversations SET \
-           customer_id = COALESCE(customer_id, ?), \
-           customer_handle = COALESCE(?, customer_handle), \
-           unread = CASE WHEN ? THEN unread + 1 WHEN ? THEN 0 ELSE unread END, \
-           last_customer_ms = CASE WHEN ? THEN MAX(COALESCE(last_customer_ms, 0), ?) \
-             ELSE last_customer_ms END, \
-           last_ms = MAX(last_ms, ?), \
-           last_message_id = CASE WHEN ? THEN ? ELSE last_message_id END, \
-           last_direction = CASE WHEN ? THEN ? ELSE last_direction END, \
-           last_source = CASE WHEN ? THEN ? ELSE last_source END, \
-           last_type = CASE WHEN ? THEN ? ELSE last_type END, \
-           last_text = CASE WHEN ? THEN ? ELSE last_text END \
-         WHERE id = ?",
+    let inbound = SqlValue::Int(i64::from(e.source == Source::Customer));
+    let read = SqlValue::Int(i64::from(e.source.read_by_business()));
+    // SET expressions see the row as it was: `last_ms` there is the previous latest time.
+    // Messages may arrive out of order: the summary shows the latest by time, and only the
+    // latest message says whether what came before was read.
+    let began = p.sql(
+        "INSERT INTO conversations (id, customer_id, customer_handle, first_message_id, \
+           created_ms, last_ms, last_customer_ms, unread, last_message_id, last_direction, \
+           last_source, last_type, last_text) \
+         VALUES (?, ?, ?, ?, ?, ?, CASE WHEN ? THEN ? END, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET \
+           customer_id = COALESCE(customer_id, excluded.customer_id), \
+           customer_handle = COALESCE(excluded.customer_handle, customer_handle), \
+           unread = CASE WHEN excluded.unread = 1 THEN unread + 1 \
+             WHEN ? AND excluded.last_ms >= last_ms THEN 0 ELSE unread END, \
+           last_customer_ms = CASE WHEN excluded.unread = 1 \
+             THEN MAX(COALESCE(last_customer_ms, 0), excluded.last_ms) ELSE last_customer_ms END, \
+           last_message_id = CASE WHEN excluded.last_ms >= last_ms \
+             THEN excluded.last_message_id ELSE last_message_id END, \
+           last_direction = CASE WHEN excluded.last_ms >= last_ms \
+             THEN excluded.last_direction ELSE last_direction END, \
+           last_source = CASE WHEN excluded.last_ms >= last_ms \
+             THEN excluded.last_source ELSE last_source END, \
+           last_type = CASE WHEN excluded.last_ms >= last_ms \
+             THEN excluded.last_type ELSE last_type END, \
+           last_text = CASE WHEN excluded.last_ms >= last_ms \
+             THEN excluded.last_text ELSE last_text END, \
+           last_ms = MAX(last_ms, excluded.last_ms) \
+         RETURNING first_message_id",
         &[
+            e.conversation_id.as_str().into(),
             e.customer.id.clone().into(),
             e.customer.handle.clone().into(),
-            SqlValue::Int(i64::from(inbound)),
-            // Only the latest message says whether what came before was read.
-            SqlValue::Int(i64::from(e.source.read_by_business() && latest)),
-            SqlValue::Int(i64::from(inbound)),
-            int(e.at_ms),
-            int(e.at_ms),
-            SqlValue::Int(i64::from(latest)),
             e.message_id.clone().into(),
-            SqlValue::Int(i64::from(latest)),
+            int(e.at_ms),
+            int(e.at_ms),
+            inbound.clone(),
+            int(e.at_ms),
+            // A new conversation's unread count, and on conflict the flag of an inbound one.
+            inbound,
+            e.message_id.clone().into(),
             e.source.direction().into(),
-            SqlValue::Int(i64::from(latest)),
             e.source.as_str().into(),
-            SqlValue::Int(i64::from(latest)),
             e.body["type"].as_str().into(),
-            SqlValue::Int(i64::from(latest)),
             preview.into(),
-            e.conversation_id.as_str().into(),
+            read,
         ],
     )?;
+    let first = began.first().and_then(|r| col_text(r, 0));
     Ok(Recorded {
         new_message: true,
-        new_conversation: false,
+        new_conversation: e.message_id.is_some() && first == e.message_id,
+    })
+}
+
+/// A message stored before (the same event again, or a send and its echo): what this record
+/// adds to it (our own body, an auto-reply's rule), and whether it began its conversation.
+fn merge_known<P: Local>(p: &P, e: &Entry) -> Result<Recorded> {
+    let Some(id) = &e.message_id else {
+        return Ok(Recorded::default());
+    };
+    let known = p.sql(
+        "SELECT seq, source FROM messages WHERE id = ?",
+        &[id.as_str().into()],
+    )?;
+    if let Some(row) = known.first() {
+        if e.ours {
+            p.sql(
+                "UPDATE messages SET body = ? WHERE seq = ?",
+                &[e.body.to_string().into(), row[0].clone()],
+            )?;
+        }
+        let is_auto = col_text(row, 1).as_deref() == Some(Source::AutoReply.as_str());
+        if e.source == Source::AutoReply && !is_auto {
+            p.sql(
+                "UPDATE messages SET source = ?, rule = ? WHERE seq = ?",
+                &[
+                    Source::AutoReply.as_str().into(),
+                    e.rule.clone().into(),
+                    row[0].clone(),
+                ],
+            )?;
+            p.sql(
+                "UPDATE conversations SET last_source = ? WHERE id = ? AND last_message_id = ?",
+                &[
+                    Source::AutoReply.as_str().into(),
+                    e.conversation_id.as_str().into(),
+                    id.as_str().into(),
+                ],
+            )?;
+        }
+    }
+    let first = p
+        .sql(
+            "SELECT first_message_id FROM conversations WHERE id = ?",
+            &[e.conversation_id.as_str().into()],
+        )?
+        .first()
+        .and_then(|r| col_text(r, 0));
+    Ok(Recorded {
+        new_message: false,
+        new_conversation: first.as_deref() == Some(id),
     })
 }
 

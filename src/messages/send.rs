@@ -419,23 +419,25 @@ async fn perform_send<P: Platform>(ctx: &Ctx<'_, P>, plan: &SendPlan) -> Result<
         Outcome::Sent(s) => s,
         Outcome::NotSent(e, _) | Outcome::Unknown(e, _) => return Err(e),
     };
-    // Kept in the inbox's history (as is its echo, when webhooks are subscribed: one row).
-    if !matches!(
+    // The inbox keeps what was sent from TikTok's echo of it (`im_send_msg`, source API), as it
+    // keeps everything else from the webhook: no second round trip on the send path. A
+    // mark-read has no echo: the account's actor hears of it, to clear the unread count.
+    if matches!(
         outgoing,
         Outgoing::Action {
-            action: SenderAction::Typing
+            action: SenderAction::MarkRead
         }
     ) {
         let record = Call::Record {
             account: acct.clone(),
             conversation: conv.clone(),
-            message_id: sent.message_id.clone(),
+            message_id: None,
             message: outgoing.clone(),
         };
         if let Err(e) = ctx.p.call(record).await {
             ctx.log(
                 Level::Warn,
-                "sent message not kept in the history",
+                "mark-read not kept in the inbox",
                 json!({"account_id": acct, "conversation_id": conv, "code": e.code()}),
             );
         }
