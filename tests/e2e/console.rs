@@ -323,6 +323,9 @@ pub async fn the_console_works_in_a_real_browser(env: Arc<Env>) {
         b.js("return sessionStorage.length;", json!([])).await,
         json!(0)
     );
+    b.size(390, 844).await;
+    b.screenshot("signin-phone").await;
+    b.size(1280, 900).await;
     b.type_in("#key", SENDER_KEY).await;
     b.click("#signin-form button").await;
     b.find("#inbox-account-id").await;
