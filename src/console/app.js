@@ -4,7 +4,7 @@
 "use strict";
 
 const KEY_SLOT = "tmw.console.key";
-const state = { key: null, admin: false, accounts: [], account: "", conv: null, older: null, rules: null };
+const state = { key: null, admin: false, accounts: [], account: "", conv: null, older: null, rules: null, view: 0, replyKey: null };
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -50,8 +50,8 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
-  const headers = { authorization: `Bearer ${state.key}` };
+async function api(method, path, body, extra) {
+  const headers = { authorization: `Bearer ${state.key}`, ...(extra || {}) };
   if (body !== undefined) headers["content-type"] = "application/json";
   const r = await fetch(path, {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body),
@@ -109,7 +109,7 @@ const TABS = { accounts: showAccounts, inbox: showInbox, rules: showRules, failu
 
 function route() {
   let tab = location.hash.replace(/^#/, "").split("/")[0];
-  if (!TABS[tab] || (!state.admin && tab !== "inbox")) tab = state.admin ? "accounts" : "inbox";
+  if (!Object.hasOwn(TABS, tab) || (!state.admin && tab !== "inbox")) tab = state.admin ? "accounts" : "inbox";
   for (const s of document.querySelectorAll(".tab")) s.hidden = s.id !== `tab-${tab}`;
   for (const a of document.querySelectorAll("#tabs a")) a.classList.toggle("active", a.getAttribute("href") === `#${tab}`);
   flash("");
@@ -231,8 +231,12 @@ function messageItem(m) {
 }
 
 async function openConversation(id, keepOlder) {
-  const path = `/v1/conversations/${encodeURIComponent(id)}/messages?${q({ account_id: state.account, limit: 50 })}`;
+  // Answers to an earlier click (another conversation, another account) are dropped.
+  const view = ++state.view;
+  const account = state.account;
+  const path = `/v1/conversations/${encodeURIComponent(id)}/messages?${q({ account_id: account, limit: 50 })}`;
   const page = await api("GET", path);
+  if (view !== state.view || account !== state.account) return;
   const c = page.conversation || { id, customer: {}, bot: {}, window: {} };
   state.conv = c;
   state.older = page.cursor || null;
@@ -260,8 +264,10 @@ async function openConversation(id, keepOlder) {
 
 async function loadOlder() {
   if (!state.older || !state.conv) return;
+  const view = state.view;
   const path = `/v1/conversations/${encodeURIComponent(state.conv.id)}/messages?${q({ account_id: state.account, limit: 50, cursor: state.older })}`;
   const page = await api("GET", path);
+  if (view !== state.view) return;
   state.older = page.cursor || null;
   $("#messages").prepend(...(page.messages || []).slice().reverse().map(messageItem));
   $("#thread-older").hidden = !state.older;
@@ -297,7 +303,10 @@ async function sendReply(ev) {
   const button = ev.submitter || $("#reply button");
   button.disabled = true;
   try {
-    const sent = await api("POST", "/v1/messages", body);
+    // One key per composed reply: sending it again after an unclear answer cannot send twice.
+    state.replyKey = state.replyKey || crypto.randomUUID();
+    const sent = await api("POST", "/v1/messages", body, { "idempotency-key": state.replyKey });
+    state.replyKey = null;
     input.value = "";
     // Shown at once; the inbox stores it from TikTok's echo a moment later.
     $("#messages").append(messageItem({
@@ -349,47 +358,86 @@ function ruleCard(rule, i) {
       h("select", { "data-field": field("match") },
         ...["any_of", "contains", "exact"].map((m) => h("option", { value: m, selected: (rule.match || "any_of") === m }, { any_of: "any keyword as a word", contains: "contains", exact: "the whole message" }[m])))),
     h("p", { class: "field-error wide", "data-error-for": field("id") }),
-    h("label", { class: "wide" }, "Keywords (comma-separated)", h("input", { "data-field": field("keywords"), value: (rule.keywords || []).join(", ") })),
+    h("label", { class: "wide" }, "Keywords (comma-separated)", h("input", { "data-field": field("keywords"), value: (rule.keywords || []).join(", "), "data-original": JSON.stringify(rule.keywords || []) })),
     h("p", { class: "field-error wide", "data-error-for": field("keywords") }),
     h("label", { class: "wide" }, rule.card || rule.share_post ? "Answer (a card or post: edit it in the JSON below)" : "Answer",
       h("input", { "data-field": field("text"), value: text, disabled: !!(rule.card || rule.share_post) })),
     h("p", { class: "field-error wide", "data-error-for": field("text") }),
-    h("button", { type: "button", class: "quiet remove", onclick: () => { syncFromForm(); state.rules.rules.splice(i, 1); fillRulesForm(state.rules); } }, "Remove"));
+    h("button", { type: "button", class: "quiet remove", onclick: () => editRules((set) => set.rules.splice(i, 1)) }, "Remove"));
 }
 
-function fillRulesForm(set) {
+/** Shows `set` in the form and, unless it is being edited there, as JSON. */
+function fillRulesForm(set, keepJson) {
+  state.rules = set;
   $("#rules-welcome").value = set.welcome || "";
-  $("#rules-handoff-keywords").value = ((set.handoff || {}).keywords || []).join(", ");
-  $("#rules-handoff-text").value = (set.handoff || {}).text || "";
+  const handoff = set.handoff || {};
+  $("#rules-handoff-keywords").value = (handoff.keywords || []).join(", ");
+  $("#rules-handoff-keywords").dataset.original = JSON.stringify(handoff.keywords || []);
+  $("#rules-handoff-text").value = handoff.text || "";
   $("#rules-list").replaceChildren(...(set.rules || []).map(ruleCard));
-  $("#rules-json").value = JSON.stringify(set, null, 2);
+  if (!keepJson) {
+    state.rulesJson = JSON.stringify(set, null, 2);
+    $("#rules-json").value = state.rulesJson;
+  }
 }
 
 const words = (s) => s.split(",").map((w) => w.trim()).filter(Boolean);
 
-/** The rule set as edited: the JSON, with what the form shows written over it. */
+/** A keyword list as typed; unchanged text keeps the list as it was (a keyword may hold a comma). */
+function keywordsOf(input) {
+  const original = JSON.parse(input.dataset.original || "[]");
+  return input.value === original.join(", ") ? original : words(input.value);
+}
+
+/** The rule set as edited: the JSON (when it was edited there, it wins and the form follows),
+ * with what the form shows written over it. */
 function syncFromForm() {
-  let set;
-  try { set = JSON.parse($("#rules-json").value || "{}"); } catch (e) {
-    throw Object.assign(new Error(`The JSON is not valid: ${e.message}`), { field: "" });
+  const text = $("#rules-json").value;
+  if (text !== state.rulesJson) {
+    let edited;
+    try { edited = JSON.parse(text || "{}"); } catch (e) {
+      throw Object.assign(new Error(`The JSON is not valid: ${e.message}`), { field: "" });
+    }
+    fillRulesForm(edited);
+    return structuredClone(edited);
   }
+  const set = structuredClone(state.rules || {});
   const welcome = $("#rules-welcome").value;
   if (welcome.trim()) set.welcome = welcome; else delete set.welcome;
-  const hk = words($("#rules-handoff-keywords").value);
+  const hk = keywordsOf($("#rules-handoff-keywords"));
   const ht = $("#rules-handoff-text").value;
-  if (hk.length || ht.trim()) set.handoff = { keywords: hk, text: ht }; else delete set.handoff;
+  if (hk.length || ht.trim()) {
+    // Without an answer the handoff only pauses: no empty text is sent.
+    set.handoff = { ...(set.handoff || {}), keywords: hk };
+    if (ht.trim()) set.handoff.text = ht; else delete set.handoff.text;
+  } else delete set.handoff;
   set.rules = set.rules || [];
   for (const card of document.querySelectorAll("#rules-list .rule")) {
     const i = Number(card.dataset.rule);
-    const r = set.rules[i] || (set.rules[i] = {});
+    const r = set.rules[i];
+    if (!r) continue;
     const get = (name) => card.querySelector(`[data-field="rules[${i}].${name}"]`);
     r.id = get("id").value.trim();
     r.match = get("match").value;
-    r.keywords = words(get("keywords").value);
+    r.keywords = keywordsOf(get("keywords"));
     if (!get("text").disabled) r.text = get("text").value;
   }
   state.rules = set;
+  state.rulesJson = JSON.stringify(set, null, 2);
+  $("#rules-json").value = state.rulesJson;
   return set;
+}
+
+/** Applies `change` to the rule set as edited, then shows it again. */
+function editRules(change) {
+  try {
+    const set = syncFromForm();
+    set.rules = set.rules || [];
+    change(set);
+    fillRulesForm(set);
+  } catch (e) {
+    showFieldError(e.field || "", e.message);
+  }
 }
 
 function clearFieldErrors() {
@@ -405,8 +453,8 @@ function showFieldError(field, message) {
     if (slot) {
       slot.textContent = message;
       const input = document.querySelector(`#rules-form [data-field="${CSS.escape(f)}"]`);
-      if (input) { input.classList.add("invalid"); input.focus(); }
       if (f === "") $("#rules-form details").open = true;
+      if (input) { input.classList.add("invalid"); input.focus(); }
       return;
     }
     if (!f) return;
@@ -469,12 +517,13 @@ async function replay(f, button) {
   try {
     const r = await api("POST", "/v1/events/replay", { account_id: f.account_id, id: f.id });
     if (r.replayed) flash("Replayed: done.");
-    else if (r.pending) flash("Replay under way: the outcome of an earlier send is being checked first.");
-    else flash(`The replay failed again: ${(r.error && r.error.message) || "see the list"}`, true);
+    else flash("Replay under way: the outcome of an earlier send is being checked first.");
     await showFailures();
   } catch (e) {
-    flash(e.message, true);
-    button.disabled = false;
+    // 502: replayed and failed again, recorded anew: the list shows it.
+    flash(e.status === 502 ? `The replay failed again: ${e.detail || e.message}` : e.message, true);
+    if (e.status === 502) await showFailures().catch(() => {});
+    else button.disabled = false;
   }
 }
 
@@ -487,7 +536,7 @@ async function showSettings() {
   if (health.config_problems && health.config_problems.length) facts.push(["Problems", health.config_problems.join("; ")]);
   $("#health").replaceChildren(...facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
   $("#settings").replaceChildren(...Object.entries(health.config || {}).map(([k, v]) =>
-    h("li", {}, h("code", {}, k), ": ", v === true ? "set" : v === false ? "not set" : String(v))));
+    h("li", {}, h("code", {}, k), ": ", k === "OAUTH_START_PROTECTED" ? (v ? "on" : "off") : v === true ? "set" : v === false ? "not set" : String(v))));
   try {
     const s = await api("GET", "/v1/webhook-subscription");
     $("#subscription").textContent = s.registered
@@ -517,17 +566,25 @@ function wire() {
   $("#signout").addEventListener("click", signOut);
   window.addEventListener("hashchange", () => state.key && route());
   $("#connect").addEventListener("click", () => connect().catch((e) => flash(e.message, true)));
-  $("#inbox-account").addEventListener("change", (ev) => { state.account = ev.target.value; state.conv = null; $("#thread").hidden = true; loadConversations().catch((e) => flash(e.message, true)); });
+  $("#inbox-account").addEventListener("change", (ev) => {
+    state.account = ev.target.value; state.conv = null; state.view++;
+    $("#thread").hidden = true; $(".inbox").classList.remove("open");
+    loadConversations().catch((e) => flash(e.message, true));
+  });
   $("#inbox-account-id").addEventListener("change", (ev) => { state.account = ev.target.value.trim(); loadConversations().catch((e) => flash(e.message, true)); });
   $("#inbox-refresh").addEventListener("click", () => loadConversations().then(() => state.conv && openConversation(state.conv.id)).catch((e) => flash(e.message, true)));
   $("#thread-back").addEventListener("click", () => $(".inbox").classList.remove("open"));
   $("#thread-older").addEventListener("click", () => loadOlder().catch((e) => flash(e.message, true)));
   $("#thread-pause").addEventListener("click", () => togglePause().catch((e) => flash(e.message, true)));
   $("#reply").addEventListener("submit", sendReply);
+  $("#reply-text").addEventListener("input", () => { state.replyKey = null; });
   $("#reply-type").addEventListener("change", (ev) => { $("#reply-text").placeholder = ev.target.value === "image" ? "https://… (a JPEG or PNG)" : "Write a reply…"; });
   $("#rules-scope").addEventListener("change", () => loadRules().catch((e) => flash(e.message, true)));
   $("#rules-form").addEventListener("submit", saveRules);
-  $("#rules-add").addEventListener("click", () => { syncFromForm(); state.rules.rules.push({ id: `rule-${state.rules.rules.length + 1}`, match: "any_of", keywords: [], text: "" }); fillRulesForm(state.rules); });
+  $("#rules-add").addEventListener("click", () => editRules((set) => set.rules.push({ id: `rule-${set.rules.length + 1}`, match: "any_of", keywords: [], text: "" })));
+  // Edits in the JSON show in the form once the JSON is left; edits in the form show in the JSON.
+  $("#rules-json").addEventListener("change", () => { clearFieldErrors(); try { syncFromForm(); } catch (e) { showFieldError("", e.message); } });
+  $("#rules-form").addEventListener("change", (ev) => { if (ev.target.id !== "rules-json") { try { syncFromForm(); } catch { /* shown on save */ } } });
   $("#try").addEventListener("submit", tryMessage);
   $("#failures-refresh").addEventListener("click", () => showFailures().catch((e) => flash(e.message, true)));
   $("#subscribe").addEventListener("click", subscribe);
