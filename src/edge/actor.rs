@@ -30,7 +30,9 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use worker::{durable_object, Env, ListOptions, Request, Response, State, Storage};
+use worker::wasm_bindgen::JsCast;
+use worker::worker_sys::DurableObjectStorage;
+use worker::{durable_object, Env, Request, Response, State, Storage};
 
 /// How soon the alarm looks at events accepted but not yet processed.
 const PENDING_ALARM_MS: u64 = 20_000;
@@ -159,6 +161,8 @@ struct ActorPlatform {
     kv: Kv,
     state: Rc<State>,
     storage: Storage,
+    /// The same storage, for the reads done without serde (see [`raw`]).
+    js_storage: DurableObjectStorage,
     env: Env,
     cfg: Rc<Config>,
     mem: Rc<Memory>,
@@ -193,6 +197,49 @@ fn storage_err(op: &str) -> impl Fn(worker::Error) -> Error + '_ {
     move |_| Error::Storage(format!("Durable Object {op}"))
 }
 
+/// Reads and lists of the object's storage through `js_sys`: `Storage::get` and
+/// `Storage::list_with_options` go through serde_wasm_bindgen, which nothing else here needs
+/// (several KiB of `.wasm`), for a string and two plain options.
+mod raw {
+    use super::DurableObjectStorage;
+    use crate::error::{Error, Result};
+    use worker::js_sys::{Map, Object, Promise, Reflect};
+    use worker::wasm_bindgen::{JsCast, JsValue};
+    use worker::wasm_bindgen_futures::JsFuture;
+
+    fn failed(op: &str) -> Error {
+        Error::Storage(format!("Durable Object {op}"))
+    }
+
+    async fn settle(p: std::result::Result<Promise, JsValue>, op: &str) -> Result<JsValue> {
+        JsFuture::from(p.map_err(|_| failed(op))?)
+            .await
+            .map_err(|_| failed(op))
+    }
+
+    /// The string stored under `key`; a value of another type is an error.
+    pub async fn get(s: &DurableObjectStorage, key: &str) -> Result<Option<String>> {
+        let v = settle(s.get(key), "get").await?;
+        if v.is_undefined() {
+            return Ok(None);
+        }
+        v.as_string().map(Some).ok_or_else(|| failed("get"))
+    }
+
+    /// Up to `limit` entries whose keys start with `prefix` (any prefix when `None`).
+    pub async fn list(s: &DurableObjectStorage, prefix: Option<&str>, limit: usize) -> Result<Map> {
+        let opts = Object::new();
+        if let Some(p) = prefix {
+            let _ = Reflect::set(&opts, &"prefix".into(), &p.into());
+        }
+        let _ = Reflect::set(&opts, &"limit".into(), &JsValue::from_f64(limit as f64));
+        settle(s.list_with_options(opts), "list")
+            .await?
+            .dyn_into()
+            .map_err(|_| failed("list"))
+    }
+}
+
 impl Store for ActorPlatform {
     async fn get(&self, bucket: Bucket, key: &str) -> Result<Option<String>> {
         match bucket {
@@ -221,7 +268,7 @@ impl Store for ActorPlatform {
             Bucket::State => return self.kv.get(bucket, key).await,
         }
         let shared = self.kv.get(bucket, key).await?;
-        let own: Option<String> = self.storage.get(key).await.map_err(storage_err("get"))?;
+        let own = raw::get(&self.js_storage, key).await?;
         let remembered = self.mem.tokens.borrow().get(key).map(|(r, _)| r.clone());
         // The newest of the three copies wins (a stale KV read never brings back a rotated
         // refresh token).
@@ -332,7 +379,7 @@ impl Local for ActorPlatform {
                 return Ok(known);
             }
             let generation = self.mem.local.generation();
-            value = self.storage.get(key).await.map_err(storage_err("get"))?;
+            value = raw::get(&self.js_storage, key).await?;
             if self.mem.local.keep_read(key, value.as_deref(), generation) {
                 return Ok(value);
             }
@@ -342,7 +389,7 @@ impl Local for ActorPlatform {
 
     async fn local_put(&self, key: &str, value: &str) -> Result<()> {
         self.mem.local.set(key, Some(value));
-        let put = self.storage.put(key, value).await;
+        let put = self.storage.put_raw(key, value).await;
         put.inspect_err(|_| self.mem.local.drop_key(key))
             .map_err(storage_err("put"))
     }
@@ -359,12 +406,7 @@ impl Local for ActorPlatform {
     }
 
     async fn local_list(&self, prefix: &str, limit: usize) -> Result<Vec<(String, String)>> {
-        let opts = ListOptions::new().prefix(prefix).limit(limit);
-        let map = self
-            .storage
-            .list_with_options(opts)
-            .await
-            .map_err(storage_err("list"))?;
+        let map = raw::list(&self.js_storage, Some(prefix), limit).await?;
         let mut out = Vec::new();
         map.for_each(&mut |v, k| {
             if let (Some(k), Some(v)) = (k.as_string(), v.as_string()) {
@@ -507,6 +549,8 @@ impl ActorPlatform {
             kv: Kv::new(&self.env),
             state: self.state.clone(),
             storage: self.state.storage(),
+            // (`DurableObjectStorage` has no `Clone` of its own: the clone is its `Object`.)
+            js_storage: self.js_storage.clone().unchecked_into(),
             env: self.env.clone(),
             cfg: self.cfg.clone(),
             mem: self.mem.clone(),
@@ -518,7 +562,7 @@ impl ActorPlatform {
     async fn own_token_put(&self, key: &str, value: &str) -> Result<()> {
         self.mem.access.clear();
         self.storage
-            .put(key, value)
+            .put_raw(key, value)
             .await
             .map_err(storage_err("put"))?;
         let now = worker::Date::now().as_millis();
@@ -693,12 +737,10 @@ impl worker::DurableObject for AccountActor {
 impl AccountActor {
     /// Nothing stored that an alarm must look after: no record, no conversation history.
     async fn storage_is_empty(&self) -> bool {
-        let records = self
-            .state
-            .storage()
-            .list_with_options(ListOptions::new().limit(1))
-            .await
-            .is_ok_and(|m| m.size() == 0);
+        let records = match self.state.as_raw().storage() {
+            Ok(s) => raw::list(&s, None, 1).await.is_ok_and(|m| m.size() == 0),
+            Err(_) => false,
+        };
         records
             && self
                 .platform("alarm-empty".into())
@@ -710,6 +752,11 @@ impl AccountActor {
             kv: Kv::new(&self.env),
             state: self.state.clone(),
             storage: self.state.storage(),
+            js_storage: self
+                .state
+                .as_raw()
+                .storage()
+                .map_err(|_| Error::Storage("Durable Object storage".into()))?,
             env: self.env.clone(),
             cfg: actor_config(&self.env)?,
             mem: self.mem.clone(),

@@ -18,10 +18,14 @@ const KV_MIN_TTL: u64 = 60;
 
 /// The two KV namespaces (either may be unbound: reported by `/health`, an error on use),
 /// looked up on first use: most requests and actor calls touch no KV at all.
+///
+/// Called through `js_sys` rather than `worker::kv`, whose option objects and list answers
+/// go through serde_wasm_bindgen: its serialiser and deserialiser (with their derive
+/// instances) weighed several KiB in the `.wasm` for a handful of plain properties.
 pub struct Kv {
     env: Env,
-    tokens: std::cell::OnceCell<Option<worker::kv::KvStore>>,
-    state: std::cell::OnceCell<Option<worker::kv::KvStore>>,
+    tokens: std::cell::OnceCell<Option<JsValue>>,
+    state: std::cell::OnceCell<Option<JsValue>>,
     /// `FAULT_FAIL_KV_PUTS` (`<key prefix>*<n>`), for the fault tests only.
     fail_puts: std::cell::OnceCell<Option<(String, u32)>>,
 }
@@ -65,40 +69,87 @@ impl Kv {
         }
     }
 
-    fn kv(&self, bucket: Bucket) -> Result<&worker::kv::KvStore> {
+    /// The namespace object. A binding that is absent or not an object counts as unbound
+    /// (as with `Env::kv`, which fails on both).
+    fn kv(&self, bucket: Bucket) -> Result<&JsValue> {
         let (kv, name) = match bucket {
             Bucket::Tokens => (&self.tokens, "TOKENS"),
             Bucket::State => (&self.state, "STATE"),
         };
-        kv.get_or_init(|| self.env.kv(name).ok())
+        kv.get_or_init(|| prop(&self.env, name).filter(|b| b.is_object()))
             .as_ref()
             .ok_or_else(|| Error::Config {
                 problems: vec![format!("missing KV binding {name}")],
             })
     }
-}
 
-/// A KV value that is already text. `KvStore::put` takes any `Serialize` value through
-/// serde_wasm_bindgen (whose number path pulls in float formatting); a string needs none of it.
-struct KvText<'a>(&'a str);
+    /// Calls `method` of the namespace with `args` and awaits its promise; any failure is
+    /// `KV <op>`.
+    async fn call(
+        &self,
+        bucket: Bucket,
+        method: &str,
+        op: &str,
+        args: &[&JsValue],
+    ) -> Result<JsValue> {
+        use worker::js_sys::{Array, Function, Reflect};
+        use worker::wasm_bindgen::JsCast;
+        let kv = self.kv(bucket)?;
+        let failed = || Error::Storage(format!("KV {op}"));
+        let f: Function = prop(kv, method)
+            .and_then(|f| f.dyn_into().ok())
+            .ok_or_else(failed)?;
+        let args: Array = args.iter().copied().collect();
+        let promise = Reflect::apply(&f, kv, &args).map_err(|_| failed())?;
+        worker::wasm_bindgen_futures::JsFuture::from(worker::js_sys::Promise::from(promise))
+            .await
+            .map_err(|_| failed())
+    }
 
-impl worker::kv::ToRawKvValue for KvText<'_> {
-    fn raw_kv_value(&self) -> std::result::Result<wasm_bindgen::JsValue, worker::kv::KvError> {
-        Ok(self.0.into())
+    /// `put(key, value, options)`, `options` holding the TTL and the listing metadata if any.
+    async fn put_with(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        value: &str,
+        ttl: Option<u64>,
+        meta: Option<JsValue>,
+    ) -> Result<()> {
+        let opts = worker::js_sys::Object::new();
+        if let Some(t) = ttl {
+            set(
+                &opts,
+                "expirationTtl",
+                &JsValue::from_f64(t.max(KV_MIN_TTL) as f64),
+            );
+        }
+        if let Some(m) = meta {
+            set(&opts, "metadata", &m);
+        }
+        self.call(bucket, "put", "put", &[&key.into(), &value.into(), &opts])
+            .await
+            .map(drop)
     }
 }
 
-fn storage(op: &str) -> impl Fn(worker::kv::KvError) -> Error + '_ {
-    move |_| Error::Storage(format!("KV {op}"))
+/// `o[name]`, `None` when reading it throws.
+fn prop(o: &JsValue, name: &str) -> Option<JsValue> {
+    worker::js_sys::Reflect::get(o, &JsValue::from_str(name)).ok()
+}
+
+/// `o[name] = value` on a fresh plain object (which cannot throw).
+fn set(o: &worker::js_sys::Object, name: &str, value: &JsValue) {
+    let _ = worker::js_sys::Reflect::set(o, &JsValue::from_str(name), value);
 }
 
 impl Store for Kv {
     async fn get(&self, bucket: Bucket, key: &str) -> Result<Option<String>> {
-        self.kv(bucket)?
-            .get(key)
-            .text()
-            .await
-            .map_err(storage("get"))
+        let opts = worker::js_sys::Object::new();
+        set(&opts, "type", &JsValue::from_str("text"));
+        let value = self
+            .call(bucket, "get", "get", &[&key.into(), &opts])
+            .await?;
+        Ok(value.as_string())
     }
 
     async fn put(&self, bucket: Bucket, key: &str, value: &str, ttl: Option<u64>) -> Result<()> {
@@ -107,21 +158,13 @@ impl Store for Kv {
                 "KV put (injected by FAULT_FAIL_KV_PUTS)".into(),
             ));
         }
-        let mut b = self
-            .kv(bucket)?
-            .put(key, KvText(value))
-            .map_err(storage("put"))?;
-        if let Some(t) = ttl {
-            b = b.expiration_ttl(t.max(KV_MIN_TTL));
-        }
-        b.execute().await.map_err(storage("put"))
+        self.put_with(bucket, key, value, ttl, None).await
     }
 
     async fn delete(&self, bucket: Bucket, key: &str) -> Result<()> {
-        self.kv(bucket)?
-            .delete(key)
+        self.call(bucket, "delete", "delete", &[&key.into()])
             .await
-            .map_err(storage("delete"))
+            .map(drop)
     }
 
     async fn put_listed(&self, bucket: Bucket, key: &str, value: &str, meta: &str) -> Result<()> {
@@ -130,16 +173,9 @@ impl Store for Kv {
                 "KV put (injected by FAULT_FAIL_KV_PUTS)".into(),
             ));
         }
-        let meta: serde_json::Value =
-            crate::json::from_str(meta).map_err(|e| Error::Internal(e.to_string()))?;
-        self.kv(bucket)?
-            .put(key, KvText(value))
-            .map_err(storage("put"))?
-            .metadata(meta)
-            .map_err(storage("put"))?
-            .execute()
-            .await
-            .map_err(storage("put"))
+        let meta = worker::js_sys::JSON::parse(meta)
+            .map_err(|_| Error::Internal("KV metadata is not JSON".into()))?;
+        self.put_with(bucket, key, value, None, Some(meta)).await
     }
 
     async fn list(
@@ -149,28 +185,46 @@ impl Store for Kv {
         cursor: Option<String>,
         limit: usize,
     ) -> Result<KeyPage> {
-        let mut b = self
-            .kv(bucket)?
-            .list()
-            .prefix(prefix.to_string())
-            .limit(limit.clamp(1, crate::ports::MAX_PAGE) as u64);
+        use worker::js_sys::{Array, JSON};
+        use worker::wasm_bindgen::JsCast;
+        let opts = worker::js_sys::Object::new();
+        let limit = limit.clamp(1, crate::ports::MAX_PAGE);
+        set(&opts, "limit", &JsValue::from_f64(limit as f64));
         if let Some(c) = cursor {
-            b = b.cursor(c);
+            set(&opts, "cursor", &JsValue::from(c));
         }
-        let page = b.execute().await.map_err(storage("list"))?;
-        Ok(KeyPage {
-            metadata: page
-                .keys
-                .iter()
-                .map(|k| k.metadata.as_ref().map(|m| m.to_string()))
-                .collect(),
-            keys: page.keys.into_iter().map(|k| k.name).collect(),
-            cursor: if page.list_complete {
-                None
-            } else {
-                page.cursor
-            },
-        })
+        set(&opts, "prefix", &JsValue::from_str(prefix));
+        let page = self.call(bucket, "list", "list", &[&opts]).await?;
+        let malformed = || Error::Storage("KV list".into());
+        let complete = prop(&page, "list_complete")
+            .and_then(|c| c.as_bool())
+            .ok_or_else(malformed)?;
+        let keys = prop(&page, "keys")
+            .filter(Array::is_array)
+            .map(JsCast::unchecked_into::<Array>)
+            .ok_or_else(malformed)?;
+        let mut out = KeyPage {
+            keys: Vec::new(),
+            metadata: Vec::new(),
+            cursor: None,
+        };
+        for k in keys.iter() {
+            out.keys.push(
+                prop(&k, "name")
+                    .and_then(|n| n.as_string())
+                    .ok_or_else(malformed)?,
+            );
+            // Metadata as JSON text; absent (`undefined` or `null`) is none.
+            let meta = prop(&k, "metadata").filter(|m| !m.is_undefined() && !m.is_null());
+            out.metadata.push(
+                meta.and_then(|m| JSON::stringify(&m).ok())
+                    .and_then(|m| m.as_string()),
+            );
+        }
+        if !complete {
+            out.cursor = prop(&page, "cursor").and_then(|c| c.as_string());
+        }
+        Ok(out)
     }
 }
 
