@@ -319,6 +319,12 @@ pub fn render(template: &str, display_name: Option<&str>) -> String {
 /// Parses and validates a rule set; errors name the rule and field. `zone_ok` checks IANA
 /// names against the runtime's time zone database.
 pub fn parse_rules(json: &[u8], zone_ok: impl Fn(&str) -> bool) -> Result<RuleSet> {
+    parse_rules_dyn(json, &zone_ok)
+}
+
+/// [`parse_rules`] behind one `dyn` check: parsing and validation are compiled once, not
+/// once per caller's closure (a few KiB of `.wasm` each).
+fn parse_rules_dyn(json: &[u8], zone_ok: &dyn Fn(&str) -> bool) -> Result<RuleSet> {
     if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(Error::invalid(
             "rules",
@@ -348,7 +354,7 @@ fn check_text(field: &str, t: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn validate(set: &RuleSet, zone_ok: impl Fn(&str) -> bool) -> Result<()> {
+pub fn validate(set: &RuleSet, zone_ok: &dyn Fn(&str) -> bool) -> Result<()> {
     match Zone::parse(&set.timezone) {
         Some(Zone::Named(n)) if !zone_ok(&n) => {
             return Err(Error::invalid(
