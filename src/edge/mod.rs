@@ -48,7 +48,7 @@ pub(crate) fn error_json(e: &Error, request_id: &str) -> worker::Result<Response
 fn presence(env: &Env) -> Presence {
     let mut bindings: Vec<(&'static str, bool)> = KV_BINDINGS
         .iter()
-        .map(|b| (*b, env.kv(b).is_ok()))
+        .map(|b| (*b, platform::kv_binding(env, b).is_some()))
         .collect();
     bindings.push((ACTOR_BINDING, env.durable_object(ACTOR_BINDING).is_ok()));
     Presence {

@@ -69,14 +69,13 @@ impl Kv {
         }
     }
 
-    /// The namespace object. A binding that is absent or not an object counts as unbound
-    /// (as with `Env::kv`, which fails on both).
+    /// The namespace object (see [`kv_binding`]), looked up once.
     fn kv(&self, bucket: Bucket) -> Result<&JsValue> {
         let (kv, name) = match bucket {
             Bucket::Tokens => (&self.tokens, "TOKENS"),
             Bucket::State => (&self.state, "STATE"),
         };
-        kv.get_or_init(|| prop(&self.env, name).filter(|b| b.is_object()))
+        kv.get_or_init(|| kv_binding(&self.env, name))
             .as_ref()
             .ok_or_else(|| Error::Config {
                 problems: vec![format!("missing KV binding {name}")],
@@ -130,6 +129,12 @@ impl Kv {
             .await
             .map(drop)
     }
+}
+
+/// The KV namespace bound as `name`. One that is absent or not an object counts as unbound
+/// (as with `Env::kv`, which fails on both).
+pub fn kv_binding(env: &Env, name: &str) -> Option<JsValue> {
+    prop(env, name).filter(|b| b.is_object())
 }
 
 /// `o[name]`, `None` when reading it throws.
