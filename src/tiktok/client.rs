@@ -318,6 +318,10 @@ impl<'a, T: Transport> Client<'a, T> {
     }
 
     /// Sends one request and unwraps TikTok's envelope into `data`.
+    ///
+    /// Only the send and the final read of `data` depend on the transport and the answer's
+    /// type: the request and the envelope are handled by plain functions, compiled once
+    /// rather than once per endpoint and platform.
     async fn call<R: DeserializeOwned>(
         &self,
         path: &'static str,
@@ -326,54 +330,90 @@ impl<'a, T: Transport> Client<'a, T> {
         body: Option<Vec<u8>>,
         query: &[(&str, &str)],
     ) -> Result<R> {
-        let mut url = format!("{}{}", self.base, path);
-        if !query.is_empty() {
-            url.push('?');
-            url.push_str(
-                &url::form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(query)
-                    .finish(),
-            );
-        }
-        let req = Outbound {
+        let req = outbound(
+            self.base,
+            path,
             method,
-            url,
-            headers: headers.with("accept", "application/json"),
+            headers,
             body,
-            timeout_ms: self.timeout_ms,
-            max_body: None,
-        };
-        let fail = |failure, request_id| Error::Upstream {
-            endpoint: path,
-            failure,
-            request_id,
-        };
-        let resp = self.transport.send(req).await.map_err(|e| match e {
-            TransportError::Timeout => fail(UpstreamFailure::Timeout, None),
-            TransportError::Unreachable(_) => fail(UpstreamFailure::Unreachable, None),
-            TransportError::TooLarge => fail(UpstreamFailure::Malformed, None),
-        })?;
-        let envelope: Option<ApiEnvelope> = serde_json::from_slice(&resp.body).ok();
-        if !(200..300).contains(&resp.status) {
-            let rid = envelope.and_then(|e| e.request_id);
-            return Err(fail(
-                UpstreamFailure::Http {
-                    status: resp.status,
-                },
-                rid,
-            ));
-        }
-        let env = envelope.ok_or_else(|| fail(UpstreamFailure::Malformed, None))?;
-        if env.code != 0 {
-            let failure = UpstreamFailure::Api {
-                code: env.code,
-                message: env.message,
-            };
-            return Err(fail(failure, env.request_id));
-        }
-        let raw = env.data.as_deref().map_or("null", |r| r.get());
-        crate::json::from_str(raw).map_err(|_| fail(UpstreamFailure::Malformed, env.request_id))
+            query,
+            self.timeout_ms,
+        );
+        let (data, request_id) = envelope_data(path, self.transport.send(req).await)?;
+        let raw = data.as_deref().map_or("null", |r| r.get());
+        crate::json::from_str(raw)
+            .map_err(|_| upstream(path, UpstreamFailure::Malformed, request_id))
     }
+}
+
+fn upstream(endpoint: &'static str, failure: UpstreamFailure, request_id: Option<String>) -> Error {
+    Error::Upstream {
+        endpoint,
+        failure,
+        request_id,
+    }
+}
+
+/// The request of [`Client::call`]: the query appended to `base` + `path`, JSON accepted.
+fn outbound(
+    base: &str,
+    path: &str,
+    method: Method,
+    headers: Headers,
+    body: Option<Vec<u8>>,
+    query: &[(&str, &str)],
+    timeout_ms: u64,
+) -> Outbound {
+    let mut url = format!("{base}{path}");
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(
+            &url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(query)
+                .finish(),
+        );
+    }
+    Outbound {
+        method,
+        url,
+        headers: headers.with("accept", "application/json"),
+        body,
+        timeout_ms,
+        max_body: None,
+    }
+}
+
+/// TikTok's envelope around an answer: its raw `data` and `request_id`, or the failure
+/// (transport, HTTP status, unreadable envelope, non-zero `code`).
+fn envelope_data(
+    path: &'static str,
+    sent: std::result::Result<crate::http::Response, TransportError>,
+) -> Result<(Option<Box<serde_json::value::RawValue>>, Option<String>)> {
+    let resp = sent.map_err(|e| match e {
+        TransportError::Timeout => upstream(path, UpstreamFailure::Timeout, None),
+        TransportError::Unreachable(_) => upstream(path, UpstreamFailure::Unreachable, None),
+        TransportError::TooLarge => upstream(path, UpstreamFailure::Malformed, None),
+    })?;
+    let envelope: Option<ApiEnvelope> = serde_json::from_slice(&resp.body).ok();
+    if !(200..300).contains(&resp.status) {
+        let rid = envelope.and_then(|e| e.request_id);
+        return Err(upstream(
+            path,
+            UpstreamFailure::Http {
+                status: resp.status,
+            },
+            rid,
+        ));
+    }
+    let env = envelope.ok_or_else(|| upstream(path, UpstreamFailure::Malformed, None))?;
+    if env.code != 0 {
+        let failure = UpstreamFailure::Api {
+            code: env.code,
+            message: env.message,
+        };
+        return Err(upstream(path, failure, env.request_id));
+    }
+    Ok((env.data, env.request_id))
 }
 
 /// Builds the media upload form. The boundary is derived from the content so it cannot
