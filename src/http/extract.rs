@@ -38,28 +38,31 @@ pub(crate) fn require_json(req: &Request) -> Result<()> {
 /// Deserializes JSON into `T`, naming the offending field. Syntax errors are `invalid_json`;
 /// errors about the whole document name `root`, or are `invalid_json` without one.
 pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8], root: Option<&str>) -> Result<T> {
-    crate::json::from_slice_traced(bytes).map_err(|(path, inner)| {
-        // A missing field is named itself, not the object that lacks it.
-        let missing = inner
-            .to_string()
-            .strip_prefix("missing field `")
-            .and_then(|r| r.split_once('`'))
-            .map(|(name, _)| name.to_string());
-        if let Some(name) = missing {
-            let field = if path == "." {
-                name
-            } else {
-                format!("{path}.{name}")
-            };
-            return Error::invalid(field, "is required");
-        }
-        match root {
-            _ if inner.is_syntax() || inner.is_eof() => Error::InvalidJson(inner.to_string()),
-            Some(root) if path == "." => Error::invalid(root, inner.to_string()),
-            None if path == "." => Error::InvalidJson(inner.to_string()),
-            _ => Error::invalid(path, inner.to_string()),
-        }
-    })
+    crate::json::from_slice_traced(bytes).map_err(|(path, inner)| json_error(path, &inner, root))
+}
+
+/// The error of [`from_json`], in a plain function: compiled once, not once per `T`.
+fn json_error(path: String, inner: &serde_json::Error, root: Option<&str>) -> Error {
+    // A missing field is named itself, not the object that lacks it.
+    let missing = inner
+        .to_string()
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split_once('`'))
+        .map(|(name, _)| name.to_string());
+    if let Some(name) = missing {
+        let field = if path == "." {
+            name
+        } else {
+            format!("{path}.{name}")
+        };
+        return Error::invalid(field, "is required");
+    }
+    match root {
+        _ if inner.is_syntax() || inner.is_eof() => Error::InvalidJson(inner.to_string()),
+        Some(root) if path == "." => Error::invalid(root, inner.to_string()),
+        None if path == "." => Error::InvalidJson(inner.to_string()),
+        _ => Error::invalid(path, inner.to_string()),
+    }
 }
 
 /// Parses a JSON request body into `T`, naming the offending field.
