@@ -11,7 +11,7 @@
 use super::schema;
 use crate::error::Result;
 use crate::ports::{Local, SqlValue};
-use crate::tiktok::types::Outgoing;
+use crate::tiktok::types::{MediaIn, Outgoing};
 use crate::webhooks::envelope::{Event, EventKind};
 use serde_json::{json, Map, Value};
 
@@ -107,14 +107,8 @@ impl Entry {
             json!(c.kind.as_deref().map(str::to_ascii_lowercase)),
         );
         put("text", json!(c.text_body()));
-        let media = |m: &Option<crate::tiktok::types::MediaIn>| {
-            json!(m
-                .as_ref()
-                .and_then(|m| m.media_id.as_ref())
-                .map(|id| json!({ "media_id": id })))
-        };
-        put("image", media(&c.image));
-        put("video", media(&c.video));
+        put("image", MediaIn::api_json(&c.image));
+        put("video", MediaIn::api_json(&c.video));
         put(
             "share_post",
             json!(c

@@ -5,11 +5,11 @@
 //! admin can replay. Failure records and logs name a target by its tag (`slack-1a2b3c4d`),
 //! never by its URL.
 
-use crate::error::{Error, UpstreamFailure};
-use crate::http::{Headers, Method, Outbound};
+use crate::error::Error;
+use crate::http::Headers;
 use crate::ports::Platform;
 use crate::secret::Secret;
-use crate::tiktok::retry::with_retries;
+use crate::webhooks::forward::post_until_accepted;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -261,28 +261,8 @@ pub async fn deliver<P: Platform>(
     notice: &Notice,
 ) -> std::result::Result<(), (Error, u32)> {
     let payload = body(target, notice).to_string();
-    with_retries(p, async || {
-        let req = Outbound {
-            method: Method::Post,
-            url: target.url.expose().to_string(),
-            headers: Headers::new().with("content-type", "application/json"),
-            body: Some(payload.as_bytes().to_vec()),
-            timeout_ms: 10_000,
-            max_body: Some(64 * 1024),
-        };
-        let fail = |failure| Error::Upstream {
-            endpoint: "notification",
-            failure,
-            request_id: None,
-        };
-        match p.send(req).await {
-            Ok(r) if (200..300).contains(&r.status) => Ok(()),
-            Ok(r) => Err(fail(UpstreamFailure::Http { status: r.status })),
-            Err(crate::ports::TransportError::Timeout) => Err(fail(UpstreamFailure::Timeout)),
-            Err(_) => Err(fail(UpstreamFailure::Unreachable)),
-        }
-    })
-    .await
+    let url = target.url.expose();
+    post_until_accepted(p, "notification", url, payload.as_bytes(), Headers::new).await
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::http::{Request, Response};
 use crate::ports::Platform;
 use crate::tiktok::client::ConversationType;
 use crate::tiktok::retry::with_token;
-use crate::tiktok::types::{ListedMessage, MessagePage, Participant};
+use crate::tiktok::types::{ListedMessage, MediaIn, MessagePage, Participant};
 use crate::tiktok::Client;
 use serde_json::{json, Value};
 
@@ -83,14 +83,8 @@ fn message_json(m: &ListedMessage, business_id: &str) -> Value {
         }
     };
     put("text", json!(m.text.as_ref().map(|t| &t.body)));
-    let media = |x: &Option<crate::tiktok::types::MediaIn>| {
-        json!(x
-            .as_ref()
-            .and_then(|i| i.media_id.as_ref())
-            .map(|id| json!({ "media_id": id })))
-    };
-    put("image", media(&m.image));
-    put("video", media(&m.video));
+    put("image", MediaIn::api_json(&m.image));
+    put("video", MediaIn::api_json(&m.video));
     put(
         "share_post",
         json!(m

@@ -427,6 +427,17 @@ pub struct MediaIn {
     pub media_id: Option<String>,
 }
 
+impl MediaIn {
+    /// An image or video in the API's message shape (`{"media_id"}`), `null` without an id:
+    /// stored messages and TikTok's listing show media the same way.
+    pub fn api_json(media: &Option<MediaIn>) -> Value {
+        match media.as_ref().and_then(|m| m.media_id.as_ref()) {
+            Some(id) => serde_json::json!({ "media_id": id }),
+            None => Value::Null,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub struct SharePostIn {
     #[serde(default)]

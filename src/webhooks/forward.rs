@@ -46,25 +46,42 @@ pub(crate) async fn forward<P: Platform>(
         .map(|s| s.expose())
         .unwrap_or_default();
     let id = forward_id(&event.account, &event.key);
-    with_retries(p, async || {
+    // Signed anew for each attempt: the timestamp is part of the signature.
+    let headers = || {
         let ts = p.now_secs();
+        Headers::new()
+            .with("webhook-id", id.clone())
+            .with("webhook-timestamp", ts.to_string())
+            .with(
+                "webhook-signature",
+                forward_signature(secret, &id, ts, raw.as_bytes()),
+            )
+    };
+    post_until_accepted(p, "forward", url, raw.as_bytes(), headers).await
+}
+
+/// POSTs a JSON `body` to `url` until it answers 2xx, retried like every outbound call (a
+/// timeout, a refused connection or a 5xx/429 is tried again); the error and the attempts made
+/// when it keeps refusing. Forwards and notifications both go out this way. `headers` is
+/// called for each attempt (a signature may carry the time).
+pub(crate) async fn post_until_accepted<P: Platform>(
+    p: &P,
+    endpoint: &'static str,
+    url: &str,
+    body: &[u8],
+    headers: impl Fn() -> Headers,
+) -> std::result::Result<(), (Error, u32)> {
+    with_retries(p, async || {
         let req = Outbound {
             method: Method::Post,
             url: url.to_string(),
-            headers: Headers::new()
-                .with("content-type", "application/json")
-                .with("webhook-id", id.clone())
-                .with("webhook-timestamp", ts.to_string())
-                .with(
-                    "webhook-signature",
-                    forward_signature(secret, &id, ts, raw.as_bytes()),
-                ),
-            body: Some(raw.as_bytes().to_vec()),
+            headers: headers().with("content-type", "application/json"),
+            body: Some(body.to_vec()),
             timeout_ms: 10_000,
             max_body: Some(64 * 1024),
         };
         let fail = |failure| Error::Upstream {
-            endpoint: "forward",
+            endpoint,
             failure,
             request_id: None,
         };
