@@ -956,14 +956,20 @@ async fn mark_sent<P: Platform + Local>(
 ) -> Result<()> {
     let (rule, msg) = prog.messages[prog.done].clone();
     // Into the history before the step is written: should that write fail, the retry finds
-    // the message at TikTok and records it again, as one row.
+    // the message at TikTok and records it again, as one row. Its time is when the send
+    // started (a customer message TikTok took after that comes after it), not when its answer
+    // was read.
+    let sent_at = prog
+        .inflight
+        .as_ref()
+        .map_or_else(|| p.now_ms(), |i| i.at_ms);
     let sent = Entry::sent(
         &prog.conversation_id,
         message_id.clone(),
         &msg,
         Source::AutoReply,
         Some(&rule),
-        p.now_ms(),
+        sent_at,
     );
     if let Some(entry) = sent {
         keep_in_history(p, &entry);
