@@ -25,8 +25,11 @@ bash scripts/build.sh
 bash scripts/wasm-size.sh
 step "wrangler deploy --dry-run"
 rm -rf target/dry-run
-WRANGLER_SEND_METRICS=false node_modules/.bin/wrangler deploy --dry-run --outdir target/dry-run
+WRANGLER_SEND_METRICS=false node_modules/.bin/wrangler deploy --dry-run --outdir target/dry-run \
+  | tee target/dry-run.log
 test -s target/dry-run/index.js
+# The console and /openapi.json go up as static assets (public/), not in the .wasm.
+grep -Eq "Read [0-9]+ files from the assets directory" target/dry-run.log
 step "end-to-end tests"
 cargo test --test e2e -- "$@"
 step "all checks passed"

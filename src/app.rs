@@ -135,9 +135,6 @@ async fn dispatch<P: Platform>(
     let param = || params.first().map(String::as_str).unwrap_or_default();
     match endpoint {
         Endpoint::Health => health(ctx, req).await,
-        Endpoint::OpenApi => Ok(openapi()),
-        Endpoint::Console => crate::console::serve(""),
-        Endpoint::ConsoleAsset => crate::console::serve(param()),
         Endpoint::OAuthStart => oauth::start(ctx, req).await,
         Endpoint::OAuthCallback => oauth::callback(ctx, req).await,
         Endpoint::ListAccounts => crate::accounts::routes::list_accounts(ctx, req).await,
@@ -169,16 +166,6 @@ async fn dispatch<P: Platform>(
             crate::webhooks::subscription::delete_subscription(ctx, req).await
         }
     }
-}
-
-/// The OpenAPI 3.1 description of every route, served as is.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
-fn openapi() -> Response {
-    let mut r = Response::text(200, OPENAPI);
-    r.headers
-        .set("content-type", "application/json; charset=utf-8");
-    r
 }
 
 #[cfg(test)]
@@ -378,6 +365,47 @@ mod tests {
         assert_eq!(r.headers.get("x-request-id"), Some("abc-AMS"));
     }
 
+    /// The OpenAPI 3.1 description of every route. It is a static asset (`public/`), served by
+    /// Workers static assets before a request reaches this code.
+    pub const OPENAPI: &str = include_str!("../public/openapi.json");
+
+    /// Paths served from `public/` by Workers static assets, documented with the routes.
+    const STATIC_PATHS: &[&str] = &["/admin", "/admin/{asset}", "/openapi.json"];
+
+    #[test]
+    fn every_static_file_is_under_a_documented_static_path() {
+        let public = concat!(env!("CARGO_MANIFEST_DIR"), "/public");
+        let mut files = vec![];
+        for dir in [public.to_string(), format!("{public}/admin")] {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_file() {
+                    files.push(e.path().strip_prefix(public).unwrap().display().to_string());
+                }
+            }
+        }
+        files.sort();
+        // `_headers` is the asset server's configuration, never served.
+        assert_eq!(
+            files,
+            [
+                "_headers",
+                "admin/app.css",
+                "admin/app.js",
+                "admin/index.html",
+                "openapi.json"
+            ]
+        );
+        for f in files.iter().filter(|f| *f != "_headers") {
+            let served = match f.strip_suffix("/index.html") {
+                Some(dir) => format!("/{dir}"),
+                None if f.starts_with("admin/") => "/admin/{asset}".to_string(),
+                None => format!("/{f}"),
+            };
+            assert!(STATIC_PATHS.contains(&served.as_str()), "{f}");
+        }
+    }
+
     #[test]
     fn openapi_lists_exactly_the_routes_served() {
         let doc: Value = serde_json::from_str(OPENAPI).unwrap();
@@ -404,10 +432,14 @@ mod tests {
                 r.pattern
             );
         }
+        for p in STATIC_PATHS {
+            assert!(paths.get(*p).is_some(), "{p} undocumented");
+            assert!(ROUTES.iter().all(|r| r.pattern != *p), "{p} is static");
+        }
         assert_eq!(
             paths.len(),
-            ROUTES.len(),
-            "documented paths the router does not serve"
+            ROUTES.len() + STATIC_PATHS.len(),
+            "documented paths nothing serves"
         );
     }
 }

@@ -12,7 +12,7 @@ pub(crate) mod accounts;
 pub(crate) mod app;
 pub(crate) mod auth;
 pub(crate) mod config;
-pub(crate) mod console;
+mod console;
 pub(crate) mod coordinator;
 pub(crate) mod crypto;
 pub(crate) mod error;

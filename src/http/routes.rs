@@ -7,7 +7,6 @@ use crate::http::Method;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     Health,
-    OpenApi,
     OAuthStart,
     OAuthCallback,
     ListAccounts,
@@ -29,8 +28,6 @@ pub enum Endpoint {
     PutSubscription,
     GetSubscription,
     DeleteSubscription,
-    Console,
-    ConsoleAsset,
 }
 
 #[derive(Debug)]
@@ -42,24 +39,8 @@ pub struct RouteDef {
 
 pub const ROUTES: &[RouteDef] = &[
     RouteDef {
-        pattern: "/admin",
-        methods: &[(Method::Get, Endpoint::Console)],
-    },
-    RouteDef {
-        pattern: "/admin/",
-        methods: &[(Method::Get, Endpoint::Console)],
-    },
-    RouteDef {
-        pattern: "/admin/{asset}",
-        methods: &[(Method::Get, Endpoint::ConsoleAsset)],
-    },
-    RouteDef {
         pattern: "/health",
         methods: &[(Method::Get, Endpoint::Health)],
-    },
-    RouteDef {
-        pattern: "/openapi.json",
-        methods: &[(Method::Get, Endpoint::OpenApi)],
     },
     RouteDef {
         pattern: "/oauth/start",

@@ -373,7 +373,7 @@ fn http_ok(port: u16) -> bool {
     s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200")
 }
 
-/// Writes a wrangler.toml derived from the project's (same bindings, absolute `main`, no
+/// Writes a wrangler.toml derived from the project's (same bindings, absolute `main` and assets, no
 /// build step) and a `.dev.vars` with the instance's settings.
 fn write_config(dir: &Path, vars: &[(&'static str, Option<String>)]) {
     let text = std::fs::read_to_string(root().join("wrangler.toml")).expect("wrangler.toml");
@@ -382,6 +382,13 @@ fn write_config(dir: &Path, vars: &[(&'static str, Option<String>)]) {
         "main".into(),
         toml::Value::String(root().join("build/index.js").display().to_string()),
     );
+    // The console and /openapi.json: the project's static assets, by absolute path.
+    if let Some(toml::Value::Table(assets)) = doc.get_mut("assets") {
+        assets.insert(
+            "directory".into(),
+            toml::Value::String(root().join("public").display().to_string()),
+        );
+    }
     doc.remove("build");
     // Vars come from .dev.vars only, so a test can leave one unset.
     doc.remove("vars");

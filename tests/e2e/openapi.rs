@@ -92,7 +92,7 @@ fn schema_of<'a>(doc: &'a Value, method: &str, pattern: &str) -> &'a Value {
 
 pub async fn documented_schemas_match_real_answers(env: Arc<Env>) {
     let doc: Value =
-        serde_json::from_str(include_str!("../../src/openapi.json")).expect("the document");
+        serde_json::from_str(include_str!("../../public/openapi.json")).expect("the document");
     connect(&env, "e2e-openapi").await;
     let conv = env.sim.new_conversation_id();
     let img = env
