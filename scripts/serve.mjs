@@ -9,7 +9,10 @@
 // comparison), BASELINE=<path to an ES module> (that module instead, with one KV namespace
 // bound as KV and the WORKER_VARS settings: the bench's plain-JS baseline,
 // bench/baseline/worker.js), INSPECT=<port> (V8's inspector for every isolate, which
-// `bench/cpuprof.mjs` profiles). Prints `ready <url> <ms to ready>` on stdout; SIGTERM or SIGINT
+// `bench/cpuprof.mjs` profiles), NO_ASSETS=1 (without the static assets: the bench measures
+// the Worker's CPU, and locally Miniflare routes every request through its own emulation of
+// Cloudflare's asset router, which in production runs in front of the Worker and is not
+// billed to it). Prints `ready <url> <ms to ready>` on stdout; SIGTERM or SIGINT
 // stops it.
 //
 // Loading wrangler takes about a second; the bench keeps it out of its cold-start figures by
@@ -53,6 +56,9 @@ if (baseline === "1") {
         .map((f) => ({ type: "CompiledWasm", path: path.join(modulesRoot, f) })),
     ],
   };
+}
+if (process.env.NO_ASSETS === "1") {
+  delete workerOptions.assets;
 }
 if (process.env.WORKER_VARS) {
   workerOptions.bindings = JSON.parse(process.env.WORKER_VARS);

@@ -112,7 +112,11 @@ fn serve(root: &Path, port: u16, vars: &str, kind: Kind, out: Stdio, err: Stdio)
         .env("OPTIONS", options_file(root))
         .env("WORKER_VARS", vars);
     match kind {
-        Kind::Ours => {}
+        // The Worker's own CPU: without Miniflare's emulation of the static-asset router, which
+        // in production runs in front of the Worker and is not billed to it.
+        Kind::Ours => {
+            cmd.env("NO_ASSETS", "1");
+        }
         Kind::Js => {
             cmd.env("BASELINE", root.join(BASELINE_JS));
         }
