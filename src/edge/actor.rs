@@ -31,7 +31,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use worker::wasm_bindgen::JsCast;
-use worker::worker_sys::DurableObjectStorage;
 use worker::{durable_object, Env, Request, Response, State, Storage};
 
 /// How soon the alarm looks at events accepted but not yet processed.
@@ -161,8 +160,8 @@ struct ActorPlatform {
     kv: Kv,
     state: Rc<State>,
     storage: Storage,
-    /// The same storage, for the reads done without serde (see [`raw`]).
-    js_storage: DurableObjectStorage,
+    /// The same storage's synchronous key-value API (see [`own`]).
+    own: own::SyncKv,
     env: Env,
     cfg: Rc<Config>,
     mem: Rc<Memory>,
@@ -197,46 +196,81 @@ fn storage_err(op: &str) -> impl Fn(worker::Error) -> Error + '_ {
     move |_| Error::Storage(format!("Durable Object {op}"))
 }
 
-/// Reads and lists of the object's storage through `js_sys`: `Storage::get` and
-/// `Storage::list_with_options` go through serde_wasm_bindgen, which nothing else here needs
-/// (several KiB of `.wasm`), for a string and two plain options.
-mod raw {
-    use super::DurableObjectStorage;
+/// The object's own key-value storage through its synchronous API (`ctx.storage.kv`, SQLite-
+/// backed objects): the same records as the promise-based `ctx.storage.get/put`, without a
+/// promise, a microtask and a re-poll of the task around every read and write of the hot path.
+/// Writes made without an await in between still commit together, and the output gate still
+/// holds every answer until they are durable.
+mod own {
     use crate::error::{Error, Result};
-    use worker::js_sys::{Map, Object, Promise, Reflect};
+    use wasm_bindgen::prelude::wasm_bindgen;
+    use worker::js_sys::{Array, Object, Reflect};
     use worker::wasm_bindgen::{JsCast, JsValue};
-    use worker::wasm_bindgen_futures::JsFuture;
+    use worker::worker_sys::DurableObjectStorage;
+
+    #[wasm_bindgen]
+    extern "C" {
+        /// `ctx.storage.kv`.
+        pub type SyncKv;
+        #[wasm_bindgen(method, catch, js_name = get)]
+        fn get_js(this: &SyncKv, key: &str) -> std::result::Result<JsValue, JsValue>;
+        #[wasm_bindgen(method, catch, js_name = put)]
+        fn put_js(this: &SyncKv, key: &str, value: &str) -> std::result::Result<(), JsValue>;
+        #[wasm_bindgen(method, catch, js_name = delete)]
+        fn delete_js(this: &SyncKv, key: &str) -> std::result::Result<JsValue, JsValue>;
+        #[wasm_bindgen(method, catch, js_name = list)]
+        fn list_js(this: &SyncKv, options: &Object) -> std::result::Result<JsValue, JsValue>;
+    }
 
     fn failed(op: &str) -> Error {
         Error::Storage(format!("Durable Object {op}"))
     }
 
-    async fn settle(p: std::result::Result<Promise, JsValue>, op: &str) -> Result<JsValue> {
-        JsFuture::from(p.map_err(|_| failed(op))?)
-            .await
-            .map_err(|_| failed(op))
+    /// The object's `storage.kv`.
+    pub fn of(storage: &DurableObjectStorage) -> Result<SyncKv> {
+        let kv = Reflect::get(storage, &"kv".into()).map_err(|_| failed("kv"))?;
+        match kv.is_object() {
+            true => Ok(kv.unchecked_into()),
+            false => Err(failed("kv")),
+        }
     }
 
-    /// The string stored under `key`; a value of another type is an error.
-    pub async fn get(s: &DurableObjectStorage, key: &str) -> Result<Option<String>> {
-        let v = settle(s.get(key), "get").await?;
-        if v.is_undefined() {
-            return Ok(None);
+    impl SyncKv {
+        /// The string stored under `key`; a value of another type is an error.
+        pub fn get(&self, key: &str) -> Result<Option<String>> {
+            let v = self.get_js(key).map_err(|_| failed("get"))?;
+            if v.is_undefined() {
+                return Ok(None);
+            }
+            v.as_string().map(Some).ok_or_else(|| failed("get"))
         }
-        v.as_string().map(Some).ok_or_else(|| failed("get"))
-    }
 
-    /// Up to `limit` entries whose keys start with `prefix` (any prefix when `None`).
-    pub async fn list(s: &DurableObjectStorage, prefix: Option<&str>, limit: usize) -> Result<Map> {
-        let opts = Object::new();
-        if let Some(p) = prefix {
-            let _ = Reflect::set(&opts, &"prefix".into(), &p.into());
+        pub fn put(&self, key: &str, value: &str) -> Result<()> {
+            self.put_js(key, value).map_err(|_| failed("put"))
         }
-        let _ = Reflect::set(&opts, &"limit".into(), &JsValue::from_f64(limit as f64));
-        settle(s.list_with_options(opts), "list")
-            .await?
-            .dyn_into()
-            .map_err(|_| failed("list"))
+
+        pub fn delete(&self, key: &str) -> Result<()> {
+            self.delete_js(key).map(drop).map_err(|_| failed("delete"))
+        }
+
+        /// Up to `limit` string entries whose keys start with `prefix` (any key when `None`),
+        /// in key order.
+        pub fn list(&self, prefix: Option<&str>, limit: usize) -> Result<Vec<(String, String)>> {
+            let opts = Object::new();
+            if let Some(p) = prefix {
+                let _ = Reflect::set(&opts, &"prefix".into(), &p.into());
+            }
+            let _ = Reflect::set(&opts, &"limit".into(), &JsValue::from_f64(limit as f64));
+            let entries = Array::from(&self.list_js(&opts).map_err(|_| failed("list"))?);
+            let mut out = Vec::with_capacity(entries.length() as usize);
+            for e in entries.iter() {
+                let pair: Array = e.unchecked_into();
+                if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                    out.push((k, v));
+                }
+            }
+            Ok(out)
+        }
     }
 }
 
@@ -268,7 +302,7 @@ impl Store for ActorPlatform {
             Bucket::State => return self.kv.get(bucket, key).await,
         }
         let shared = self.kv.get(bucket, key).await?;
-        let own = raw::get(&self.js_storage, key).await?;
+        let own = self.own.get(key)?;
         let remembered = self.mem.tokens.borrow().get(key).map(|(r, _)| r.clone());
         // The newest of the three copies wins (a stale KV read never brings back a rotated
         // refresh token).
@@ -301,10 +335,7 @@ impl Store for ActorPlatform {
     async fn delete(&self, bucket: Bucket, key: &str) -> Result<()> {
         self.forget_cached(bucket, key);
         if bucket == Bucket::Tokens {
-            self.storage
-                .delete(key)
-                .await
-                .map_err(storage_err("delete"))?;
+            self.own.delete(key)?;
         }
         self.kv.delete(bucket, key).await
     }
@@ -379,7 +410,7 @@ impl Local for ActorPlatform {
                 return Ok(known);
             }
             let generation = self.mem.local.generation();
-            value = raw::get(&self.js_storage, key).await?;
+            value = self.own.get(key)?;
             if self.mem.local.keep_read(key, value.as_deref(), generation) {
                 return Ok(value);
             }
@@ -389,51 +420,38 @@ impl Local for ActorPlatform {
 
     async fn local_put(&self, key: &str, value: &str) -> Result<()> {
         self.mem.local.set(key, Some(value));
-        let put = self.storage.put_raw(key, value).await;
-        put.inspect_err(|_| self.mem.local.drop_key(key))
-            .map_err(storage_err("put"))
+        self.own
+            .put(key, value)
+            .inspect_err(|_| self.mem.local.drop_key(key))
     }
 
     async fn local_delete(&self, key: &str) -> Result<()> {
         // The token record's own copy goes (a disconnect, a new grant): so does the memory.
         self.forget_cached(Bucket::Tokens, key);
         self.mem.local.set(key, None);
-        let deleted = self.storage.delete(key).await;
-        deleted
+        self.own
+            .delete(key)
             .inspect_err(|_| self.mem.local.drop_key(key))
-            .map(drop)
-            .map_err(storage_err("delete"))
     }
 
     async fn local_list(&self, prefix: &str, limit: usize) -> Result<Vec<(String, String)>> {
-        let map = raw::list(&self.js_storage, Some(prefix), limit).await?;
-        let mut out = Vec::new();
-        map.for_each(&mut |v, k| {
-            if let (Some(k), Some(v)) = (k.as_string(), v.as_string()) {
-                out.push((k, v));
-            }
-        });
-        out.sort();
-        Ok(out)
+        self.own.list(Some(prefix), limit)
     }
 
     async fn local_put_all(&self, entries: Vec<(String, String)>) -> Result<()> {
-        // A plain object (serde would make a JS Map, which storage refuses).
-        let obj = worker::js_sys::Object::new();
-        for (k, v) in &entries {
-            worker::js_sys::Reflect::set(&obj, &k.into(), &v.into())
-                .map_err(|_| Error::Storage("Durable Object put (entries)".into()))?;
-        }
+        // No await between the writes: they commit together.
         for (k, v) in &entries {
             self.mem.local.set(k, Some(v));
         }
-        let put = self.storage.put_multiple_raw(obj).await;
-        put.inspect_err(|_| {
-            for (k, _) in &entries {
-                self.mem.local.drop_key(k);
+        for (k, v) in &entries {
+            if let Err(e) = self.own.put(k, v) {
+                for (k, _) in &entries {
+                    self.mem.local.drop_key(k);
+                }
+                return Err(e);
             }
-        })
-        .map_err(storage_err("put"))
+        }
+        Ok(())
     }
 
     fn claim_run(&self, key: &str) -> bool {
@@ -549,8 +567,8 @@ impl ActorPlatform {
             kv: Kv::new(&self.env),
             state: self.state.clone(),
             storage: self.state.storage(),
-            // (`DurableObjectStorage` has no `Clone` of its own: the clone is its `Object`.)
-            js_storage: self.js_storage.clone().unchecked_into(),
+            // (`SyncKv` has no `Clone` of its own: the clone is its `Object`.)
+            own: self.own.clone().unchecked_into(),
             env: self.env.clone(),
             cfg: self.cfg.clone(),
             mem: self.mem.clone(),
@@ -561,10 +579,7 @@ impl ActorPlatform {
     /// Writes the token record's own copy, remembered once stored.
     async fn own_token_put(&self, key: &str, value: &str) -> Result<()> {
         self.mem.access.clear();
-        self.storage
-            .put_raw(key, value)
-            .await
-            .map_err(storage_err("put"))?;
+        self.own.put(key, value)?;
         let now = worker::Date::now().as_millis();
         self.mem
             .tokens
@@ -687,7 +702,7 @@ impl worker::DurableObject for AccountActor {
             Ok(Some(at)) => (at.saturating_sub(now).max(1) as i64).min(SWEEP_ALARM_MS),
             // Nothing left to sweep (a claim object whose claim expired, a forgotten account):
             // no more alarms until something is stored again.
-            Ok(None) if self.mem.wanted.get().is_none() && self.storage_is_empty().await => {
+            Ok(None) if self.mem.wanted.get().is_none() && self.storage_is_empty() => {
                 // The fallback set above goes too.
                 self.state.storage().delete_alarm().await?;
                 self.mem.alarm.set(Some(None));
@@ -736,9 +751,11 @@ impl worker::DurableObject for AccountActor {
 
 impl AccountActor {
     /// Nothing stored that an alarm must look after: no record, no conversation history.
-    async fn storage_is_empty(&self) -> bool {
+    fn storage_is_empty(&self) -> bool {
         let records = match self.state.as_raw().storage() {
-            Ok(s) => raw::list(&s, None, 1).await.is_ok_and(|m| m.size() == 0),
+            Ok(s) => own::of(&s)
+                .and_then(|kv| kv.list(None, 1))
+                .is_ok_and(|l| l.is_empty()),
             Err(_) => false,
         };
         records
@@ -752,11 +769,13 @@ impl AccountActor {
             kv: Kv::new(&self.env),
             state: self.state.clone(),
             storage: self.state.storage(),
-            js_storage: self
-                .state
-                .as_raw()
-                .storage()
-                .map_err(|_| Error::Storage("Durable Object storage".into()))?,
+            own: own::of(
+                &self
+                    .state
+                    .as_raw()
+                    .storage()
+                    .map_err(|_| Error::Storage("Durable Object storage".into()))?,
+            )?,
             env: self.env.clone(),
             cfg: actor_config(&self.env)?,
             mem: self.mem.clone(),
