@@ -1,5 +1,6 @@
 // Where workerd's CPU goes: samples every isolate of a Worker served with
-// `INSPECT=<port> node scripts/serve.mjs` for a while, under whatever load runs meanwhile, and
+// `INSPECT=<port> NO_ASSETS=1 node scripts/serve.mjs` (without the asset router's isolates) for
+// a while, under whatever load runs meanwhile, and
 // prints each isolate's busy time and its functions by self time.
 //
 //   node bench/cpuprof.mjs <inspector port> <milliseconds> [callers-regex]

@@ -57,7 +57,8 @@ if (baseline === "1") {
     ],
   };
 }
-if (process.env.NO_ASSETS === "1") {
+// The baselines are plain Workers: the project's static assets are not theirs.
+if (baseline || process.env.NO_ASSETS === "1") {
   delete workerOptions.assets;
 }
 if (process.env.WORKER_VARS) {

@@ -113,7 +113,8 @@ fn serve(root: &Path, port: u16, vars: &str, kind: Kind, out: Stdio, err: Stdio)
         .env("WORKER_VARS", vars);
     match kind {
         // The Worker's own CPU: without Miniflare's emulation of the static-asset router, which
-        // in production runs in front of the Worker and is not billed to it.
+        // in production runs in front of the Worker and is not billed to it (the baselines,
+        // plain Workers, never get the project's assets either).
         Kind::Ours => {
             cmd.env("NO_ASSETS", "1");
         }
