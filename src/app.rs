@@ -376,11 +376,15 @@ mod tests {
     fn every_static_file_is_under_a_documented_static_path() {
         let public = concat!(env!("CARGO_MANIFEST_DIR"), "/public");
         let mut files = vec![];
-        for dir in [public.to_string(), format!("{public}/admin")] {
+        let mut dirs = vec![std::path::PathBuf::from(public)];
+        while let Some(dir) = dirs.pop() {
             for e in std::fs::read_dir(&dir).unwrap() {
                 let e = e.unwrap();
-                if e.file_type().unwrap().is_file() {
-                    files.push(e.path().strip_prefix(public).unwrap().display().to_string());
+                match e.file_type().unwrap().is_dir() {
+                    true => dirs.push(e.path()),
+                    false => {
+                        files.push(e.path().strip_prefix(public).unwrap().display().to_string())
+                    }
                 }
             }
         }

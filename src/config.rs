@@ -153,7 +153,7 @@ pub const SETTINGS: &[Setting] = &[
         name: "FAULT_FAIL_KV_PUTS",
         kind: SettingKind::Var,
         required: false,
-        doc: "fault tests only, never in production: `<key prefix>*<n>` makes the first n Workers KV writes of such keys fail",
+        doc: "fault tests only, never in production: `<key prefix>*<n>` makes the first n writes of such keys fail (Workers KV, and an actor's writes of several records together)",
     },
     Setting {
         name: "HANDOFF_PAUSE_SECS",

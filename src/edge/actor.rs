@@ -30,7 +30,6 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use worker::wasm_bindgen::JsCast;
 use worker::{durable_object, Env, Request, Response, State, Storage};
 
 /// How soon the alarm looks at events accepted but not yet processed.
@@ -79,14 +78,12 @@ struct Memory {
 }
 
 /// Values of the object's own storage that processing reads again and again (its pending
-/// events and conversation states), kept as written: the object is their only writer. A write
-/// shows here at once, as it does in storage, and a failed one drops the entry (its stored
-/// state is then unknown). Bounded: past [`LOCAL_MEMORY_ENTRIES`] it starts again empty.
+/// events and conversation states), kept as stored: the object is their only writer, and its
+/// storage calls are synchronous, so nothing can change a value between its read or write and
+/// this copy. Bounded: past [`LOCAL_MEMORY_ENTRIES`] it starts again empty.
 #[derive(Default)]
 struct LocalMemory {
     entries: RefCell<HashMap<String, Option<String>>>,
-    /// Bumped by every change, so a storage read that a change overtook is not kept.
-    generation: Cell<u64>,
 }
 
 const LOCAL_MEMORY_ENTRIES: usize = 1_000;
@@ -102,12 +99,8 @@ impl LocalMemory {
         self.entries.borrow().get(key).cloned()
     }
 
-    fn generation(&self) -> u64 {
-        self.generation.get()
-    }
-
+    /// Remembers what storage now holds under `key` (`None`: nothing).
     fn set(&self, key: &str, value: Option<&str>) {
-        self.generation.set(self.generation.get() + 1);
         if !Self::kept(key) {
             return;
         }
@@ -125,19 +118,9 @@ impl LocalMemory {
         }
     }
 
+    /// Forgets `key`: its stored state is unknown (a write failed).
     fn drop_key(&self, key: &str) {
-        self.generation.set(self.generation.get() + 1);
         self.entries.borrow_mut().remove(key);
-    }
-
-    /// Keeps what a storage read returned, unless something changed since the read began
-    /// (`generation`): the read may then be older than storage.
-    fn keep_read(&self, key: &str, value: Option<&str>, generation: u64) -> bool {
-        if self.generation.get() != generation {
-            return false;
-        }
-        self.set(key, value);
-        true
     }
 }
 
@@ -160,8 +143,8 @@ struct ActorPlatform {
     kv: Kv,
     state: Rc<State>,
     storage: Storage,
-    /// The same storage's synchronous key-value API (see [`own`]).
-    own: own::SyncKv,
+    /// The same storage through its synchronous API (see [`own`]).
+    own: own::Own,
     env: Env,
     cfg: Rc<Config>,
     mem: Rc<Memory>,
@@ -199,19 +182,18 @@ fn storage_err(op: &str) -> impl Fn(worker::Error) -> Error + '_ {
 /// The object's own key-value storage through its synchronous API (`ctx.storage.kv`, SQLite-
 /// backed objects): the same records as the promise-based `ctx.storage.get/put`, without a
 /// promise, a microtask and a re-poll of the task around every read and write of the hot path.
-/// Writes made without an await in between still commit together, and the output gate still
-/// holds every answer until they are durable.
+/// The output gate still holds every answer and request until the writes are durable.
 mod own {
     use crate::error::{Error, Result};
-    use wasm_bindgen::prelude::wasm_bindgen;
-    use worker::js_sys::{Array, Object, Reflect};
+    use wasm_bindgen::prelude::{wasm_bindgen, Closure};
+    use worker::js_sys::{Array, Function, Object, Reflect};
     use worker::wasm_bindgen::{JsCast, JsValue};
     use worker::worker_sys::DurableObjectStorage;
 
     #[wasm_bindgen]
     extern "C" {
         /// `ctx.storage.kv`.
-        pub type SyncKv;
+        type SyncKv;
         #[wasm_bindgen(method, catch, js_name = get)]
         fn get_js(this: &SyncKv, key: &str) -> std::result::Result<JsValue, JsValue>;
         #[wasm_bindgen(method, catch, js_name = put)]
@@ -226,19 +208,40 @@ mod own {
         Error::Storage(format!("Durable Object {op}"))
     }
 
-    /// The object's `storage.kv`.
-    pub fn of(storage: &DurableObjectStorage) -> Result<SyncKv> {
-        let kv = Reflect::get(storage, &"kv".into()).map_err(|_| failed("kv"))?;
-        match kv.is_object() {
-            true => Ok(kv.unchecked_into()),
-            false => Err(failed("kv")),
+    /// The object's storage: its synchronous key-value API, and `transactionSync` for writes
+    /// that must land together.
+    pub struct Own {
+        kv: SyncKv,
+        storage: DurableObjectStorage,
+    }
+
+    impl Clone for Own {
+        fn clone(&self) -> Self {
+            // (Neither binding type has a `Clone` of its own: the clone is the `Object`'s.)
+            let kv: &JsValue = self.kv.as_ref();
+            let storage: &JsValue = self.storage.as_ref();
+            Own {
+                kv: kv.clone().unchecked_into(),
+                storage: storage.clone().unchecked_into(),
+            }
         }
     }
 
-    impl SyncKv {
+    impl Own {
+        pub fn of(storage: DurableObjectStorage) -> Result<Own> {
+            let kv = Reflect::get(&storage, &"kv".into()).map_err(|_| failed("kv"))?;
+            match kv.is_object() {
+                true => Ok(Own {
+                    kv: kv.unchecked_into(),
+                    storage,
+                }),
+                false => Err(failed("kv")),
+            }
+        }
+
         /// The string stored under `key`; a value of another type is an error.
         pub fn get(&self, key: &str) -> Result<Option<String>> {
-            let v = self.get_js(key).map_err(|_| failed("get"))?;
+            let v = self.kv.get_js(key).map_err(|_| failed("get"))?;
             if v.is_undefined() {
                 return Ok(None);
             }
@@ -246,11 +249,45 @@ mod own {
         }
 
         pub fn put(&self, key: &str, value: &str) -> Result<()> {
-            self.put_js(key, value).map_err(|_| failed("put"))
+            self.kv.put_js(key, value).map_err(|_| failed("put"))
+        }
+
+        /// All of `entries` or, should one write fail, none of them (`transactionSync` rolls
+        /// back when its callback throws): an event is never marked seen without its pending
+        /// record, nor a step's two records written half.
+        /// `fail` names the writes the fault tests make throw, inside the transaction.
+        pub fn put_all(
+            &self,
+            entries: &[(String, String)],
+            fail: impl Fn(&str) -> bool + 'static,
+        ) -> Result<()> {
+            let kv: &JsValue = self.kv.as_ref();
+            let kv: SyncKv = kv.clone().unchecked_into();
+            let entries = entries.to_vec();
+            let write = Closure::once(move || -> std::result::Result<(), JsValue> {
+                for (k, v) in &entries {
+                    if fail(k) {
+                        return Err(JsValue::from_str("injected by FAULT_FAIL_KV_PUTS"));
+                    }
+                    kv.put_js(k, v)?;
+                }
+                Ok(())
+            });
+            let transaction: Function = Reflect::get(&self.storage, &"transactionSync".into())
+                .ok()
+                .and_then(|f| f.dyn_into().ok())
+                .ok_or_else(|| failed("transactionSync"))?;
+            transaction
+                .call1(&self.storage, write.as_ref())
+                .map(drop)
+                .map_err(|_| failed("put"))
         }
 
         pub fn delete(&self, key: &str) -> Result<()> {
-            self.delete_js(key).map(drop).map_err(|_| failed("delete"))
+            self.kv
+                .delete_js(key)
+                .map(drop)
+                .map_err(|_| failed("delete"))
         }
 
         /// Up to `limit` string entries whose keys start with `prefix` (any key when `None`),
@@ -261,7 +298,7 @@ mod own {
                 let _ = Reflect::set(&opts, &"prefix".into(), &p.into());
             }
             let _ = Reflect::set(&opts, &"limit".into(), &JsValue::from_f64(limit as f64));
-            let entries = Array::from(&self.list_js(&opts).map_err(|_| failed("list"))?);
+            let entries = Array::from(&self.kv.list_js(&opts).map_err(|_| failed("list"))?);
             let mut out = Vec::with_capacity(entries.length() as usize);
             for e in entries.iter() {
                 let pair: Array = e.unchecked_into();
@@ -403,35 +440,32 @@ impl Local for ActorPlatform {
     }
 
     async fn local_get(&self, key: &str) -> Result<Option<String>> {
-        let mut value = None;
-        // A read that a change overtook is not trusted: memory has the change, else read again.
-        for _ in 0..3 {
-            if let Some(known) = self.mem.local.get(key) {
-                return Ok(known);
-            }
-            let generation = self.mem.local.generation();
-            value = self.own.get(key)?;
-            if self.mem.local.keep_read(key, value.as_deref(), generation) {
-                return Ok(value);
-            }
+        if let Some(known) = self.mem.local.get(key) {
+            return Ok(known);
         }
-        Ok(self.mem.local.get(key).unwrap_or(value))
+        let value = self.own.get(key)?;
+        self.mem.local.set(key, value.as_deref());
+        Ok(value)
     }
 
     async fn local_put(&self, key: &str, value: &str) -> Result<()> {
-        self.mem.local.set(key, Some(value));
-        self.own
-            .put(key, value)
-            .inspect_err(|_| self.mem.local.drop_key(key))
+        let put = self.own.put(key, value);
+        match &put {
+            Ok(()) => self.mem.local.set(key, Some(value)),
+            Err(_) => self.mem.local.drop_key(key),
+        }
+        put
     }
 
     async fn local_delete(&self, key: &str) -> Result<()> {
         // The token record's own copy goes (a disconnect, a new grant): so does the memory.
         self.forget_cached(Bucket::Tokens, key);
-        self.mem.local.set(key, None);
-        self.own
-            .delete(key)
-            .inspect_err(|_| self.mem.local.drop_key(key))
+        let deleted = self.own.delete(key);
+        match &deleted {
+            Ok(()) => self.mem.local.set(key, None),
+            Err(_) => self.mem.local.drop_key(key),
+        }
+        deleted
     }
 
     async fn local_list(&self, prefix: &str, limit: usize) -> Result<Vec<(String, String)>> {
@@ -439,19 +473,14 @@ impl Local for ActorPlatform {
     }
 
     async fn local_put_all(&self, entries: Vec<(String, String)>) -> Result<()> {
-        // No await between the writes: they commit together.
+        let put = self.own.put_all(&entries, self.kv.injected_failures());
         for (k, v) in &entries {
-            self.mem.local.set(k, Some(v));
-        }
-        for (k, v) in &entries {
-            if let Err(e) = self.own.put(k, v) {
-                for (k, _) in &entries {
-                    self.mem.local.drop_key(k);
-                }
-                return Err(e);
+            match &put {
+                Ok(()) => self.mem.local.set(k, Some(v)),
+                Err(_) => self.mem.local.drop_key(k),
             }
         }
-        Ok(())
+        put
     }
 
     fn claim_run(&self, key: &str) -> bool {
@@ -567,8 +596,7 @@ impl ActorPlatform {
             kv: Kv::new(&self.env),
             state: self.state.clone(),
             storage: self.state.storage(),
-            // (`SyncKv` has no `Clone` of its own: the clone is its `Object`.)
-            own: self.own.clone().unchecked_into(),
+            own: self.own.clone(),
             env: self.env.clone(),
             cfg: self.cfg.clone(),
             mem: self.mem.clone(),
@@ -753,8 +781,8 @@ impl AccountActor {
     /// Nothing stored that an alarm must look after: no record, no conversation history.
     fn storage_is_empty(&self) -> bool {
         let records = match self.state.as_raw().storage() {
-            Ok(s) => own::of(&s)
-                .and_then(|kv| kv.list(None, 1))
+            Ok(s) => own::Own::of(s)
+                .and_then(|o| o.list(None, 1))
                 .is_ok_and(|l| l.is_empty()),
             Err(_) => false,
         };
@@ -769,9 +797,8 @@ impl AccountActor {
             kv: Kv::new(&self.env),
             state: self.state.clone(),
             storage: self.state.storage(),
-            own: own::of(
-                &self
-                    .state
+            own: own::Own::of(
+                self.state
                     .as_raw()
                     .storage()
                     .map_err(|_| Error::Storage("Durable Object storage".into()))?,

@@ -26,12 +26,26 @@ pub struct Kv {
     env: Env,
     tokens: std::cell::OnceCell<Option<JsValue>>,
     state: std::cell::OnceCell<Option<JsValue>>,
-    /// `FAULT_FAIL_KV_PUTS` (`<key prefix>*<n>`), for the fault tests only.
+    /// `FAULT_FAIL_KV_PUTS` (`<key prefix>*<n>`), for the fault tests only (also applied to
+    /// the actors' own writes of several records at once).
     fail_puts: std::cell::OnceCell<Option<(String, u32)>>,
 }
 
-/// KV writes failed so far by `FAULT_FAIL_KV_PUTS`, per isolate.
+/// Writes failed so far by `FAULT_FAIL_KV_PUTS`, per isolate.
 static FAILED_PUTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Whether `FAULT_FAIL_KV_PUTS` (`fail`) asks this write of `key` to fail.
+fn injected(fail: &Option<(String, u32)>, key: &str) -> bool {
+    use std::sync::atomic::Ordering;
+    match fail {
+        Some((prefix, n)) if key.starts_with(prefix.as_str()) => FAILED_PUTS
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                (c < *n).then_some(c + 1)
+            })
+            .is_ok(),
+        _ => false,
+    }
+}
 
 impl Kv {
     pub fn new(env: &Env) -> Self {
@@ -58,15 +72,13 @@ impl Kv {
 
     /// Whether this write is one the fault tests asked to fail.
     fn injected_failure(&self, key: &str) -> bool {
-        use std::sync::atomic::Ordering;
-        match self.fail_puts() {
-            Some((prefix, n)) if key.starts_with(prefix.as_str()) => FAILED_PUTS
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
-                    (c < *n).then_some(c + 1)
-                })
-                .is_ok(),
-            _ => false,
-        }
+        injected(self.fail_puts(), key)
+    }
+
+    /// The same test for writes made where `self` cannot go (an actor's storage transaction).
+    pub fn injected_failures(&self) -> impl Fn(&str) -> bool + 'static {
+        let fail = self.fail_puts().clone();
+        move |key| injected(&fail, key)
     }
 
     /// The namespace object (see [`kv_binding`]), looked up once.

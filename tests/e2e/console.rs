@@ -49,6 +49,31 @@ pub async fn the_console_works_in_a_real_browser(env: Arc<Env>) {
         .text
         .contains("<script src=\"/admin/app.js\" defer></script>"));
     assert!(!page.text.contains("<script>") && !page.text.contains("<style"));
+    // The console's files are static assets with the same headers (public/_headers); the
+    // asset server's own configuration is never served.
+    for (file, kind) in [("app.js", "text/javascript"), ("app.css", "text/css")] {
+        let r = send(env.http.get(format!("{}/admin/{file}", w.url))).await;
+        assert_eq!(r.status, 200, "{file}");
+        assert!(
+            r.header("content-type")
+                .unwrap_or_default()
+                .starts_with(kind),
+            "{file}"
+        );
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{file}"
+        );
+        assert_eq!(r.header("content-security-policy"), Some(csp), "{file}");
+    }
+    let slash = send(env.http.get(format!("{}/admin/", w.url))).await;
+    assert_eq!(
+        (slash.status, slash.header("location")),
+        (307, Some("/admin"))
+    );
+    let config = send(env.http.get(format!("{}/_headers", w.url))).await;
+    assert_eq!(config.status, 404);
 
     // TikTok echoes the console's sends to this Worker (the inbox keeps them from the echo).
     let r = env

@@ -398,6 +398,40 @@ pub async fn storage_error_during_processing_keeps_the_event(env: Arc<Env>) {
     );
 }
 
+/// The actor writes a delivery's "seen" mark and its pending record in one transaction. When
+/// the second write fails (injected), the first is rolled back: the delivery gets a 5xx, and
+/// TikTok's redelivery is accepted as new, not as a duplicate, and answered exactly once.
+/// (Written one after the other, the mark would stay and the event would be lost.)
+pub async fn a_failed_acceptance_leaves_no_seen_mark(env: Arc<Env>) {
+    let w = Worker::start(&env.sim, "acceptfault", |v| {
+        v.push(("FAULT_FAIL_KV_PUTS", Some("pending:m:af-m1*1".into())))
+    });
+    connect_at(&env, &w.url, "e2e-fault-accept").await;
+    put_rules(&env, &w.url).await;
+    let body = env.sim.event(
+        "im_receive_msg",
+        "e2e-fault-accept",
+        &json!({"conversation_id": "af-c", "message_id": "af-m1", "type": "text",
+        "text": {"body": "price?"}, "from_user": {"id": "u", "role": "personal_account"}}),
+    );
+    let url = format!("{}/webhooks/tiktok", w.url);
+    let (status, text) = env.sim.deliver(&url, &body).await.expect("delivery");
+    assert!(
+        status >= 500,
+        "the failed acceptance is not acknowledged: {status} {text}"
+    );
+    let (status, text) = env.sim.deliver(&url, &body).await.expect("redelivery");
+    assert_eq!(status, 200, "{text}");
+    let b: serde_json::Value = serde_json::from_str(&text).expect("JSON answer");
+    assert_eq!(b["duplicate"], false, "the redelivery is new: {b}");
+    assert_eq!(
+        wait_sent(&env, "af-c", 1, Duration::from_secs(20)).await,
+        1,
+        "answered exactly once\n{}",
+        w.log_tail(20)
+    );
+}
+
 /// Issue 10, item 3: replays of one failure racing each other deliver it once.
 pub async fn replay_race_sends_once(env: Arc<Env>) {
     let w = Worker::start(&env.sim, "replayrace", |_| {});

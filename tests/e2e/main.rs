@@ -255,6 +255,7 @@ fn main() {
         faults::restart_mid_processing_is_recorded_and_replayable,
         faults::crash_with_a_far_alarm_is_processed_within_seconds,
         faults::storage_error_during_processing_keeps_the_event,
+        faults::a_failed_acceptance_leaves_no_seen_mark,
         faults::replay_race_sends_once,
         faults::slow_tiktok_sends_exactly_once,
         faults::chunked_oversized_body_is_refused_while_streaming,
