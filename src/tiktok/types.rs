@@ -176,7 +176,7 @@ impl Template {
 
 /// What to send in one message. TikTok never mixes text and an image in one message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", try_from = "OutgoingWire")]
 pub enum Outgoing {
     /// Text, optionally quoting an earlier message of the conversation.
     Text {
@@ -197,6 +197,59 @@ pub enum Outgoing {
     Action {
         action: SenderAction,
     },
+}
+
+/// How an [`Outgoing`] is read back (only this Worker writes it: actor calls, pending
+/// replies, failure records): into one flat struct of optional fields, then into the variant
+/// that `type` names. The derived reading of the `#[serde(tag = "type")]` enum buffers the
+/// object and compiles a buffered deserializer per variant (about 14 KiB of `.wasm`). Every
+/// object that the derived `Serialize` writes reads back the same; a missing field or an
+/// unknown type is an error as before.
+#[derive(Deserialize)]
+struct OutgoingWire {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    reply_to: Option<String>,
+    #[serde(default)]
+    media_id: Option<String>,
+    #[serde(default)]
+    item_id: Option<String>,
+    #[serde(default)]
+    template: Option<Template>,
+    #[serde(default)]
+    action: Option<SenderAction>,
+}
+
+impl TryFrom<OutgoingWire> for Outgoing {
+    type Error = String;
+
+    fn try_from(w: OutgoingWire) -> Result<Self, String> {
+        fn need<T>(v: Option<T>, name: &str) -> Result<T, String> {
+            v.ok_or_else(|| format!("missing field `{name}`"))
+        }
+        Ok(match w.kind.as_str() {
+            "text" => Outgoing::Text {
+                text: need(w.text, "text")?,
+                reply_to: w.reply_to,
+            },
+            "image" => Outgoing::Image {
+                media_id: need(w.media_id, "media_id")?,
+            },
+            "share_post" => Outgoing::SharePost {
+                item_id: need(w.item_id, "item_id")?,
+            },
+            "template" => Outgoing::Template {
+                template: need(w.template, "template")?,
+            },
+            "action" => Outgoing::Action {
+                action: need(w.action, "action")?,
+            },
+            other => return Err(format!("unknown variant `{other}`")),
+        })
+    }
 }
 
 impl Outgoing {
@@ -591,6 +644,64 @@ mod tests {
         let v = serde_json::to_value(SendBody::new("b", "c", &a)).unwrap();
         assert_eq!(v["message_type"], "SENDER_ACTION");
         assert_eq!(v["sender_action"], "MARK_READ");
+    }
+
+    #[test]
+    fn outgoing_reads_back_what_it_writes() {
+        let template = Template {
+            kind: TemplateKind::QaLinkCard,
+            title: "Q".into(),
+            buttons: vec![Button {
+                title: "a".into(),
+                id: "b".into(),
+            }],
+        };
+        let all = [
+            Outgoing::text("hi"),
+            Outgoing::Text {
+                text: "hi".into(),
+                reply_to: Some("m1".into()),
+            },
+            Outgoing::Image {
+                media_id: "i".into(),
+            },
+            Outgoing::SharePost {
+                item_id: "7".into(),
+            },
+            Outgoing::Template { template },
+            Outgoing::Action {
+                action: SenderAction::Typing,
+            },
+            Outgoing::Action {
+                action: SenderAction::MarkRead,
+            },
+        ];
+        for m in all {
+            let text = serde_json::to_string(&m).unwrap();
+            assert_eq!(
+                crate::json::from_str::<Outgoing>(&text).unwrap(),
+                m,
+                "{text}"
+            );
+        }
+        let read = |t: &str| crate::json::from_str::<Outgoing>(t).map_err(|e| e.to_string());
+        assert!(read(r#"{"type":"text"}"#)
+            .unwrap_err()
+            .contains("missing field `text`"));
+        assert!(read(r#"{"type":"video","media_id":"x"}"#)
+            .unwrap_err()
+            .contains("unknown variant `video`"));
+        assert!(read(r#"{"text":"hi"}"#)
+            .unwrap_err()
+            .contains("missing field `type`"));
+        assert!(read(r#"{"type":"action","action":"WAVE"}"#).is_err());
+        // The order of the fields does not matter; unknown ones are ignored.
+        assert_eq!(
+            read(r#"{"media_id":"i","x":1,"type":"image"}"#).unwrap(),
+            Outgoing::Image {
+                media_id: "i".into()
+            }
+        );
     }
 
     #[test]
