@@ -5,9 +5,25 @@
 //! Text is parsed here as its UTF-8 bytes, so only `from_slice`'s copy exists. The result
 //! (values and error messages) is the same: the bytes of a `&str` are valid UTF-8.
 
+use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
+
 /// `crate::json::from_str`, through `serde_json::from_slice`.
 pub fn from_str<'a, T: serde::Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
     serde_json::from_slice(text.as_bytes())
+}
+
+/// [`from_str`] for what this Worker wrote itself (records in storage, calls to and answers of
+/// its actors, its own signed state): structs are read from objects only (see [`Objects`]).
+pub fn from_own_str<'a, T: serde::Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
+    from_own_slice(text.as_bytes())
+}
+
+/// [`from_own_str`] of bytes.
+pub fn from_own_slice<'a, T: serde::Deserialize<'a>>(json: &'a [u8]) -> serde_json::Result<T> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let value = T::deserialize(Objects(&mut de))?;
+    de.end()?;
+    Ok(value)
 }
 
 /// Deserializes a `T` from the start of `json` (whatever follows it is not read) and, on
@@ -17,6 +33,229 @@ pub fn from_slice_traced<T: serde::de::DeserializeOwned>(
 ) -> Result<T, (String, serde_json::Error)> {
     T::deserialize(&mut serde_json::Deserializer::from_slice(json))
         .map_err(|e| (error_path(json, &e), e))
+}
+
+/// A deserializer that reads every struct from a JSON object only, never from an array.
+///
+/// serde_json reads a struct from an array of its fields in order too, so every derived
+/// `Deserialize` it meets is compiled twice over (once for objects, once for arrays). What
+/// this Worker wrote itself is always objects: read through this, its types lose the array
+/// copy. Structs are asked for as maps, at every depth: an array where a struct belongs is an
+/// error ("invalid type: sequence, expected struct ...") like any other non-object.
+/// Everything else is serde_json's own reading, errors included.
+struct Objects<D>(D);
+
+/// Hands the inner deserializer's values to `V`, wrapping what it reads them from.
+struct Visit<V>(V);
+
+/// A seed whose value is read through [`Objects`].
+struct Seed<S>(S);
+
+/// Map, sequence and enum access whose values are read through [`Objects`].
+struct Access<A>(A);
+
+macro_rules! forward_deserialize {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
+            self.0.$method($($arg,)* Visit(visitor))
+        }
+    )*};
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Objects<D> {
+    type Error = D::Error;
+
+    forward_deserialize! {
+        deserialize_any();
+        deserialize_bool();
+        deserialize_i8();
+        deserialize_i16();
+        deserialize_i32();
+        deserialize_i64();
+        deserialize_i128();
+        deserialize_u8();
+        deserialize_u16();
+        deserialize_u32();
+        deserialize_u64();
+        deserialize_u128();
+        deserialize_f32();
+        deserialize_f64();
+        deserialize_char();
+        deserialize_str();
+        deserialize_string();
+        deserialize_bytes();
+        deserialize_byte_buf();
+        deserialize_option();
+        deserialize_unit();
+        deserialize_unit_struct(name: &'static str);
+        deserialize_newtype_struct(name: &'static str);
+        deserialize_seq();
+        deserialize_tuple(len: usize);
+        deserialize_tuple_struct(name: &'static str, len: usize);
+        deserialize_map();
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
+        deserialize_identifier();
+        deserialize_ignored_any();
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(Visit(visitor))
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.0.is_human_readable()
+    }
+}
+
+macro_rules! forward_visit {
+    ($($method:ident($ty:ty);)*) => {$(
+        fn $method<E: de::Error>(self, v: $ty) -> Result<Self::Value, E> {
+            self.0.$method(v)
+        }
+    )*};
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for Visit<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        self.0.expecting(f)
+    }
+
+    forward_visit! {
+        visit_bool(bool);
+        visit_i8(i8);
+        visit_i16(i16);
+        visit_i32(i32);
+        visit_i64(i64);
+        visit_i128(i128);
+        visit_u8(u8);
+        visit_u16(u16);
+        visit_u32(u32);
+        visit_u64(u64);
+        visit_u128(u128);
+        visit_f32(f32);
+        visit_f64(f64);
+        visit_char(char);
+        visit_str(&str);
+        visit_borrowed_str(&'de str);
+        visit_string(String);
+        visit_bytes(&[u8]);
+        visit_borrowed_bytes(&'de [u8]);
+        visit_byte_buf(Vec<u8>);
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.0.visit_none()
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.0.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        self.0.visit_some(Objects(d))
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        self.0.visit_newtype_struct(Objects(d))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+        self.0.visit_seq(Access(a))
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+        self.0.visit_map(Access(a))
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+        self.0.visit_enum(Access(a))
+    }
+}
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
+        self.0.deserialize(Objects(d))
+    }
+}
+
+impl<'de, A: de::SeqAccess<'de>> de::SeqAccess<'de> for Access<A> {
+    type Error = A::Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, A::Error> {
+        self.0.next_element_seed(Seed(seed))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.0.size_hint()
+    }
+}
+
+impl<'de, A: de::MapAccess<'de>> de::MapAccess<'de> for Access<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        self.0.next_key_seed(Seed(seed))
+    }
+
+    fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
+        self.0.next_value_seed(Seed(seed))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.0.size_hint()
+    }
+}
+
+impl<'de, A: de::EnumAccess<'de>> de::EnumAccess<'de> for Access<A> {
+    type Error = A::Error;
+    type Variant = Access<A::Variant>;
+
+    fn variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<(T::Value, Self::Variant), A::Error> {
+        let (value, variant) = self.0.variant_seed(Seed(seed))?;
+        Ok((value, Access(variant)))
+    }
+}
+
+impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for Access<A> {
+    type Error = A::Error;
+
+    fn unit_variant(self) -> Result<(), A::Error> {
+        self.0.unit_variant()
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
+        self.0.newtype_variant_seed(Seed(seed))
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, A::Error> {
+        self.0.tuple_variant(len, Visit(visitor))
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, A::Error> {
+        self.0.struct_variant(fields, Visit(visitor))
+    }
 }
 
 /// One open object (with the key whose value is being read, once known) or array (with the
@@ -158,6 +397,41 @@ mod tests {
         super::from_slice_traced::<Doc>(json.as_bytes())
             .unwrap_err()
             .0
+    }
+
+    #[test]
+    fn own_records_are_read_from_objects_only() {
+        let text = r#"{"n":3,"map":{"a":[1,2]},"items":[{"type":"QA_LINK_CARD","title":"t",
+            "buttons":[{"title":"a","id":"b"}]}]}"#;
+        let d: Doc = super::from_own_str(text).unwrap();
+        assert_eq!(
+            (d.n, d.map["a"].len(), d.items[0].buttons[0].id.as_str()),
+            (3, 2, "b")
+        );
+        let e = super::from_own_str::<Doc>("[1]").unwrap_err().to_string();
+        assert!(
+            e.starts_with("invalid type: sequence, expected struct Doc"),
+            "{e}"
+        );
+        let e = super::from_own_str::<Doc>(r#"{"items":[["QA_LINK_CARD","t",[]]]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("invalid type: sequence, expected struct Template"),
+            "{e}"
+        );
+        // The same errors as serde_json's own reading otherwise.
+        for bad in [
+            r#"{"n":"x"}"#,
+            r#"{"bogus":1}"#,
+            r#"{"n":1} x"#,
+            r#"{"items":[{}]}"#,
+        ] {
+            assert_eq!(
+                super::from_own_str::<Doc>(bad).unwrap_err().to_string(),
+                serde_json::from_str::<Doc>(bad).unwrap_err().to_string()
+            );
+        }
     }
 
     #[test]

@@ -66,5 +66,12 @@ mod tests {
         assert_eq!(t.b, None);
         assert!(serde_json::from_str::<T>(r#"{"a": {"x":1}}"#).is_err());
         assert!(serde_json::from_str::<T>(r#"{"a": true}"#).is_err());
+        // The same through the reader of the Worker's own records.
+        let t: T =
+            crate::json::from_own_str(r#"{"a": 123456789012345678901234567890, "b": "x\"y"}"#)
+                .unwrap();
+        assert_eq!(t.a, "123456789012345678901234567890");
+        assert_eq!(t.b.as_deref(), Some("x\"y"));
+        assert!(crate::json::from_own_str::<T>(r#"{"a": {"x":1}}"#).is_err());
     }
 }
