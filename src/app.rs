@@ -11,7 +11,6 @@ use crate::http::routes::{resolve, Endpoint};
 use crate::http::{Request, Response};
 use crate::oauth;
 use crate::ports::{Level, Platform};
-use serde_json::json;
 
 /// `Retry-After` on 429 answers.
 pub const RETRY_AFTER_SECS: u64 = 5;
@@ -72,7 +71,7 @@ pub async fn handle_with_id<P: Platform>(
         Level::Info
     };
     // Path only: query strings carry OAuth codes and states.
-    let mut line = json!({"method": req.method.as_str(), "path": req.path(), "status": resp.status,
+    let mut line = crate::json::object!({"method": req.method.as_str(), "path": req.path(), "status": resp.status,
                "ms": p.now_ms().saturating_sub(started)});
     if let Some(m) = line.as_object_mut() {
         m.extend(ctx.notes.take());
@@ -97,7 +96,7 @@ pub fn reject<P: Platform>(p: &P, e: &Error, request_id: String) -> Response {
     ctx.log(
         Level::Info,
         "request refused",
-        json!({"status": resp.status, "code": e.code()}),
+        crate::json::object!({"status": resp.status, "code": e.code()}),
     );
     resp
 }
@@ -108,7 +107,7 @@ pub fn error_response<P: Platform>(ctx: &Ctx<'_, P>, e: &Error) -> Response {
         ctx.log(
             Level::Error,
             "error",
-            json!({"code": e.code(), "message": e.to_string()}),
+            crate::json::object!({"code": e.code(), "message": e.to_string()}),
         );
     }
     let mut resp = Response::json(e.status(), &e.body(&ctx.request_id));
@@ -175,6 +174,7 @@ mod tests {
     use crate::http::{Headers, Method};
     use crate::ports::Clock;
     use crate::testutil::{block_on, Fake};
+    use serde_json::json;
     use serde_json::Value;
 
     const ADMIN: &str = "0123456789abcdef0123";

@@ -164,16 +164,21 @@ impl Error {
     /// Extra structured details for the error body, when the variant has some.
     fn details(&self) -> Option<Value> {
         match self {
-            Error::Invalid { field, .. } => Some(json!({ "field": field })),
-            Error::MethodNotAllowed { allowed, .. } => Some(json!({ "allowed": allowed })),
-            Error::AccountNeedsReauth { account } => Some(json!({ "account_id": account })),
+            Error::Invalid { field, .. } => Some(crate::json::object!({ "field": field })),
+            Error::MethodNotAllowed { allowed, .. } => {
+                Some(crate::json::object!({ "allowed": allowed }))
+            }
+            Error::AccountNeedsReauth { account } => {
+                Some(crate::json::object!({ "account_id": account }))
+            }
             Error::Relayed { details, .. } => details.clone(),
             Error::Upstream {
                 endpoint,
                 failure,
                 request_id,
             } => {
-                let mut d = json!({ "endpoint": endpoint, "tiktok_request_id": request_id });
+                let mut d =
+                    crate::json::object!({ "endpoint": endpoint, "tiktok_request_id": request_id });
                 if let UpstreamFailure::Api { code, .. } = failure {
                     d["tiktok_code"] = json!(code);
                 }
@@ -190,7 +195,7 @@ impl Error {
 
     /// The JSON body every error response carries.
     pub fn body(&self, request_id: &str) -> Value {
-        let mut err = json!({
+        let mut err = crate::json::object!({
             "code": self.code(),
             "message": self.to_string(),
             "request_id": request_id,
@@ -198,7 +203,7 @@ impl Error {
         if let Some(d) = self.details() {
             err["details"] = d;
         }
-        json!({ "error": err })
+        crate::json::object!({ "error": err })
     }
 
     /// Rebuilds an error from a JSON error body (as produced by [`Error::body`]).

@@ -23,7 +23,7 @@ pub(crate) async fn health<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resu
         _ => None,
     };
     let bindings_ok = ctx.presence.bindings.iter().all(|(_, b)| *b);
-    let mut body = json!({
+    let mut body = crate::json::object!({
         "status": if problems.is_none() && bindings_ok { "ok" } else { "degraded" },
         "version": VERSION,
         "config": flags(&ctx.presence.settings),
@@ -56,8 +56,10 @@ async fn probe_tiktok<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Value> {
     let outcome = client.webhook_list(app).await;
     let ms = ctx.p.now_ms().saturating_sub(started);
     Ok(match outcome {
-        Ok(_) => json!({"reachable": true, "credentials_accepted": true, "ms": ms}),
-        Err(e) => json!({"reachable": !matches!(e.code(), "tiktok_timeout" | "tiktok_unreachable"),
-                         "credentials_accepted": false, "error": e.code(), "ms": ms}),
+        Ok(_) => crate::json::object!({"reachable": true, "credentials_accepted": true, "ms": ms}),
+        Err(e) => {
+            crate::json::object!({"reachable": !matches!(e.code(), "tiktok_timeout" | "tiktok_unreachable"),
+                         "credentials_accepted": false, "error": e.code(), "ms": ms})
+        }
     })
 }

@@ -7,6 +7,30 @@
 
 use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
 
+/// `serde_json::json!` of a flat object (`"key": value` pairs, each value an expression):
+/// the same value, built by one shared loop instead of an inline insertion per key at every
+/// call site.
+macro_rules! object {
+    ({ $($key:literal: $value:expr),* $(,)? }) => {
+        $crate::json::object_of(&mut [$(($key, $crate::json::to_value(&$value))),*])
+    };
+}
+pub(crate) use object;
+
+/// `serde_json::to_value`, as `json!` calls it for a value.
+pub fn to_value<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap()
+}
+
+/// The object of `fields` (a later key replaces an earlier one, as in `json!`).
+pub fn object_of(fields: &mut [(&str, serde_json::Value)]) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for (key, value) in fields {
+        map.insert((*key).to_string(), std::mem::take(value));
+    }
+    serde_json::Value::Object(map)
+}
+
 /// `crate::json::from_str`, through `serde_json::from_slice`.
 pub fn from_str<'a, T: serde::Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
     serde_json::from_slice(text.as_bytes())

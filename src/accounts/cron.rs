@@ -82,7 +82,7 @@ pub async fn refresh_due<P: Store + Clock + crate::ports::Accounts + crate::port
                 p.log(
                     crate::ports::Level::Warn,
                     "cron refresh failed",
-                    serde_json::json!({"account_id": account, "code": e.code()}),
+                    crate::json::object!({"account_id": account, "code": e.code()}),
                 );
             }
         }

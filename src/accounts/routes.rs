@@ -9,7 +9,7 @@ use crate::http::{Request, Response};
 use crate::ports::{Level, Platform};
 use crate::tiktok::Client;
 use crate::webhooks::subscription::app_creds;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// `GET /v1/accounts` (admin): connected accounts, never tokens.
 pub async fn list_accounts<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
@@ -28,7 +28,7 @@ pub async fn list_accounts<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resu
             } else {
                 m.status
             };
-            json!({
+            crate::json::object!({
                 "id": m.account_id, "display_name": m.display_name, "username": m.username,
                 "profile_image": m.profile_image, "scopes": m.scopes,
                 "status": status, "access_token_expires_at": m.access_expires_at,
@@ -39,7 +39,7 @@ pub async fn list_accounts<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resu
         .collect();
     Ok(Response::json(
         200,
-        &json!({ "accounts": accounts, "cursor": next }),
+        &crate::json::object!({ "accounts": accounts, "cursor": next }),
     ))
 }
 
@@ -73,14 +73,14 @@ pub async fn delete_account<P: Platform>(
     };
     vault.delete(id).await?;
     ctx.p.forget(id).await?;
-    let mut body = json!({"id": id, "deleted": true, "revoked": revoke.is_ok()});
+    let mut body = crate::json::object!({"id": id, "deleted": true, "revoked": revoke.is_ok()});
     if let Err(e) = &revoke {
         ctx.log(
             Level::Warn,
             "revoke failed; account wiped anyway",
-            json!({"account_id": id, "code": e.code()}),
+            crate::json::object!({"account_id": id, "code": e.code()}),
         );
-        body["revoke_error"] = json!({"code": e.code(), "message": e.to_string()});
+        body["revoke_error"] = crate::json::object!({"code": e.code(), "message": e.to_string()});
     }
     Ok(Response::json(200, &body))
 }

@@ -18,7 +18,6 @@ use crate::ports::{Local, Platform};
 use crate::tiktok::types::{Outgoing, SenderAction};
 use crate::webhooks::pipeline;
 use protocol::{Call, Reply};
-use serde_json::json;
 
 /// When the actor's alarm must next look at its records, as a call leaves them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +86,7 @@ async fn fresh_or_tell<P: Platform + Local>(
                 p.log(
                     Level::Error,
                     "re-authorisation notice not sent; the alarm retries it",
-                    json!({"account_id": account, "code": e.code()}),
+                    crate::json::object!({"account_id": account, "code": e.code()}),
                 );
             }
         }

@@ -24,7 +24,6 @@ use crate::rules::store::is_rules_key;
 use crate::secret::Secret;
 use crate::webhooks::pipeline;
 use futures_util::lock::Mutex;
-use serde_json::json;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -583,7 +582,7 @@ impl ActorPlatform {
                     self,
                     Level::Warn,
                     "processing after the reply failed; the alarm retries it",
-                    json!({"account_id": object, "code": e.code()}),
+                    crate::json::object!({"account_id": object, "code": e.code()}),
                 );
             }
         }
@@ -741,7 +740,7 @@ impl worker::DurableObject for AccountActor {
                 log_line(
                     Level::Error,
                     "actor alarm failed",
-                    json!({"code": e.code(), "message": e.to_string(), "request_id": alarm_id}),
+                    crate::json::object!({"code": e.code(), "message": e.to_string(), "request_id": alarm_id}),
                 );
                 PENDING_ALARM_MS as i64
             }

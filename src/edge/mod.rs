@@ -14,7 +14,6 @@ use crate::http::{
 use crate::ports::{Accounts, Level, Log};
 use crate::secret::Secret;
 use platform::{runtime_ports, Kv};
-use serde_json::json;
 use worker::web_sys::RequestRedirect;
 use worker::{
     event, Context, Env, Headers, Method, ObjectNamespace, Request, Response, ScheduleContext,
@@ -232,7 +231,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             platform.log(
                 Level::Error,
                 "cron skipped: configuration",
-                json!({"message": e.to_string()}),
+                crate::json::object!({"message": e.to_string()}),
             );
             return;
         }
@@ -242,12 +241,12 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         Ok(report) => platform.log(
             Level::Info,
             "cron token refresh",
-            json!({"cron": event.cron(), "report": report}),
+            crate::json::object!({"cron": event.cron(), "report": report}),
         ),
         Err(e) => platform.log(
             Level::Error,
             "cron token refresh failed",
-            json!({"code": e.code(), "message": e.to_string()}),
+            crate::json::object!({"code": e.code(), "message": e.to_string()}),
         ),
     }
 }

@@ -7,7 +7,7 @@ use crate::http::{
 };
 use crate::ports::{Bucket, KeyPage, Level, Store, TransportError};
 use futures_util::future::{select, Either};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::Duration;
 use worker::wasm_bindgen::JsValue;
 use worker::web_sys::{self, RequestRedirect};
@@ -607,7 +607,7 @@ pub fn log_line(level: Level, msg: &str, fields: Value) {
     if level < LOG_LEVEL.with(|l| l.get()) {
         return;
     }
-    let mut line = json!({"ts": crate::time::iso8601(worker::Date::now().as_millis()), "level": level.as_str(), "msg": msg});
+    let mut line = crate::json::object!({"ts": crate::time::iso8601(worker::Date::now().as_millis()), "level": level.as_str(), "msg": msg});
     if let (Some(l), Value::Object(f)) = (line.as_object_mut(), fields) {
         l.extend(f);
     }

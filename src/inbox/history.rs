@@ -163,7 +163,7 @@ impl Entry {
         rule: Option<&str>,
         at_ms: u64,
     ) -> Option<Entry> {
-        let mut body = json!({ "type": msg.kind() });
+        let mut body = crate::json::object!({ "type": msg.kind() });
         match msg {
             Outgoing::Text { text, reply_to } => {
                 body["text"] = json!(text);
@@ -171,8 +171,12 @@ impl Entry {
                     body["reply_to"] = json!(r);
                 }
             }
-            Outgoing::Image { media_id } => body["image"] = json!({ "media_id": media_id }),
-            Outgoing::SharePost { item_id } => body["share_post"] = json!({ "item_id": item_id }),
+            Outgoing::Image { media_id } => {
+                body["image"] = crate::json::object!({ "media_id": media_id })
+            }
+            Outgoing::SharePost { item_id } => {
+                body["share_post"] = crate::json::object!({ "item_id": item_id })
+            }
             Outgoing::Template { template } => body["template"] = json!(template),
             Outgoing::Action { .. } => return None,
         }

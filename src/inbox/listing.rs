@@ -50,7 +50,7 @@ pub async fn conversations_page<P: Local, F: AsyncFn(&str) -> Result<Pause>>(
     for s in &rows {
         out.push(conversation_json(s, &pause(&s.id).await?, now_ms));
     }
-    Ok(json!({
+    Ok(crate::json::object!({
         "source": "store",
         "conversations": out,
         "has_more": next.is_some(),
@@ -79,7 +79,7 @@ pub async fn messages_page<P: Local, F: AsyncFn(&str) -> Result<Pause>>(
         return Ok(json!({ "conversation": null }));
     };
     let (messages, next) = history::messages(p, conversation, after, limit, oldest_first)?;
-    Ok(json!({
+    Ok(crate::json::object!({
         "source": "store",
         "conversation": conversation_json(&summary, &pause(conversation).await?, now_ms),
         "order": if oldest_first { "oldest_first" } else { "newest_first" },

@@ -7,7 +7,6 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::ports::{Level, Local, Platform};
 use crate::tiktok::Client;
-use serde_json::json;
 
 /// Learns and keeps the display name of `conversation` if it is stored without one. A TikTok
 /// error only leaves the name unknown (logged).
@@ -39,7 +38,7 @@ pub async fn learn<P: Platform + Local>(
         Err(e) => p.log(
             Level::Warn,
             "customer name lookup failed; the inbox shows the handle only",
-            json!({"account_id": account, "conversation_id": conversation, "code": e.code()}),
+            crate::json::object!({"account_id": account, "conversation_id": conversation, "code": e.code()}),
         ),
     }
     Ok(())

@@ -244,10 +244,10 @@ fn slack_escape(s: &str) -> String {
 pub fn body(target: &Target, notice: &Notice) -> Value {
     let text = notice.text();
     match target.service {
-        Service::Slack => json!({ "text": slack_escape(&text) }),
+        Service::Slack => crate::json::object!({ "text": slack_escape(&text) }),
         // No mention a customer types (@everyone) pings anyone.
         Service::Discord => json!({ "content": text, "allowed_mentions": { "parse": [] } }),
-        Service::Telegram => json!({
+        Service::Telegram => crate::json::object!({
             "chat_id": target.chat_id, "text": text, "disable_web_page_preview": true,
         }),
     }

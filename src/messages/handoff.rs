@@ -9,7 +9,6 @@ use crate::http::{Request, Response};
 use crate::messages::listings::conversation_scope;
 use crate::ports::{Level, Platform};
 use serde::Deserialize;
-use serde_json::json;
 
 /// Longest pause set by hand: 30 days.
 const MAX_PAUSE_SECS: u64 = 2_592_000;
@@ -71,12 +70,12 @@ pub async fn handoff<P: Platform>(
         ctx.log(
             Level::Info,
             "auto-replies paused or resumed by hand",
-            json!({"account_id": account, "conversation_id": conversation, "until": paused_until}),
+            crate::json::object!({"account_id": account, "conversation_id": conversation, "until": paused_until}),
         );
     }
     Ok(Response::json(
         200,
-        &json!({
+        &crate::json::object!({
             "account_id": account,
             "conversation_id": conversation,
             "paused": paused_until.is_some(),

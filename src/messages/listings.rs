@@ -50,7 +50,7 @@ pub async fn list_conversations<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) ->
     .await?;
     Ok(Response::json(
         200,
-        &json!({
+        &crate::json::object!({
             "account_id": account, "source": "tiktok", "type": kind.as_str(),
             "conversations": page.conversations.iter().map(|c| json!({
                 "id": c.conversation_id, "updated_at": c.update_time, "referral": c.referral,
@@ -69,7 +69,7 @@ fn message_json(m: &ListedMessage, business_id: &str) -> Value {
                 .is_some_and(|r| r.eq_ignore_ascii_case("business_account"))
     });
     let lower = |s: &Option<String>| s.as_deref().map(str::to_ascii_lowercase);
-    let mut v = json!({
+    let mut v = crate::json::object!({
         "id": m.message_id,
         "type": lower(&m.message_type),
         "timestamp_ms": m.timestamp,
@@ -110,7 +110,7 @@ fn message_json(m: &ListedMessage, business_id: &str) -> Value {
 }
 
 fn participant_json(p: &Participant) -> Value {
-    json!({
+    crate::json::object!({
         "role": p.role.as_deref().map(str::to_ascii_lowercase), "id": p.id,
         "display_name": p.display_name, "profile_image": p.profile_image,
         "is_follower": p.is_follower,
@@ -149,7 +149,7 @@ pub async fn list_messages<P: Platform>(
     page.messages.sort_by_key(|m| m.timestamp.unwrap_or(0));
     Ok(Response::json(
         200,
-        &json!({
+        &crate::json::object!({
             "account_id": account, "conversation_id": conversation, "source": "tiktok",
             "messages": page.messages.iter().map(|m| message_json(m, &account)).collect::<Vec<_>>(),
             "participants": page.participants.iter().map(participant_json).collect::<Vec<_>>(),
@@ -222,7 +222,7 @@ pub async fn message_media<P: Platform>(
     }
     Ok(Response::json(
         200,
-        &json!({
+        &crate::json::object!({
             "account_id": account, "conversation_id": conversation, "message_id": message,
             "media_id": media_id, "media_type": media_type.to_ascii_lowercase(),
             "download_url": got.download_url, "expires_in_secs": 86_400,

@@ -359,7 +359,7 @@ async fn check_image_allowed<P: Platform>(
                 ctx.log(
                     Level::Warn,
                     "capability not cached",
-                    json!({"account_id": account, "code": e.code()}),
+                    crate::json::object!({"account_id": account, "code": e.code()}),
                 );
             }
             allowed
@@ -438,11 +438,11 @@ async fn perform_send<P: Platform>(ctx: &Ctx<'_, P>, plan: &SendPlan) -> Result<
             ctx.log(
                 Level::Warn,
                 "mark-read not kept in the inbox",
-                json!({"account_id": acct, "conversation_id": conv, "code": e.code()}),
+                crate::json::object!({"account_id": acct, "conversation_id": conv, "code": e.code()}),
             );
         }
     }
-    let mut out = json!({
+    let mut out = crate::json::object!({
         "account_id": acct, "conversation_id": conv, "type": plan.what.kind(),
         "message_id": sent.message_id,
     });
@@ -512,7 +512,7 @@ pub async fn send_message<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
             let wait_ms = (settled_ms + RECONCILE_AFTER_MS).saturating_sub(ctx.p.now_ms());
             match found {
                 Ok(Found::Sent(id)) => {
-                    let v = json!({
+                    let v = crate::json::object!({
                         "account_id": plan.account, "conversation_id": plan.conversation,
                         "type": plan.what.kind(), "message_id": id, "reconciled": true,
                     });
@@ -611,7 +611,7 @@ impl Keyed<'_> {
             ctx.log(
                 Level::Warn,
                 "idempotency record not stored",
-                json!({"code": e.code()}),
+                crate::json::object!({"code": e.code()}),
             );
         }
     }

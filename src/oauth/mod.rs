@@ -13,7 +13,6 @@ use crate::http::{html_escape, Request, Response};
 use crate::accounts::vault::{Account, Vault};
 use crate::ports::{Level, Platform};
 use crate::tiktok::{AppCredentials, Client};
-use serde_json::json;
 
 /// The redirect URI registered with TikTok: configured, or this Worker's own callback with a
 /// trailing slash (`https://<host>/oauth/callback/`). TikTok compares it exactly, slash
@@ -90,7 +89,7 @@ pub async fn start<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Respo
     // as JSON, with the same cookie, instead of the redirect.
     let mut r = match req.query("format").as_deref() {
         Some("json") => {
-            let mut r = Response::json(200, &json!({ "authorize_url": url }));
+            let mut r = Response::json(200, &crate::json::object!({ "authorize_url": url }));
             r.headers.set("cache-control", "no-store");
             r
         }
@@ -146,7 +145,7 @@ pub async fn callback<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Re
             ctx.log(
                 Level::Info,
                 "account connected",
-                json!({"account_id": account}),
+                crate::json::object!({"account_id": account}),
             );
             let cont = return_to
                 .map(|r| format!("<p><a href=\"{}\">Continue</a></p>", html_escape(&r)))
@@ -166,7 +165,7 @@ pub async fn callback<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Re
             ctx.log(
                 Level::Warn,
                 "oauth callback refused",
-                json!({"code": p.code}),
+                crate::json::object!({"code": p.code}),
             );
             Ok(page(
                 p.status,
@@ -315,7 +314,7 @@ async fn connect<P: Platform>(
         Err(e) => ctx.log(
             Level::Warn,
             "business profile not read; account connected without it",
-            json!({"account_id": account_id, "code": e.code()}),
+            crate::json::object!({"account_id": account_id, "code": e.code()}),
         ),
     }
     vault.put(&account).await.map_err(internal)?;

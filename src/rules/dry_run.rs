@@ -97,7 +97,7 @@ pub async fn test_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<
     let messages: Vec<_> = plan
         .messages
         .iter()
-        .map(|(rule, m)| json!({"rule": rule, "message": m}))
+        .map(|(rule, m)| crate::json::object!({"rule": rule, "message": m}))
         .collect();
     let mut fired: Vec<&str> = Vec::new();
     for (rule, _) in &plan.messages {

@@ -11,7 +11,6 @@ use crate::rules::engine::{self};
 use crate::rules::store::load_rules;
 use crate::rules::store::rules_key;
 use crate::rules::store::RulesSource;
-use serde_json::json;
 
 /// The optional `account_id` of the rules routes: per-account rules override the global set.
 fn rules_account(req: &Request) -> Result<Option<String>> {
@@ -33,7 +32,7 @@ pub async fn get_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<R
     let raw = serde_json::to_string(&rules).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(Response::json(
         200,
-        &json!({"source": source.as_str(), "account_id": account, "rules": as_value(&raw)?}),
+        &crate::json::object!({"source": source.as_str(), "account_id": account, "rules": as_value(&raw)?}),
     ))
 }
 
@@ -61,7 +60,7 @@ pub async fn put_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<R
     ctx.log(
         Level::Info,
         "rules stored",
-        json!({"rules": set.rules.len(), "account_id": account, "actors_told": told}),
+        crate::json::object!({"rules": set.rules.len(), "account_id": account, "actors_told": told}),
     );
     let source = if account.is_some() {
         RulesSource::Account
@@ -70,7 +69,7 @@ pub async fn put_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<R
     };
     Ok(Response::json(
         200,
-        &json!({"source": source.as_str(), "account_id": account, "rules": as_value(&raw)?}),
+        &crate::json::object!({"source": source.as_str(), "account_id": account, "rules": as_value(&raw)?}),
     ))
 }
 
@@ -86,11 +85,11 @@ pub async fn delete_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
     ctx.log(
         Level::Info,
         "rules deleted",
-        json!({"account_id": account, "actors_told": told}),
+        crate::json::object!({"account_id": account, "actors_told": told}),
     );
     Ok(Response::json(
         200,
-        &json!({"deleted": true, "account_id": account}),
+        &crate::json::object!({"deleted": true, "account_id": account}),
     ))
 }
 
@@ -125,7 +124,7 @@ async fn announce<P: Platform>(
                 ctx.log(
                     Level::Warn,
                     "accounts not listed; their actors read the new rules within a minute",
-                    json!({"code": e.code()}),
+                    crate::json::object!({"code": e.code()}),
                 );
                 Vec::new()
             }

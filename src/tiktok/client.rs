@@ -13,7 +13,7 @@ use crate::http::{Headers, Method, Outbound};
 use crate::ports::{Transport, TransportError};
 use crate::secret::Secret;
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The TikTok app's identity, used by token and webhook-subscription calls.
 #[derive(Debug, Clone, Copy)]
@@ -83,7 +83,7 @@ impl<'a, T: Transport> Client<'a, T> {
         code: &str,
         redirect_uri: &str,
     ) -> Result<TokenGrant> {
-        let body = json!({
+        let body = crate::json::object!({
             "client_id": app.client_key, "client_secret": app.client_secret.expose(),
             "grant_type": "authorization_code", "auth_code": code, "redirect_uri": redirect_uri,
         });
@@ -96,7 +96,7 @@ impl<'a, T: Transport> Client<'a, T> {
         app: AppCredentials<'_>,
         refresh_token: &str,
     ) -> Result<TokenGrant> {
-        let body = json!({
+        let body = crate::json::object!({
             "client_id": app.client_key, "client_secret": app.client_secret.expose(),
             "grant_type": "refresh_token", "refresh_token": refresh_token,
         });
@@ -106,7 +106,7 @@ impl<'a, T: Transport> Client<'a, T> {
 
     /// `POST /tt_user/oauth2/revoke/`: ends the grant the access token belongs to.
     pub async fn revoke(&self, app: AppCredentials<'_>, access_token: &str) -> Result<()> {
-        let body = json!({
+        let body = crate::json::object!({
             "client_id": app.client_key, "client_secret": app.client_secret.expose(),
             "access_token": access_token,
         });
@@ -121,7 +121,7 @@ impl<'a, T: Transport> Client<'a, T> {
         app: AppCredentials<'_>,
         access_token: &str,
     ) -> Result<TokenInfo> {
-        let body = json!({"app_id": app.client_key, "access_token": access_token});
+        let body = crate::json::object!({"app_id": app.client_key, "access_token": access_token});
         self.post_json("/tt_user/token_info/get/", None, &body)
             .await
     }
@@ -188,7 +188,7 @@ impl<'a, T: Transport> Client<'a, T> {
         media_id: &str,
         media_type: &str,
     ) -> Result<MediaDownload> {
-        let body = json!({
+        let body = crate::json::object!({
             "business_id": business_id, "conversation_id": conversation_id,
             "message_id": message_id, "media_id": media_id, "media_type": media_type,
         });
@@ -256,7 +256,7 @@ impl<'a, T: Transport> Client<'a, T> {
         app: AppCredentials<'_>,
         callback_url: &str,
     ) -> Result<Value> {
-        let body = json!({
+        let body = crate::json::object!({
             "app_id": app.client_key, "secret": app.client_secret.expose(),
             "event_type": "DIRECT_MESSAGE", "callback_url": callback_url,
         });
@@ -284,7 +284,7 @@ impl<'a, T: Transport> Client<'a, T> {
 
     /// `POST /business/webhook/delete/`.
     pub async fn webhook_delete(&self, app: AppCredentials<'_>) -> Result<Value> {
-        let body = json!({
+        let body = crate::json::object!({
             "app_id": app.client_key, "secret": app.client_secret.expose(),
             "event_type": "DIRECT_MESSAGE",
         });
@@ -450,6 +450,7 @@ fn multipart(business_id: &str, bytes: &[u8], content_type: &str) -> (String, Ve
 mod tests {
     use super::*;
     use crate::http::Response;
+    use serde_json::json;
     use std::cell::RefCell;
 
     /// Records requests and answers from a queue.

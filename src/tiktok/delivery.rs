@@ -12,7 +12,6 @@ use crate::tiktok::codes::ApiCode;
 use crate::tiktok::retry::{backoff_ms, with_fresh_token, ATTEMPTS};
 use crate::tiktok::types::{ListedMessage, Outgoing, Sent};
 use crate::tiktok::Client;
-use serde_json::json;
 
 /// How long after an attempt of unknown outcome its message may show in TikTok's listing.
 pub const RECONCILE_AFTER_MS: u64 = 30_000;
@@ -189,7 +188,7 @@ pub async fn find_sent<P: Platform>(
     p.log(
         Level::Info,
         "send outcome reconciled",
-        json!({"account_id": account, "conversation_id": conversation,
+        crate::json::object!({"account_id": account, "conversation_id": conversation,
                "found": found.is_some(), "message_id": found.map(|m| &m.message_id)}),
     );
     if let Some(m) = found {

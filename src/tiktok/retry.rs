@@ -5,7 +5,6 @@ use crate::error::{Error, Result, UpstreamFailure};
 use crate::http::ctx::Ctx;
 use crate::ports::{Level, Platform};
 use crate::tiktok::codes::ApiCode;
-use serde_json::json;
 
 /// TikTok refused the access token (40102 expired, 40105 invalid): refresh and try once more.
 pub(crate) fn is_token_rejected(e: &Error) -> bool {
@@ -26,7 +25,7 @@ pub async fn with_fresh_token<P: Platform, T>(
             p.log(
                 Level::Warn,
                 "access token rejected; refreshing",
-                json!({"account_id": account}),
+                crate::json::object!({"account_id": account}),
             );
             let fresh = p.access_token(account, Some(token.expose())).await?;
             op(fresh.expose()).await

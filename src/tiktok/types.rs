@@ -485,7 +485,7 @@ impl MediaIn {
     /// stored messages and TikTok's listing show media the same way.
     pub fn api_json(media: &Option<MediaIn>) -> Value {
         match media.as_ref().and_then(|m| m.media_id.as_ref()) {
-            Some(id) => serde_json::json!({ "media_id": id }),
+            Some(id) => crate::json::object!({ "media_id": id }),
             None => Value::Null,
         }
     }

@@ -6,7 +6,7 @@ use crate::http::ctx::Ctx;
 use crate::http::{Request, Response};
 use crate::ports::{Bucket, Platform};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// `GET /v1/events/failed?account_id=` (admin).
 pub async fn list_failed<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
@@ -35,7 +35,7 @@ pub async fn list_failed<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result
     }
     Ok(Response::json(
         200,
-        &json!({"failures": out, "cursor": page.cursor}),
+        &crate::json::object!({"failures": out, "cursor": page.cursor}),
     ))
 }
 

@@ -334,7 +334,7 @@ async fn record_failure<P: Platform>(p: &P, f: &Failure) -> Result<()> {
     p.log(
         Level::Error,
         "event processing failed; recorded for replay",
-        json!({"account_id": f.account_id, "failure_id": f.id, "code": f.code, "attempts": f.attempts}),
+        crate::json::object!({"account_id": f.account_id, "failure_id": f.id, "code": f.code, "attempts": f.attempts}),
     );
     p.put(
         Bucket::State,
@@ -370,7 +370,7 @@ async fn run_claimed<P: Platform + Local>(p: &P, cfg: &Config, key: &str) -> Res
             p.log(
                 Level::Warn,
                 "resuming an event whose processing was cut off",
-                json!({"key": key, "started_ms_ago": now.saturating_sub(started)}),
+                crate::json::object!({"key": key, "started_ms_ago": now.saturating_sub(started)}),
             );
         }
         (None, Some(t)) if t > now => {
@@ -395,7 +395,7 @@ async fn run_claimed<P: Platform + Local>(p: &P, cfg: &Config, key: &str) -> Res
             p.log(
                 Level::Error,
                 "event processing keeps failing; recording what is left",
-                json!({"key": key, "code": e.code(), "attempts": rec.attempts + 1}),
+                crate::json::object!({"key": key, "code": e.code(), "attempts": rec.attempts + 1}),
             );
             give_up(p, cfg, key, &mut rec, &e, &mut recorded).await
         }
@@ -424,7 +424,7 @@ async fn run_claimed<P: Platform + Local>(p: &P, cfg: &Config, key: &str) -> Res
             p.log(
                 Level::Error,
                 "event processing failed; kept pending and tried again later",
-                json!({"key": key, "code": e.code(), "message": e.to_string(),
+                crate::json::object!({"key": key, "code": e.code(), "message": e.to_string(),
                        "attempts": rec.attempts, "retry_at_ms": at}),
             );
             rec.started_at = None;
@@ -516,7 +516,7 @@ fn keep_in_history<P: Platform + Local>(p: &P, entry: &Entry) -> history::Record
         p.log(
             Level::Error,
             "message not kept in the history",
-            json!({"conversation_id": entry.conversation_id, "message_id": entry.message_id,
+            crate::json::object!({"conversation_id": entry.conversation_id, "message_id": entry.message_id,
                    "code": e.code(), "message": e.to_string()}),
         );
         history::Recorded::default()
@@ -568,7 +568,7 @@ async fn notify_all<P: Platform + Local>(
                     p.log(
                         Level::Info,
                         "notification sent",
-                        json!({"account_id": notice.account_id, "conversation_id": notice.conversation_id,
+                        crate::json::object!({"account_id": notice.account_id, "conversation_id": notice.conversation_id,
                                "topic": notice.topic, "target": target.tag}),
                     );
                     rec.notified.push(mark);
@@ -653,7 +653,7 @@ async fn advance<P: Platform + Local>(
             k => p.log(
                 Level::Info,
                 "event needs no reply",
-                json!({"event": event.name, "kind": k.as_str(), "account_id": event.account,
+                crate::json::object!({"event": event.name, "kind": k.as_str(), "account_id": event.account,
                        "conversation_id": event.content.conversation_id}),
             ),
         }
@@ -745,7 +745,7 @@ async fn note_echo<P: Platform + Local>(p: &P, cfg: &Config, event: &Event) -> R
             p.log(
                 Level::Info,
                 "auto-replies paused: a person answered",
-                json!({"account_id": event.account, "conversation_id": conv, "until": until}),
+                crate::json::object!({"account_id": event.account, "conversation_id": conv, "until": until}),
             );
         }
         p.local_put(&conv_key(conv), &to_json(&c)?).await?;
@@ -753,7 +753,7 @@ async fn note_echo<P: Platform + Local>(p: &P, cfg: &Config, event: &Event) -> R
     p.log(
         Level::Info,
         "business message noted",
-        json!({"account_id": event.account, "kind": event.kind.as_str(),
+        crate::json::object!({"account_id": event.account, "kind": event.kind.as_str(),
                "conversation_id": event.content.conversation_id,
                "message_id": event.content.message_id}),
     );
@@ -796,7 +796,7 @@ async fn customer_name<P: Platform + Local>(
                     p.log(
                         Level::Warn,
                         "customer name not kept in the history",
-                        json!({"account_id": event.account, "conversation_id": conv_id, "code": e.code()}),
+                        crate::json::object!({"account_id": event.account, "conversation_id": conv_id, "code": e.code()}),
                     );
                 }
             }
@@ -804,7 +804,7 @@ async fn customer_name<P: Platform + Local>(
         Err(e) => p.log(
             Level::Warn,
             "customer name lookup failed; greeting without it",
-            json!({"account_id": event.account, "conversation_id": conv_id, "code": e.code()}),
+            crate::json::object!({"account_id": event.account, "conversation_id": conv_id, "code": e.code()}),
         ),
     }
     conv.customer_name.clone()
@@ -867,7 +867,7 @@ async fn plan_reply<P: Platform + Local>(
         p.log(
             Level::Warn,
             "time zone unknown to the runtime; using UTC",
-            json!({"timezone": rules.timezone}),
+            crate::json::object!({"timezone": rules.timezone}),
         );
         crate::time::LocalTime::at_offset(now, 0)
     });
@@ -896,7 +896,7 @@ async fn plan_reply<P: Platform + Local>(
         p.log(
             Level::Info,
             "auto-replies paused: the customer asked for a person",
-            json!({"account_id": event.account, "conversation_id": conv_id,
+            crate::json::object!({"account_id": event.account, "conversation_id": conv_id,
                    "until": now + cfg.handoff_pause_secs}),
         );
     }
@@ -909,7 +909,7 @@ async fn plan_reply<P: Platform + Local>(
     p.log(
         level,
         "auto-reply decided",
-        json!({"account_id": event.account, "conversation_id": conv_id, "messages": plan.messages.len(),
+        crate::json::object!({"account_id": event.account, "conversation_id": conv_id, "messages": plan.messages.len(),
                "rules": plan.messages.iter().map(|m| &m.0).collect::<Vec<_>>(), "held_back": plan.held_back}),
     );
     rec.reply = Some(Progress {
@@ -937,7 +937,7 @@ async fn plan_reply<P: Platform + Local>(
             p.log(
                 Level::Warn,
                 "sender action failed",
-                json!({"account_id": event.account, "conversation_id": conv_id, "code": e.code()}),
+                crate::json::object!({"account_id": event.account, "conversation_id": conv_id, "code": e.code()}),
             );
         }
     }
@@ -989,7 +989,7 @@ async fn mark_sent<P: Platform + Local>(
     p.log(
         Level::Info,
         "reply sent",
-        json!({"account_id": account, "conversation_id": prog.conversation_id, "rule": rule,
+        crate::json::object!({"account_id": account, "conversation_id": prog.conversation_id, "rule": rule,
                "type": msg.kind(), "message_id": message_id, "how": how}),
     );
     Ok(())
@@ -1065,7 +1065,7 @@ async fn execute_reply<P: Platform + Local>(
             p.log(
                 Level::Info,
                 "auto-replies paused; the rest of the reply is not sent",
-                json!({"account_id": account, "conversation_id": prog.conversation_id,
+                crate::json::object!({"account_id": account, "conversation_id": prog.conversation_id,
                        "unsent": prog.messages.len() - prog.done}),
             );
             prog.done = prog.messages.len();
@@ -1077,7 +1077,7 @@ async fn execute_reply<P: Platform + Local>(
             p.log(
                 Level::Warn,
                 "reply window exhausted; not sending",
-                json!({"account_id": account, "conversation_id": prog.conversation_id}),
+                crate::json::object!({"account_id": account, "conversation_id": prog.conversation_id}),
             );
             prog.done = prog.messages.len();
             prog.inflight = None;
@@ -1104,7 +1104,7 @@ async fn execute_reply<P: Platform + Local>(
                 p.log(
                     Level::Warn,
                     "send outcome unknown; looked for at TikTok before anything is sent again",
-                    json!({"account_id": account, "conversation_id": conv_id, "code": e.code()}),
+                    crate::json::object!({"account_id": account, "conversation_id": conv_id, "code": e.code()}),
                 );
                 let now = p.now_ms();
                 if let Some(inf) = prog.inflight.as_mut() {
@@ -1173,7 +1173,7 @@ pub async fn sweep<P: Platform + Local>(
             p.log(
                 Level::Error,
                 "unreadable pending record kept for inspection",
-                json!({"key": key}),
+                crate::json::object!({"key": key}),
             );
             continue;
         };
@@ -1186,7 +1186,7 @@ pub async fn sweep<P: Platform + Local>(
             p.log(
                 Level::Warn,
                 "processing an accepted event whose job never ran",
-                json!({"key": key}),
+                crate::json::object!({"key": key}),
             );
         }
         if let Some(t) = process(p, cfg, key).await?.retry_at {
@@ -1208,7 +1208,7 @@ pub async fn sweep<P: Platform + Local>(
         p.log(
             Level::Info,
             "old conversation history deleted",
-            json!({"messages": forgotten, "retention_days": cfg.history_retention_days}),
+            crate::json::object!({"messages": forgotten, "retention_days": cfg.history_retention_days}),
         );
     }
     let idle_before = p.now_secs().saturating_sub(CONVERSATION_RETENTION_SECS);
@@ -1294,12 +1294,12 @@ pub async fn replay<P: Platform + Local>(
     save_pending(p, &key, &rec).await?;
     let done = process(p, cfg, &key).await?;
     if let Some(at) = done.retry_at {
-        let v = json!({"id": id, "replayed": false, "pending": true,
+        let v = crate::json::object!({"id": id, "replayed": false, "pending": true,
             "reason": "a send's outcome is unknown; it is looked for at TikTok before anything is sent again"});
         return Ok((v, Some(at)));
     }
     Ok(match done.failures.first() {
-        None => (json!({"id": id, "replayed": true}), None),
+        None => (crate::json::object!({"id": id, "replayed": true}), None),
         Some(n) => (
             json!({"id": id, "replayed": false, "failure_id": n.id,
                    "error": {"code": n.code, "message": n.message}}),

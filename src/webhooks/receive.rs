@@ -6,7 +6,6 @@ use crate::http::ctx::Ctx;
 use crate::http::{Request, Response};
 use crate::ports::Platform;
 use crate::webhooks::envelope;
-use serde_json::json;
 
 /// `POST /webhooks/tiktok`.
 pub async fn receive<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response> {
@@ -48,10 +47,10 @@ pub async fn receive<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Res
     let raw = std::str::from_utf8(&req.body)
         .map_err(|_| Error::InvalidJson("body is not UTF-8".into()))?;
     let fresh = ctx.p.accept_event(&event.account, &event.key, raw).await?;
-    ctx.note(json!({"event": event.name, "account_id": event.account, "key": event.key, "duplicate": !fresh}));
+    ctx.note(crate::json::object!({"event": event.name, "account_id": event.account, "key": event.key, "duplicate": !fresh}));
     Ok(Response::json(
         200,
-        &json!({"received": true, "duplicate": !fresh}),
+        &crate::json::object!({"received": true, "duplicate": !fresh}),
     ))
 }
 
@@ -59,7 +58,7 @@ pub async fn receive<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Res
 pub fn challenge(req: &Request) -> Response {
     match req.query("challenge") {
         Some(c) if c.len() <= 512 => Response::text(200, c),
-        _ => Response::json(200, &json!({"ok": true})),
+        _ => Response::json(200, &crate::json::object!({"ok": true})),
     }
 }
 

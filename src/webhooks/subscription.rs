@@ -57,7 +57,7 @@ pub async fn put_subscription<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> R
     ctx.log(Level::Info, "webhook subscription updated", json!({}));
     Ok(Response::json(
         200,
-        &json!({"event_type": "DIRECT_MESSAGE", "callback_url": url}),
+        &crate::json::object!({"event_type": "DIRECT_MESSAGE", "callback_url": url}),
     ))
 }
 
@@ -70,7 +70,7 @@ pub async fn get_subscription<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> R
     let url = data.callback_url.filter(|u| !u.is_empty());
     Ok(Response::json(
         200,
-        &json!({
+        &crate::json::object!({
             "event_type": data.event_type.unwrap_or_else(|| "DIRECT_MESSAGE".into()),
             "registered": url.is_some(), "callback_url": url,
         }),
@@ -85,6 +85,6 @@ pub async fn delete_subscription<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -
     transient_retries(ctx.p, async || client.webhook_delete(app_creds(cfg)).await).await?;
     Ok(Response::json(
         200,
-        &json!({"deleted": true, "event_type": "DIRECT_MESSAGE"}),
+        &crate::json::object!({"deleted": true, "event_type": "DIRECT_MESSAGE"}),
     ))
 }
