@@ -7,12 +7,28 @@
 
 use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
 
-/// `serde_json::json!` of a flat object (`"key": value` pairs, each value an expression):
-/// the same value, built by one shared loop instead of an inline insertion per key at every
-/// call site.
+/// `serde_json::json!` of an object (`"key": value` pairs, each value an expression, `null`,
+/// `[]` or an object of the same kind): the same value, built by one shared loop instead of an
+/// inline insertion per key at every call site.
 macro_rules! object {
-    ({ $($key:literal: $value:expr),* $(,)? }) => {
-        $crate::json::object_of(&mut [$(($key, $crate::json::to_value(&$value))),*])
+    ({ $($body:tt)* }) => {
+        $crate::json::object_of(&mut $crate::json::object!(@fields [] $($body)*))
+    };
+    (@fields [$($done:tt)*]) => { [$($done)*] };
+    (@fields [$($done:tt)*] $key:literal: { $($inner:tt)* } $(, $($rest:tt)*)?) => {
+        $crate::json::object!(@fields [$($done)* ($key, $crate::json::object!({ $($inner)* })),]
+            $($($rest)*)?)
+    };
+    (@fields [$($done:tt)*] $key:literal: null $(, $($rest:tt)*)?) => {
+        $crate::json::object!(@fields [$($done)* ($key, serde_json::Value::Null),] $($($rest)*)?)
+    };
+    (@fields [$($done:tt)*] $key:literal: [] $(, $($rest:tt)*)?) => {
+        $crate::json::object!(@fields [$($done)* ($key, serde_json::Value::Array(Vec::new())),]
+            $($($rest)*)?)
+    };
+    (@fields [$($done:tt)*] $key:literal: $value:expr $(, $($rest:tt)*)?) => {
+        $crate::json::object!(@fields [$($done)* ($key, $crate::json::to_value(&$value)),]
+            $($($rest)*)?)
     };
 }
 pub(crate) use object;
@@ -421,6 +437,22 @@ mod tests {
         super::from_slice_traced::<Doc>(json.as_bytes())
             .unwrap_err()
             .0
+    }
+
+    #[test]
+    fn object_is_json() {
+        let (n, s, o) = (7u64, "x".to_string(), Some(1.5));
+        assert_eq!(
+            crate::json::object!({
+                "n": n, "s": s, "o": o, "none": None::<u8>, "null": null, "list": [],
+                "v": vec![1, 2], "inner": {"t": true, "deeper": {"s": &s}}, "n": n + 1,
+            }),
+            serde_json::json!({
+                "n": n, "s": s, "o": o, "none": None::<u8>, "null": null, "list": [],
+                "v": vec![1, 2], "inner": {"t": true, "deeper": {"s": &s}}, "n": n + 1,
+            })
+        );
+        assert_eq!(crate::json::object!({}), serde_json::json!({}));
     }
 
     #[test]

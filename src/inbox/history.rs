@@ -114,7 +114,7 @@ impl Entry {
             json!(c
                 .share_post
                 .as_ref()
-                .map(|s| json!({"embed_url": s.embed_url, "video_id": s.video_id}))),
+                .map(|s| crate::json::object!({"embed_url": s.embed_url, "video_id": s.video_id}))),
         );
         put("template", c.template.clone().unwrap_or(Value::Null));
         put("button_id", json!(c.button_id()));
@@ -498,7 +498,7 @@ fn message_json(row: &[SqlValue]) -> Value {
     let mut v = col_text(row, 7)
         .and_then(|b| crate::json::from_str::<Value>(&b).ok())
         .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
+        .unwrap_or_else(|| crate::json::object!({}));
     v["id"] = json!(col_text(row, 1));
     v["timestamp_ms"] = json!(col_u64(row, 2));
     v["direction"] = json!(col_text(row, 3));

@@ -4,7 +4,7 @@ use super::cursor;
 use super::history::{self, Summary};
 use crate::error::{Error, Result};
 use crate::ports::Local;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// A conversation's auto-reply pause, as the actor knows it: `(paused_until, paused_by)`.
 pub type Pause = (Option<u64>, Option<String>);
@@ -12,7 +12,7 @@ pub type Pause = (Option<u64>, Option<String>);
 /// One conversation in the API's shape.
 pub fn conversation_json(s: &Summary, pause: &Pause, now_ms: u64) -> Value {
     let (open, closes) = s.window(now_ms);
-    json!({
+    crate::json::object!({
         "id": s.id,
         "customer": {
             "id": s.customer_id, "handle": s.customer_handle,
@@ -76,7 +76,7 @@ pub async fn messages_page<P: Local, F: AsyncFn(&str) -> Result<Pause>>(
                 what: format!("stored conversation {conversation}"),
             });
         }
-        return Ok(json!({ "conversation": null }));
+        return Ok(crate::json::object!({ "conversation": null }));
     };
     let (messages, next) = history::messages(p, conversation, after, limit, oldest_first)?;
     Ok(crate::json::object!({

@@ -11,7 +11,7 @@ use crate::ports::Platform;
 use crate::secret::Secret;
 use crate::webhooks::forward::post_until_accepted;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Longest customer text quoted in a notification.
@@ -246,7 +246,9 @@ pub fn body(target: &Target, notice: &Notice) -> Value {
     match target.service {
         Service::Slack => crate::json::object!({ "text": slack_escape(&text) }),
         // No mention a customer types (@everyone) pings anyone.
-        Service::Discord => json!({ "content": text, "allowed_mentions": { "parse": [] } }),
+        Service::Discord => {
+            crate::json::object!({ "content": text, "allowed_mentions": { "parse": [] } })
+        }
         Service::Telegram => crate::json::object!({
             "chat_id": target.chat_id, "text": text, "disable_web_page_preview": true,
         }),
@@ -268,6 +270,7 @@ pub async fn deliver<P: Platform>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn targets_are_recognised_by_host_or_prefix_and_errors_never_quote_them() {

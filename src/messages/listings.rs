@@ -52,7 +52,7 @@ pub async fn list_conversations<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) ->
         200,
         &crate::json::object!({
             "account_id": account, "source": "tiktok", "type": kind.as_str(),
-            "conversations": page.conversations.iter().map(|c| json!({
+            "conversations": page.conversations.iter().map(|c| crate::json::object!({
                 "id": c.conversation_id, "updated_at": c.update_time, "referral": c.referral,
             })).collect::<Vec<_>>(),
             "has_more": page.has_more, "cursor": page.cursor.filter(|c| !c.is_empty() && page.has_more),
@@ -90,7 +90,7 @@ fn message_json(m: &ListedMessage, business_id: &str) -> Value {
         json!(m
             .share_post
             .as_ref()
-            .map(|p| json!({"embed_url": p.embed_url}))),
+            .map(|p| crate::json::object!({"embed_url": p.embed_url}))),
     );
     put("template", m.template.clone().unwrap_or(Value::Null));
     put("sticker", m.sticker.clone().unwrap_or(Value::Null));

@@ -12,7 +12,6 @@ use crate::rules::engine::{self, ConversationState, Inbound};
 use crate::rules::store::load_rules;
 use crate::time::{LocalTime, Zone};
 use serde::Deserialize;
-use serde_json::json;
 
 /// Largest request body: a message and a few fields.
 const MAX_BODY: usize = 32 * 1024;
@@ -107,7 +106,7 @@ pub async fn test_rules<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<
     }
     Ok(Response::json(
         200,
-        &json!({
+        &crate::json::object!({
             "sent": false,
             "source": source.as_str(),
             "account_id": d.account_id,

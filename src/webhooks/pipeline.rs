@@ -23,7 +23,7 @@ use crate::time::Zone;
 use crate::webhooks::envelope::{self, Event, EventKind};
 use crate::webhooks::forward::forward;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// A pending event older than this whose job never ran is processed by the alarm.
@@ -1301,7 +1301,7 @@ pub async fn replay<P: Platform + Local>(
     Ok(match done.failures.first() {
         None => (crate::json::object!({"id": id, "replayed": true}), None),
         Some(n) => (
-            json!({"id": id, "replayed": false, "failure_id": n.id,
+            crate::json::object!({"id": id, "replayed": false, "failure_id": n.id,
                    "error": {"code": n.code, "message": n.message}}),
             None,
         ),
@@ -1312,6 +1312,7 @@ pub async fn replay<P: Platform + Local>(
 mod tests {
     use super::*;
     use crate::ports::Clock;
+    use serde_json::json;
 
     fn fake() -> crate::testutil::Fake {
         let mut f = crate::testutil::Fake::new(1_720_000_000);

@@ -9,7 +9,6 @@ use crate::ports::{Level, Platform};
 use crate::tiktok::retry::transient_retries;
 use crate::tiktok::{AppCredentials, Client};
 use serde::Deserialize;
-use serde_json::json;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,7 +53,11 @@ pub async fn put_subscription<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> R
         client.webhook_update(app_creds(cfg), &url).await
     })
     .await?;
-    ctx.log(Level::Info, "webhook subscription updated", json!({}));
+    ctx.log(
+        Level::Info,
+        "webhook subscription updated",
+        crate::json::object!({}),
+    );
     Ok(Response::json(
         200,
         &crate::json::object!({"event_type": "DIRECT_MESSAGE", "callback_url": url}),
