@@ -5,11 +5,10 @@
 //! (`kid`), so adding a new key in front keeps older records readable (rotation), and a record
 //! whose key is gone is reported as such instead of decrypting to garbage.
 
+use crate::b64::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use crate::ports::Rng;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

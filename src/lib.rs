@@ -11,6 +11,7 @@
 pub(crate) mod accounts;
 pub(crate) mod app;
 pub(crate) mod auth;
+pub(crate) mod b64;
 pub(crate) mod config;
 mod console;
 pub(crate) mod coordinator;

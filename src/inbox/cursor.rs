@@ -1,9 +1,8 @@
 //! The inbox's page cursors: opaque to clients (base64url), a position in the store's order.
 
 use super::history::{ConversationCursor, MessageCursor};
+use crate::b64::URL_SAFE_NO_PAD;
 use crate::error::{Error, Result};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 
 /// Longest cursor accepted (a conversation id is at most 256 bytes).
 const MAX_CURSOR: usize = 400;

@@ -4,7 +4,6 @@
 //! Durable Object.
 
 use crate::secret::Secret;
-use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -52,7 +51,7 @@ fn key(secret: &Secret) -> Hmac<Sha256> {
 
 /// `base64url(claims JSON) "." base64url(HMAC)`.
 pub fn sign(secret: &Secret, claims: &Claims) -> String {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let b64 = crate::b64::URL_SAFE_NO_PAD;
     let body = b64.encode(serde_json::to_vec(claims).unwrap_or_default());
     let mut mac = key(secret);
     mac.update(body.as_bytes());
@@ -67,7 +66,7 @@ pub fn verify(
     now: u64,
     ttl: u64,
 ) -> Result<Claims, Refusal> {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let b64 = crate::b64::URL_SAFE_NO_PAD;
     let (body, sig) = state.split_once('.').ok_or(Refusal::Invalid)?;
     let sig = b64.decode(sig).map_err(|_| Refusal::Invalid)?;
     let mut mac = key(secret);

@@ -6,14 +6,13 @@ use crate::http::{Headers, Method, Outbound};
 use crate::ports::Platform;
 use crate::tiktok::retry::with_retries;
 use crate::webhooks::envelope::Event;
-use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 /// `webhook-signature` value (Standard Webhooks): `v1,` + base64 HMAC-SHA256 over
 /// `<id>.<timestamp>.<body>`. A `whsec_` secret is base64; any other is used as bytes.
 pub fn forward_signature(secret: &str, id: &str, ts: u64, body: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD;
+    let b64 = crate::b64::STANDARD;
     let key = secret
         .strip_prefix("whsec_")
         .and_then(|s| b64.decode(s).ok())
