@@ -146,7 +146,7 @@ pub async fn list_messages<P: Platform>(
     })
     .await?;
     // TikTok does not document the order; answer oldest first, like a chat.
-    page.messages.sort_by_key(|m| m.timestamp.unwrap_or(0));
+    page.messages = oldest_first(std::mem::take(&mut page.messages));
     Ok(Response::json(
         200,
         &crate::json::object!({
@@ -156,6 +156,18 @@ pub async fn list_messages<P: Platform>(
             "has_more": false,
         }),
     ))
+}
+
+/// `messages` by timestamp, a stable sort (of a page at most): each message goes after those
+/// not later than it, without a sort routine compiled for this one list.
+fn oldest_first(messages: Vec<ListedMessage>) -> Vec<ListedMessage> {
+    let at = |m: &ListedMessage| m.timestamp.unwrap_or(0);
+    let mut sorted: Vec<ListedMessage> = Vec::with_capacity(messages.len());
+    for m in messages {
+        let i = sorted.partition_point(|o| at(o) <= at(&m));
+        sorted.insert(i, m);
+    }
+    sorted
 }
 
 /// `GET /v1/conversations/{id}/messages/{message_id}/media?account_id[&media_id][&media_type]`:
@@ -306,6 +318,34 @@ async fn download_media<P: Platform>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn messages_are_sorted_oldest_first_and_stably() {
+        let times = [
+            Some(5),
+            None,
+            Some(3),
+            Some(5),
+            Some(0),
+            Some(3),
+            None,
+            Some(9),
+        ];
+        let messages: Vec<ListedMessage> = times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                serde_json::from_value(
+                    serde_json::json!({"message_id": i.to_string(), "timestamp": t}),
+                )
+                .unwrap()
+            })
+            .collect();
+        let mut want = messages.clone();
+        want.sort_by_key(|m| m.timestamp.unwrap_or(0));
+        let ids = |v: &[ListedMessage]| v.iter().map(|m| m.message_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&super::oldest_first(messages)), ids(&want));
+    }
+
     use super::*;
 
     #[test]
