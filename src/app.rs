@@ -210,6 +210,35 @@ mod tests {
     }
 
     #[test]
+    fn failed_events_are_listed_without_the_event() {
+        use crate::ports::{Bucket, Store};
+        let (f, cfg) = platform();
+        let key = format!(
+            "{}f1",
+            crate::webhooks::pipeline::failures_prefix(Some("biz"))
+        );
+        let record = r#"{"id":"f1","account_id":"biz","event_key":"m:1","stage":"forward",
+            "url":"https://x.example/","code":"c","message":"m","attempts":3,"failed_at":9,
+            "event":"{\"secret\":1}","zeta":[1]}"#;
+        block_on(f.put(Bucket::State, &key, record, None)).unwrap();
+        let r = call(
+            &f,
+            &cfg,
+            req(
+                Method::Get,
+                "https://w.example/v1/events/failed",
+                &[("authorization", &format!("Bearer {ADMIN}"))],
+                b"",
+            ),
+        );
+        assert_eq!(r.status, 200);
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        let mut want: Value = serde_json::from_str(record).unwrap();
+        want.as_object_mut().unwrap().remove("event");
+        assert_eq!(body["failures"], json!([want]));
+    }
+
+    #[test]
     fn oauth_flow_stores_an_encrypted_account_and_state_is_single_use() {
         let (f, cfg) = platform();
         let start = call(

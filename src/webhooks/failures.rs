@@ -27,7 +27,13 @@ pub async fn list_failed<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result
         if let Some(raw) = ctx.p.get(Bucket::State, k).await? {
             if let Ok(mut v) = crate::json::from_str::<Value>(&raw) {
                 if let Some(o) = v.as_object_mut() {
-                    o.remove("event");
+                    // Copied without `event`: removing a key compiles the map's whole removal
+                    // and rebalancing for this one use.
+                    for (k, field) in std::mem::take(o) {
+                        if k != "event" {
+                            o.insert(k, field);
+                        }
+                    }
                 }
                 out.push(v);
             }
