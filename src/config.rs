@@ -237,6 +237,12 @@ pub struct Config {
 
 /// Reads and validates every setting. `lookup` returns a value if it is set and non-empty.
 pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
+    load_dyn(&lookup)
+}
+
+/// [`load`], compiled once (not once per caller's `lookup`: the Worker and its actors each
+/// have one).
+fn load_dyn(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
     let mut problems = Vec::new();
     let get = |name: &str| {
         lookup(name)
