@@ -53,7 +53,8 @@ pub fn from_str<'a, T: serde::Deserialize<'a>>(text: &'a str) -> serde_json::Res
 }
 
 /// [`from_str`] for what this Worker wrote itself (records in storage, calls to and answers of
-/// its actors, its own signed state): structs are read from objects only (see [`Objects`]).
+/// its actors, its own signed state) and for TikTok's answers and deliveries (objects in every
+/// documented shape): structs are read from objects only (see [`Objects`]).
 pub fn from_own_str<'a, T: serde::Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
     from_own_slice(text.as_bytes())
 }
