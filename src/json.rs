@@ -47,9 +47,10 @@ pub fn object_of(fields: &mut [(&str, serde_json::Value)]) -> serde_json::Value 
     serde_json::Value::Object(map)
 }
 
-/// `crate::json::from_str`, through `serde_json::from_slice`.
+/// `serde_json::from_str`, as [`from_own_slice`] of the text's bytes: every document is read
+/// with structs from objects only.
 pub fn from_str<'a, T: serde::Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
-    serde_json::from_slice(text.as_bytes())
+    from_own_slice(text.as_bytes())
 }
 
 /// [`from_str`] for what this Worker wrote itself (records in storage, calls to and answers of
@@ -72,7 +73,7 @@ pub fn from_own_slice<'a, T: serde::Deserialize<'a>>(json: &'a [u8]) -> serde_js
 pub fn from_slice_traced<T: serde::de::DeserializeOwned>(
     json: &[u8],
 ) -> Result<T, (String, serde_json::Error)> {
-    T::deserialize(&mut serde_json::Deserializer::from_slice(json))
+    T::deserialize(Objects(&mut serde_json::Deserializer::from_slice(json)))
         .map_err(|e| (error_path(json, &e), e))
 }
 
@@ -359,7 +360,7 @@ pub fn error_path(json: &[u8], e: &serde_json::Error) -> String {
                     before_colon = true;
                     if let Some(Frame::Object(key)) = stack.last_mut() {
                         let quoted = &json[start..(i + 1).min(json.len())];
-                        *key = Some(serde_json::from_slice(quoted).unwrap_or_default());
+                        *key = Some(from_own_slice(quoted).unwrap_or_default());
                     }
                 }
             }
@@ -492,6 +493,18 @@ mod tests {
     }
 
     #[test]
+    fn structs_in_bodies_are_read_from_objects_only() {
+        let e = super::from_slice_traced::<Doc>(b"[1]")
+            .unwrap_err()
+            .1
+            .to_string();
+        assert!(
+            e.starts_with("invalid type: sequence, expected struct Doc"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn errors_are_named_as_the_tracking_named_them() {
         let cases = [
             (r#"{"n":"x"}"#, "n"),
@@ -518,7 +531,7 @@ mod tests {
             ),
             ("{\n \"map\": {\"a\\u0062\": [1, \"2\"]}}", "map.ab[1]"),
             (r#"{"map":{"":true}}"#, "map."),
-            (r#"[1,"x"]"#, "[1]"),
+            (r#"{"map":{"a":[1,"x"]}}"#, "map.a[1]"),
         ];
         for (json, expected) in cases {
             assert_eq!(path(json), expected, "{json}");
