@@ -16,10 +16,12 @@ fn id_from_raw(raw: &RawValue) -> Result<String, String> {
     {
         Ok(text.to_string())
     } else {
-        Err(format!(
-            "expected an id (string or number), got {}",
-            &text[..text.len().min(16)]
-        ))
+        // The first 16 characters (not bytes: a cut inside a character would panic).
+        let shown = text
+            .char_indices()
+            .nth(16)
+            .map_or(text, |(i, _)| &text[..i]);
+        Err(format!("expected an id (string or number), got {shown}"))
     }
 }
 
@@ -44,7 +46,7 @@ pub fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Erro
 mod tests {
     use serde::Deserialize;
 
-    #[derive(Deserialize)]
+    #[derive(Debug, Deserialize)]
     struct T {
         #[serde(deserialize_with = "super::id")]
         a: String,
@@ -68,10 +70,20 @@ mod tests {
         assert!(serde_json::from_str::<T>(r#"{"a": true}"#).is_err());
         // The same through the reader of the Worker's own records.
         let t: T =
-            crate::json::from_own_str(r#"{"a": 123456789012345678901234567890, "b": "x\"y"}"#)
-                .unwrap();
+            crate::json::from_str(r#"{"a": 123456789012345678901234567890, "b": "x\"y"}"#).unwrap();
         assert_eq!(t.a, "123456789012345678901234567890");
         assert_eq!(t.b.as_deref(), Some("x\"y"));
-        assert!(crate::json::from_own_str::<T>(r#"{"a": {"x":1}}"#).is_err());
+        assert!(crate::json::from_str::<T>(r#"{"a": {"x":1}}"#).is_err());
+    }
+
+    #[test]
+    fn a_bad_id_with_multibyte_text_is_an_error_not_a_panic() {
+        // Byte 16 of this value falls inside an "é" (found by review: it used to panic).
+        let e = serde_json::from_str::<T>(r#"{"a": {"xy":"ééééééé"}}"#).unwrap_err();
+        assert!(e.to_string().contains(r#"got {"xy":"éééééé"#), "{e}");
+        for n in 0..40 {
+            let v = format!(r#"{{"a": ["{}"]}}"#, "é".repeat(n));
+            assert!(serde_json::from_str::<T>(&v).is_err());
+        }
     }
 }
