@@ -208,7 +208,7 @@ impl Error {
 
     /// Rebuilds an error from a JSON error body (as produced by [`Error::body`]).
     pub fn from_body(status: u16, body: &[u8]) -> Self {
-        let v: Value = crate::json::from_own_slice(body).unwrap_or(Value::Null);
+        let v: Value = crate::json::from_slice(body).unwrap_or(Value::Null);
         let e = &v["error"];
         match (e["code"].as_str(), e["message"].as_str()) {
             (Some(code), Some(message)) => Error::Relayed {

@@ -1,9 +1,10 @@
 //! JSON text into values through one reader only.
 //!
-//! `crate::json::from_str` and `serde_json::from_slice` parse with two reader types, and every
-//! `Deserialize` impl is compiled once per reader it meets; the `.wasm` carries both copies.
-//! Text is parsed here as its UTF-8 bytes, so only `from_slice`'s copy exists. The result
-//! (values and error messages) is the same: the bytes of a `&str` are valid UTF-8.
+//! `serde_json::from_str` and `serde_json::from_slice` parse with two reader types, and every
+//! `Deserialize` impl is compiled once per reader it meets; the `.wasm` would carry both
+//! copies. Text is parsed here as its UTF-8 bytes, so only one copy exists. Values and error
+//! messages are serde_json's, except that a struct is never read from a JSON array (serde_json
+//! would read it from its fields in order): see [`Objects`].
 
 use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
 
@@ -47,21 +48,15 @@ pub fn object_of(fields: &mut [(&str, serde_json::Value)]) -> serde_json::Value 
     serde_json::Value::Object(map)
 }
 
-/// `serde_json::from_str`, as [`from_own_slice`] of the text's bytes: every document is read
-/// with structs from objects only.
+/// `serde_json::from_str` of a whole document, read as [`from_slice`] of its bytes.
 pub fn from_str<'a, T: serde::Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
-    from_own_slice(text.as_bytes())
+    from_slice(text.as_bytes())
 }
 
-/// [`from_str`] for what this Worker wrote itself (records in storage, calls to and answers of
-/// its actors, its own signed state) and for TikTok's answers and deliveries (objects in every
-/// documented shape): structs are read from objects only (see [`Objects`]).
-pub fn from_own_str<'a, T: serde::Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
-    from_own_slice(text.as_bytes())
-}
-
-/// [`from_own_str`] of bytes.
-pub fn from_own_slice<'a, T: serde::Deserialize<'a>>(json: &'a [u8]) -> serde_json::Result<T> {
+/// `serde_json::from_slice` of a whole document, except that structs are read from JSON
+/// objects only (see [`Objects`]): everything the Worker reads (requests, rule sets, TikTok's
+/// answers and deliveries, its own records and calls) is documented as objects.
+pub fn from_slice<'a, T: serde::Deserialize<'a>>(json: &'a [u8]) -> serde_json::Result<T> {
     let mut de = serde_json::Deserializer::from_slice(json);
     let value = T::deserialize(Objects(&mut de))?;
     de.end()?;
@@ -80,11 +75,14 @@ pub fn from_slice_traced<T: serde::de::DeserializeOwned>(
 /// A deserializer that reads every struct from a JSON object only, never from an array.
 ///
 /// serde_json reads a struct from an array of its fields in order too, so every derived
-/// `Deserialize` it meets is compiled twice over (once for objects, once for arrays). What
-/// this Worker wrote itself is always objects: read through this, its types lose the array
-/// copy. Structs are asked for as maps, at every depth: an array where a struct belongs is an
-/// error ("invalid type: sequence, expected struct ...") like any other non-object.
-/// Everything else is serde_json's own reading, errors included.
+/// `Deserialize` it meets is compiled twice over (once for objects, once for arrays).
+/// Everything this Worker reads is documented as objects: read through this, its types lose
+/// the array copy. Structs are asked for as maps at every depth this wrapper sees: an array
+/// where a struct belongs is an error ("invalid type: sequence, expected struct ...") like any
+/// other non-object, `[]` included. Types that serde reads by buffering their input first
+/// (internally tagged and untagged enums, `flatten`) and struct variants of externally tagged
+/// enums are read by serde_json's own code inside, which still takes arrays there. Everything
+/// else is serde_json's own reading, errors included.
 struct Objects<D>(D);
 
 /// Hands the inner deserializer's values to `V`, wrapping what it reads them from.
@@ -360,7 +358,7 @@ pub fn error_path(json: &[u8], e: &serde_json::Error) -> String {
                     before_colon = true;
                     if let Some(Frame::Object(key)) = stack.last_mut() {
                         let quoted = &json[start..(i + 1).min(json.len())];
-                        *key = Some(from_own_slice(quoted).unwrap_or_default());
+                        *key = Some(from_slice(quoted).unwrap_or_default());
                     }
                 }
             }
@@ -461,17 +459,17 @@ mod tests {
     fn own_records_are_read_from_objects_only() {
         let text = r#"{"n":3,"map":{"a":[1,2]},"items":[{"type":"QA_LINK_CARD","title":"t",
             "buttons":[{"title":"a","id":"b"}]}]}"#;
-        let d: Doc = super::from_own_str(text).unwrap();
+        let d: Doc = super::from_str(text).unwrap();
         assert_eq!(
             (d.n, d.map["a"].len(), d.items[0].buttons[0].id.as_str()),
             (3, 2, "b")
         );
-        let e = super::from_own_str::<Doc>("[1]").unwrap_err().to_string();
+        let e = super::from_str::<Doc>("[1]").unwrap_err().to_string();
         assert!(
             e.starts_with("invalid type: sequence, expected struct Doc"),
             "{e}"
         );
-        let e = super::from_own_str::<Doc>(r#"{"items":[["QA_LINK_CARD","t",[]]]}"#)
+        let e = super::from_str::<Doc>(r#"{"items":[["QA_LINK_CARD","t",[]]]}"#)
             .unwrap_err()
             .to_string();
         assert!(
@@ -486,7 +484,7 @@ mod tests {
             r#"{"items":[{}]}"#,
         ] {
             assert_eq!(
-                super::from_own_str::<Doc>(bad).unwrap_err().to_string(),
+                super::from_str::<Doc>(bad).unwrap_err().to_string(),
                 serde_json::from_str::<Doc>(bad).unwrap_err().to_string()
             );
         }

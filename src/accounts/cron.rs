@@ -53,7 +53,7 @@ pub async fn refresh_due<P: Store + Clock + crate::ports::Accounts + crate::port
             let account = &key[PREFIX.len()..];
             let listed = match meta
                 .as_deref()
-                .and_then(|m| crate::json::from_own_str::<Listed>(m).ok())
+                .and_then(|m| crate::json::from_str::<Listed>(m).ok())
             {
                 Some(l) => Some(l),
                 None if reads < CRON_MAX_READS => {

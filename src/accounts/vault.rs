@@ -139,7 +139,7 @@ impl Account {
                 account: meta.account_id.clone(),
                 reason: e.to_string(),
             })?;
-        let t: Tokens = crate::json::from_own_slice(&plain).map_err(|_| Error::Vault {
+        let t: Tokens = crate::json::from_slice(&plain).map_err(|_| Error::Vault {
             account: meta.account_id.clone(),
             reason: "decrypted record is not a token pair".into(),
         })?;
@@ -186,7 +186,7 @@ impl<'a, S: Store> Vault<'a, S> {
         let Some(raw) = self.store.get(Bucket::Tokens, &Self::key(account)).await? else {
             return Ok(None);
         };
-        crate::json::from_own_str(&raw)
+        crate::json::from_str(&raw)
             .map(Some)
             .map_err(|_| Error::Vault {
                 account: account.into(),

@@ -815,7 +815,7 @@ impl AccountActor {
             .bytes()
             .await
             .map_err(|e| Error::Internal(format!("actor request: {e}")))?;
-        let call: ActorRequest = crate::json::from_own_slice(&bytes)
+        let call: ActorRequest = crate::json::from_slice(&bytes)
             .map_err(|e| Error::Internal(format!("actor request: {e}")))?;
         let rid = call.request_id.unwrap_or_else(|| "actor".into());
         self.platform(rid)?.call(call.call).await

@@ -107,7 +107,7 @@ impl WorkerPlatform {
         if status != 200 {
             return Err(Error::from_body(status, &bytes));
         }
-        crate::json::from_own_slice(&bytes)
+        crate::json::from_slice(&bytes)
             .map_err(|e| Error::Internal(format!("account actor answer: {e}")))
     }
 }

@@ -70,7 +70,7 @@ async fn load<P: Local + Clock>(p: &P, key_hash: &str) -> Result<Option<Record>>
     let now = p.now_ms();
     Ok(p.local_get(&storage_key(key_hash))
         .await?
-        .and_then(|r| crate::json::from_own_str(&r).ok())
+        .and_then(|r| crate::json::from_str(&r).ok())
         .filter(|r: &Record| now < r.created_at + RETENTION_MS))
 }
 
@@ -173,7 +173,7 @@ pub async fn claim_once<P: Local + Clock>(p: &P, key: &str) -> Result<bool> {
 pub async fn sweep<P: Local + Clock>(p: &P) -> Result<()> {
     let now = p.now_ms();
     for (k, v) in p.local_list(IDEM, 1000).await? {
-        let old = crate::json::from_own_str::<Record>(&v)
+        let old = crate::json::from_str::<Record>(&v)
             .map(|r| now >= r.created_at + RETENTION_MS)
             .unwrap_or(true);
         if old {

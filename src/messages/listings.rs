@@ -164,6 +164,11 @@ fn oldest_first(messages: Vec<ListedMessage>) -> Vec<ListedMessage> {
     let at = |m: &ListedMessage| m.timestamp.unwrap_or(0);
     let mut sorted: Vec<ListedMessage> = Vec::with_capacity(messages.len());
     for m in messages {
+        // In order already (the common case): at the end, without a search or a shift.
+        if sorted.last().is_none_or(|o| at(o) <= at(&m)) {
+            sorted.push(m);
+            continue;
+        }
         let i = sorted.partition_point(|o| at(o) <= at(&m));
         sorted.insert(i, m);
     }

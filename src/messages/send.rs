@@ -466,7 +466,7 @@ pub async fn send_message<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Resul
     crate::messages::idempotency::check_key(key)?;
     let key_hash = crate::messages::idempotency::hash(key.as_bytes());
     // Canonical JSON (sorted keys), so formatting differences do not count as another body.
-    let canonical: Value = crate::json::from_own_slice(&req.body).unwrap_or(Value::Null);
+    let canonical: Value = crate::json::from_slice(&req.body).unwrap_or(Value::Null);
     let body_hash = crate::messages::idempotency::hash(canonical.to_string().as_bytes());
     let keyed = Keyed {
         plan: &plan,

@@ -78,7 +78,7 @@ pub fn verify(
     let claims: Claims = b64
         .decode(body)
         .ok()
-        .and_then(|b| crate::json::from_own_slice(&b).ok())
+        .and_then(|b| crate::json::from_slice(&b).ok())
         .ok_or(Refusal::Invalid)?;
     if now >= claims.t.saturating_add(ttl) || claims.t > now + 60 {
         return Err(Refusal::Expired);

@@ -341,7 +341,7 @@ impl<'a, T: Transport> Client<'a, T> {
         );
         let (data, request_id) = envelope_data(path, self.transport.send(req).await)?;
         let raw = data.as_deref().map_or("null", |r| r.get());
-        crate::json::from_own_str(raw)
+        crate::json::from_str(raw)
             .map_err(|_| upstream(path, UpstreamFailure::Malformed, request_id))
     }
 }
@@ -394,7 +394,7 @@ fn envelope_data(
         TransportError::Unreachable(_) => upstream(path, UpstreamFailure::Unreachable, None),
         TransportError::TooLarge => upstream(path, UpstreamFailure::Malformed, None),
     })?;
-    let envelope: Option<ApiEnvelope> = crate::json::from_own_slice(&resp.body).ok();
+    let envelope: Option<ApiEnvelope> = crate::json::from_slice(&resp.body).ok();
     if !(200..300).contains(&resp.status) {
         let rid = envelope.and_then(|e| e.request_id);
         return Err(upstream(

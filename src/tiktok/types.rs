@@ -203,8 +203,10 @@ pub enum Outgoing {
 /// replies, failure records): into one flat struct of optional fields, then into the variant
 /// that `type` names. The derived reading of the `#[serde(tag = "type")]` enum buffers the
 /// object and compiles a buffered deserializer per variant (about 14 KiB of `.wasm`). Every
-/// object that the derived `Serialize` writes reads back the same; a missing field or an
-/// unknown type is an error as before.
+/// object that the derived `Serialize` writes reads back the same, and a missing field or an
+/// unknown type is still an error, with other words: an unknown type no longer lists the known
+/// ones, `null` for a required field reads as missing, a field of another variant must have
+/// its own type, and a numeric `type` (a variant index) is refused.
 #[derive(Deserialize)]
 struct OutgoingWire {
     #[serde(rename = "type")]

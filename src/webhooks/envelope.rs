@@ -198,11 +198,11 @@ pub fn classify(event: &str, account: &str, content: &Content) -> EventKind {
 /// because TikTok must get a 200 for them.
 pub fn parse(body: &[u8]) -> Result<Event, ParseError> {
     let env: WebhookEnvelope =
-        crate::json::from_own_slice(body).map_err(|e| ParseError::Envelope(e.to_string()))?;
+        crate::json::from_slice(body).map_err(|e| ParseError::Envelope(e.to_string()))?;
     let content: Content = env
         .content
         .as_deref()
-        .and_then(|c| crate::json::from_own_str(c).ok())
+        .and_then(|c| crate::json::from_str(c).ok())
         .unwrap_or_default();
     let kind = classify(&env.event, &env.user_openid, &content);
     let key = match &content.message_id {

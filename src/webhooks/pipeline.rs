@@ -227,7 +227,7 @@ pub struct Processed {
 
 async fn load_pending<P: Local>(p: &P, key: &str) -> Result<Option<Pending>> {
     match p.local_get(&pending_key(key)).await? {
-        Some(raw) => crate::json::from_own_str(&raw)
+        Some(raw) => crate::json::from_str(&raw)
             .map(Some)
             .map_err(|_| Error::Storage("pending event record unreadable".into())),
         None => Ok(None),
@@ -241,7 +241,7 @@ async fn save_pending<P: Local>(p: &P, key: &str, rec: &Pending) -> Result<()> {
 async fn load_conv<P: Local>(p: &P, id: &str) -> Result<ConversationState> {
     Ok(p.local_get(&conv_key(id))
         .await?
-        .and_then(|r| crate::json::from_own_str(&r).ok())
+        .and_then(|r| crate::json::from_str(&r).ok())
         .unwrap_or_default())
 }
 
@@ -282,7 +282,7 @@ pub async fn next_due<P: Local + crate::ports::Clock>(p: &P) -> Result<Option<u6
     let pending = p.local_list("pending:", SWEEP_PAGE).await?;
     Ok(pending
         .iter()
-        .filter_map(|(k, v)| Some((k, crate::json::from_own_str::<Pending>(v).ok()?)))
+        .filter_map(|(k, v)| Some((k, crate::json::from_str::<Pending>(v).ok()?)))
         .map(|(k, r)| {
             let key = &k["pending:".len()..];
             // One running in this instance now will say when it needs looking at again.
@@ -1169,7 +1169,7 @@ pub async fn sweep<P: Platform + Local>(
     }
     for (k, v) in pending {
         let key = &k[PENDING.len()..];
-        let Ok(rec) = crate::json::from_own_str::<Pending>(&v) else {
+        let Ok(rec) = crate::json::from_str::<Pending>(&v) else {
             p.log(
                 Level::Error,
                 "unreadable pending record kept for inspection",
@@ -1213,7 +1213,7 @@ pub async fn sweep<P: Platform + Local>(
     }
     let idle_before = p.now_secs().saturating_sub(CONVERSATION_RETENTION_SECS);
     for (k, v) in p.local_list(CONV, 1000).await? {
-        let c: ConversationState = crate::json::from_own_str(&v).unwrap_or_default();
+        let c: ConversationState = crate::json::from_str(&v).unwrap_or_default();
         if c.last_activity() < idle_before {
             p.local_delete(&k).await?;
         }
@@ -1237,7 +1237,7 @@ pub async fn replay<P: Platform + Local>(
         .ok_or_else(|| Error::Missing {
             what: format!("failure {id}"),
         })?;
-    let f: Failure = crate::json::from_own_str(&raw)
+    let f: Failure = crate::json::from_str(&raw)
         .map_err(|_| Error::Storage("failure record unreadable".into()))?;
     let key = format!("replay:{id}");
     if p.local_get(&pending_key(&key)).await?.is_some() {
