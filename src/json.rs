@@ -48,6 +48,13 @@ pub fn object_of(fields: &mut [(&str, serde_json::Value)]) -> serde_json::Value 
     serde_json::Value::Object(map)
 }
 
+/// A field that a flat wire struct holds as optional but its variant requires, or serde's
+/// own "missing field" error: for the hand-written readers of tagged shapes (actor calls,
+/// outgoing messages, failure records).
+pub fn need<T>(v: Option<T>, name: &str) -> Result<T, String> {
+    v.ok_or_else(|| format!("missing field `{name}`"))
+}
+
 /// `serde_json::from_str` of a whole document, read as [`from_slice`] of its bytes.
 pub fn from_str<'a, T: serde::Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
     from_slice(text.as_bytes())

@@ -7,6 +7,7 @@
 //! writes reads back the same; a missing field or an unknown tag is an error as before.
 
 use super::protocol::{ActorRequest, Begin, Call, Reply, Stored};
+use crate::json::need;
 use serde::{Deserialize, Deserializer};
 
 #[derive(Deserialize)]
@@ -50,10 +51,6 @@ pub struct WireRequest {
     limit: Option<u64>,
     #[serde(default)]
     oldest_first: Option<bool>,
-}
-
-fn need<T>(v: Option<T>, name: &str) -> Result<T, String> {
-    v.ok_or_else(|| format!("missing field `{name}`"))
 }
 
 impl TryFrom<WireRequest> for ActorRequest {

@@ -229,9 +229,7 @@ impl TryFrom<OutgoingWire> for Outgoing {
     type Error = String;
 
     fn try_from(w: OutgoingWire) -> Result<Self, String> {
-        fn need<T>(v: Option<T>, name: &str) -> Result<T, String> {
-            v.ok_or_else(|| format!("missing field `{name}`"))
-        }
+        use crate::json::need;
         Ok(match w.kind.as_str() {
             "text" => Outgoing::Text {
                 text: need(w.text, "text")?,

@@ -43,8 +43,7 @@ impl TryFrom<FailureWire> for Failure {
     type Error = String;
 
     fn try_from(w: FailureWire) -> Result<Self, String> {
-        let need =
-            |v: Option<String>, name: &str| v.ok_or_else(|| format!("missing field `{name}`"));
+        use crate::json::need;
         let stage = match w.stage.as_str() {
             "reply" => Stage::Reply {
                 conversation_id: need(w.conversation_id, "conversation_id")?,
@@ -57,7 +56,7 @@ impl TryFrom<FailureWire> for Failure {
             },
             "notify" => Stage::Notify {
                 target: need(w.target, "target")?,
-                notice: w.notice.ok_or("missing field `notice`")?,
+                notice: need(w.notice, "notice")?,
             },
             "interrupted" => Stage::Interrupted,
             other => return Err(format!("unknown stage `{other}`")),
