@@ -192,6 +192,7 @@ mod own {
     #[wasm_bindgen]
     extern "C" {
         /// `ctx.storage.kv`.
+        #[derive(Clone)]
         type SyncKv;
         #[wasm_bindgen(method, catch, js_name = get)]
         fn get_js(this: &SyncKv, key: &str) -> std::result::Result<JsValue, JsValue>;
@@ -201,6 +202,17 @@ mod own {
         fn delete_js(this: &SyncKv, key: &str) -> std::result::Result<JsValue, JsValue>;
         #[wasm_bindgen(method, catch, js_name = list)]
         fn list_js(this: &SyncKv, options: &Object) -> std::result::Result<JsValue, JsValue>;
+
+        /// `ctx.storage`, for what worker's binding of it lacks.
+        #[derive(Clone)]
+        type SyncStorage;
+        #[wasm_bindgen(method, getter)]
+        fn kv(this: &SyncStorage) -> JsValue;
+        #[wasm_bindgen(method, catch, js_name = transactionSync)]
+        fn transaction_sync(
+            this: &SyncStorage,
+            write: &Function,
+        ) -> std::result::Result<JsValue, JsValue>;
     }
 
     fn failed(op: &str) -> Error {
@@ -209,26 +221,16 @@ mod own {
 
     /// The object's storage: its synchronous key-value API, and `transactionSync` for writes
     /// that must land together.
+    #[derive(Clone)]
     pub struct Own {
         kv: SyncKv,
-        storage: DurableObjectStorage,
-    }
-
-    impl Clone for Own {
-        fn clone(&self) -> Self {
-            // (Neither binding type has a `Clone` of its own: the clone is the `Object`'s.)
-            let kv: &JsValue = self.kv.as_ref();
-            let storage: &JsValue = self.storage.as_ref();
-            Own {
-                kv: kv.clone().unchecked_into(),
-                storage: storage.clone().unchecked_into(),
-            }
-        }
+        storage: SyncStorage,
     }
 
     impl Own {
         pub fn of(storage: DurableObjectStorage) -> Result<Own> {
-            let kv = Reflect::get(&storage, &"kv".into()).map_err(|_| failed("kv"))?;
+            let storage: SyncStorage = storage.unchecked_into();
+            let kv = storage.kv();
             match kv.is_object() {
                 true => Ok(Own {
                     kv: kv.unchecked_into(),
@@ -260,8 +262,7 @@ mod own {
             entries: &[(String, String)],
             fail: impl Fn(&str) -> bool + 'static,
         ) -> Result<()> {
-            let kv: &JsValue = self.kv.as_ref();
-            let kv: SyncKv = kv.clone().unchecked_into();
+            let kv = self.kv.clone();
             let entries = entries.to_vec();
             let write = Closure::once(move || -> std::result::Result<(), JsValue> {
                 for (k, v) in &entries {
@@ -272,12 +273,8 @@ mod own {
                 }
                 Ok(())
             });
-            let transaction: Function = Reflect::get(&self.storage, &"transactionSync".into())
-                .ok()
-                .and_then(|f| f.dyn_into().ok())
-                .ok_or_else(|| failed("transactionSync"))?;
-            transaction
-                .call1(&self.storage, write.as_ref())
+            self.storage
+                .transaction_sync(write.as_ref().unchecked_ref())
                 .map(drop)
                 .map_err(|_| failed("put"))
         }
