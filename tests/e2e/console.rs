@@ -76,16 +76,7 @@ pub async fn the_console_works_in_a_real_browser(env: Arc<Env>) {
     assert_eq!(config.status, 404);
 
     // TikTok echoes the console's sends to this Worker (the inbox keeps them from the echo).
-    let r = env
-        .call_at(
-            &w.url,
-            "PUT",
-            "/v1/webhook-subscription",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    crate::inbox::subscribe_at(&env, &w.url).await;
     let b = Browser::start(1280, 900).await;
     let admin = format!("{}/admin", w.url);
     b.goto(&admin).await;

@@ -60,6 +60,21 @@ async fn all_messages(env: &Env, base: &str, conv: &str, order: &str, limit: usi
     panic!("more than 100 pages");
 }
 
+/// Registers the Worker at `base` for TikTok's webhooks (`PUT /v1/webhook-subscription`), so
+/// the simulator echoes its sends back to it.
+pub async fn subscribe_at(env: &Env, base: &str) {
+    let r = env
+        .call_at(
+            base,
+            "PUT",
+            "/v1/webhook-subscription",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
 /// Waits until the stored history of `conv` has `n` messages (6 s at most).
 async fn stored(env: &Env, base: &str, conv: &str, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(6);
@@ -84,16 +99,7 @@ pub async fn history_is_kept_paged_and_survives_a_restart(env: Arc<Env>) {
     let mut w = Worker::start(&env.sim, "inbox", |_| {});
     connect_at(&env, &w.url, ACCOUNT).await;
     // Echoes of API sends come back to this Worker while the test runs.
-    let r = env
-        .call_at(
-            &w.url,
-            "PUT",
-            "/v1/webhook-subscription",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    subscribe_at(&env, &w.url).await;
     let rules = json!({"welcome": "Welcome!",
                        "rules": [{"id": "price", "match": "contains", "keywords": ["price"], "text": "It is 5 EUR."},
                                  {"id": "menu", "keywords": ["help"], "card": {"type": "QA_BUTTON_CARD",
