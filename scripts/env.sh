@@ -12,3 +12,12 @@ if [ -x "$TOOLS_NODE_DIR/bin/node" ]; then
     *) export PATH="$TOOLS_NODE_DIR/bin:$PATH" ;;
   esac
 fi
+
+# The Rust toolchain the release .wasm is built with (scripts/build.sh); everything else (tests,
+# clippy, the simulator, the bench) uses the machine's stable toolchain. A pinned nightly, for
+# one reason: `-Zbuild-std` compiles the standard library with this project's size profile
+# (opt-level "z", LTO with our code) instead of linking the prebuilt, speed-optimised one, and
+# `-Zlocation-detail=none` leaves out the file/line/column of every panic site (the panic
+# message is kept). Together about 18 KiB of gzip. Installed by rustup from the Rust project's
+# distribution server, like the wasm32 target; the pin keeps builds reproducible.
+WASM_TOOLCHAIN=nightly-2026-05-20
