@@ -29,6 +29,7 @@ pub mod rules;
 pub(crate) mod secret;
 pub(crate) mod tiktok;
 pub mod time;
+pub(crate) mod urlencoded;
 pub mod webhooks;
 
 #[cfg(target_arch = "wasm32")]

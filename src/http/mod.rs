@@ -106,8 +106,7 @@ impl Request {
 
     /// The first value of a query parameter, percent-decoded once.
     pub fn query(&self, name: &str) -> Option<String> {
-        self.url
-            .query_pairs()
+        crate::urlencoded::parse(self.url.query().unwrap_or_default().as_bytes())
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     }

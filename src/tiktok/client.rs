@@ -367,11 +367,7 @@ fn outbound(
     let mut url = format!("{base}{path}");
     if !query.is_empty() {
         url.push('?');
-        url.push_str(
-            &url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(query)
-                .finish(),
-        );
+        url.push_str(&crate::urlencoded::serialize(query));
     }
     Outbound {
         method,
