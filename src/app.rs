@@ -189,7 +189,7 @@ mod tests {
     fn req(method: Method, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
         Request {
             method,
-            url: url::Url::parse(url).unwrap(),
+            url: crate::weburl::Url::parse(url).unwrap(),
             headers: headers
                 .iter()
                 .map(|(k, v)| (*k, v.to_string()))
@@ -247,7 +247,7 @@ mod tests {
             req(Method::Get, "https://w.example/oauth/start", &[], b""),
         );
         assert_eq!(start.status, 302);
-        let loc = url::Url::parse(start.headers.get("location").unwrap()).unwrap();
+        let loc = crate::weburl::Url::parse(start.headers.get("location").unwrap()).unwrap();
         let state = loc
             .query_pairs()
             .find(|(k, _)| k == "state")

@@ -183,7 +183,7 @@ pub const SETTINGS: &[Setting] = &[
 
 /// TikTok's rules for a redirect URI: absolute https (plain http only for a local host), no
 /// query string, no fragment, shorter than 512 characters.
-pub fn check_redirect_uri(u: &url::Url) -> std::result::Result<(), &'static str> {
+pub fn check_redirect_uri(u: &crate::weburl::Url) -> std::result::Result<(), &'static str> {
     let local = matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     if u.scheme() != "https" && !(u.scheme() == "http" && local) {
         return Err("TikTok accepts only https redirect URIs");
@@ -209,8 +209,8 @@ pub struct Config {
     pub keyring: Keyring,
     /// Without trailing slash; endpoint paths are appended.
     pub api_base: String,
-    pub auth_url: url::Url,
-    pub redirect_uri: Option<url::Url>,
+    pub auth_url: crate::weburl::Url,
+    pub redirect_uri: Option<crate::weburl::Url>,
     pub scopes: Vec<String>,
     pub oauth_start_protected: bool,
     /// Origins (`scheme://host[:port]`) `return_to` may use.
@@ -220,7 +220,7 @@ pub struct Config {
     pub webhook_tolerance_secs: u64,
     pub event_retention_secs: u64,
     pub default_rules: RuleSet,
-    pub forward_urls: Vec<url::Url>,
+    pub forward_urls: Vec<crate::weburl::Url>,
     /// `host` or `host:port` entries exempt from the image URL host rules (local testing).
     pub image_fetch_allowed_hosts: Vec<String>,
     pub forward_secret: Option<Secret>,
@@ -271,9 +271,9 @@ fn load_dyn(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
             .map_err(|e| problems.push(format!("malformed secret TOKEN_ENCRYPTION_KEY: {e}")))
             .ok()
     });
-    let mut url_var = |name: &str, default: Option<&str>| -> Option<url::Url> {
+    let mut url_var = |name: &str, default: Option<&str>| -> Option<crate::weburl::Url> {
         let raw = get(name).or(default.map(str::to_string))?;
-        match url::Url::parse(&raw) {
+        match crate::weburl::Url::parse(&raw) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
             _ => {
                 problems.push(format!(
@@ -314,7 +314,7 @@ fn load_dyn(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
         if raw.is_empty() {
             continue;
         }
-        match url::Url::parse(raw) {
+        match crate::weburl::Url::parse(raw) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {
                 return_to_allowed.push(u.origin().ascii_serialization())
             }
@@ -352,7 +352,7 @@ fn load_dyn(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        match url::Url::parse(raw) {
+        match crate::weburl::Url::parse(raw) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => forward_urls.push(u),
             _ => {
                 problems.push("malformed var FORWARD_URLS: must list absolute http(s) URLs".into())

@@ -31,6 +31,7 @@ pub(crate) mod tiktok;
 pub mod time;
 pub(crate) mod urlencoded;
 pub mod webhooks;
+pub(crate) mod weburl;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

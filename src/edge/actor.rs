@@ -666,6 +666,7 @@ impl ActorPlatform {
 
 impl worker::DurableObject for AccountActor {
     fn new(state: State, env: Env) -> Self {
+        super::install_url_parser();
         AccountActor {
             state: Rc::new(state),
             env,

@@ -39,6 +39,26 @@ pub(crate) fn lookup(env: &Env, name: &str) -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
+/// The runtime's WHATWG URL parser (`new URL(input, base)`), the one `fetch` uses: a thrown
+/// `TypeError` is a parse error. Two crossings: the constructor and `href`.
+fn parse_url(input: &str, base: Option<&str>) -> Option<String> {
+    #[wasm_bindgen::prelude::wasm_bindgen]
+    extern "C" {
+        #[wasm_bindgen(js_name = URL)]
+        type JsUrl;
+        #[wasm_bindgen(constructor, js_class = "URL", catch)]
+        fn new(input: &str, base: Option<&str>) -> Result<JsUrl, wasm_bindgen::JsValue>;
+        #[wasm_bindgen(method, getter)]
+        fn href(this: &JsUrl) -> String;
+    }
+    JsUrl::new(input, base).ok().map(|u| u.href())
+}
+
+/// Gives the core its URL parser; every entry point calls it first (cheap after the first).
+pub(crate) fn install_url_parser() {
+    crate::weburl::install(parse_url);
+}
+
 /// A JSON error response (for the actor's internal answers).
 pub(crate) fn error_json(e: &Error, request_id: &str) -> worker::Result<Response> {
     Ok(Response::from_json(&e.body(request_id))?.with_status(e.status()))
@@ -200,6 +220,7 @@ async fn fetch(req: worker::web_sys::Request, env: Env, _ctx: Context) -> worker
     // The runtime's request as is: `worker::Request` would read `request.cf` (an object
     // built per read) and parse the URL, which nothing here needs.
     console_error_panic_hook::set_once();
+    install_url_parser();
     let platform = WorkerPlatform::new(&env);
     let settings = settings(&env);
     let cf_ray = req.headers().get("cf-ray").ok().flatten();
@@ -221,6 +242,7 @@ async fn fetch(req: worker::web_sys::Request, env: Env, _ctx: Context) -> worker
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     console_error_panic_hook::set_once();
+    install_url_parser();
     let platform = WorkerPlatform::new(&env);
     let id = format!("cron-{}", crate::ports::Rng::hex(&platform, 8));
     platform.request_id.replace(id);
@@ -265,7 +287,10 @@ fn body_limit(path: &str) -> usize {
 /// is too large, and read chunk by chunk up to the path's cap otherwise (a chunked body without
 /// `content-length` cannot make the isolate buffer more than the cap).
 async fn into_core(req: worker::web_sys::Request) -> std::result::Result<CoreRequest, Error> {
-    let url = url::Url::parse(&req.url()).map_err(|e| Error::invalid("url", e.to_string()))?;
+    // Already serialized by the runtime, but parsed by the same parser as every other URL: a
+    // shortcut would have to match it exactly.
+    let url =
+        crate::weburl::Url::parse(&req.url()).map_err(|e| Error::invalid("url", e.to_string()))?;
     let headers: CoreHeaders = Headers(req.headers()).entries().collect();
     let method = CoreMethod::parse(&req.method());
     let limit = body_limit(url.path());

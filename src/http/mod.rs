@@ -94,7 +94,7 @@ impl Method {
 pub struct Request {
     pub method: Method,
     /// The full URL the client used (scheme, host, path, query).
-    pub url: url::Url,
+    pub url: crate::weburl::Url,
     pub headers: Headers,
     pub body: Vec<u8>,
 }
@@ -106,7 +106,8 @@ impl Request {
 
     /// The first value of a query parameter, percent-decoded once.
     pub fn query(&self, name: &str) -> Option<String> {
-        crate::urlencoded::parse(self.url.query().unwrap_or_default().as_bytes())
+        self.url
+            .query_pairs()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     }
@@ -225,7 +226,8 @@ mod tests {
     fn query_is_decoded_once() {
         let r = Request {
             method: Method::Get,
-            url: url::Url::parse("http://x/oauth/callback?code=a%2Ab%252A&state=s").unwrap(),
+            url: crate::weburl::Url::parse("http://x/oauth/callback?code=a%2Ab%252A&state=s")
+                .unwrap(),
             headers: Headers::new(),
             body: vec![],
         };

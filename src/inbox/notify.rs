@@ -44,7 +44,7 @@ impl Service {
     }
 
     /// The service a URL belongs to, by its host.
-    fn of(url: &url::Url) -> Option<Service> {
+    fn of(url: &crate::weburl::Url) -> Option<Service> {
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
         match host.as_str() {
             "hooks.slack.com" => Some(Service::Slack),
@@ -89,7 +89,7 @@ pub fn parse_targets(raw: &str) -> Result<Vec<Target>, String> {
             Some((k, rest)) if Service::named(k).is_some() => (Service::named(k), rest),
             _ => (None, entry),
         };
-        let mut url = url::Url::parse(rest)
+        let mut url = crate::weburl::Url::parse(rest)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| format!("{which} is not an absolute http(s) URL"))?;
@@ -109,7 +109,7 @@ pub fn parse_targets(raw: &str) -> Result<Vec<Target>, String> {
                         "{which}: a Telegram URL is the bot's /bot<token>/sendMessage"
                     ));
                 }
-                url.set_query(None);
+                url.clear_query();
                 Some(chat)
             }
             _ => None,
@@ -303,6 +303,9 @@ mod tests {
             .any(|t| t.tag.contains("sekrit") || t.tag.contains("ABC")));
         for bad in [
             "https://example.com/hook",
+            // Hosts are compared punycoded: a look-alike (Cyrillic "о") is not Slack.
+            "https://h\u{43e}\u{43e}ks.slack.com/services/T0/B0/sekrit",
+            "https://hooks.slack.com.evil.example/services/T0/B0/sekrit",
             "ftp://hooks.slack.com/x",
             "https://api.telegram.org/bot1:x/sendMessage",
             "https://api.telegram.org/bot1:x/getMe?chat_id=1",

@@ -250,13 +250,13 @@ pub async fn message_media<P: Platform>(
 
 /// Whether the account's access token may be sent to `url` for a media download: https on
 /// the default port of a TikTok host, or exactly the configured API origin (the simulator).
-pub fn media_url_allowed(url: &url::Url, api_base: &str) -> bool {
+pub fn media_url_allowed(url: &crate::weburl::Url, api_base: &str) -> bool {
     let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
     let tiktok_host = ["tiktok.com", "tiktokcdn.com", "tiktokv.com"]
         .iter()
         .any(|d| host == *d || host.ends_with(&format!(".{d}")));
     let tiktok_https = tiktok_host && url.scheme() == "https" && url.port().is_none();
-    let own_api = url::Url::parse(api_base).is_ok_and(|a| a.origin() == url.origin());
+    let own_api = crate::weburl::Url::parse(api_base).is_ok_and(|a| a.origin() == url.origin());
     tiktok_https || own_api
 }
 
@@ -268,7 +268,7 @@ async fn download_media<P: Platform>(
     account: &str,
     url: &str,
 ) -> Result<Response> {
-    let parsed = url::Url::parse(url).map_err(|_| Error::Upstream {
+    let parsed = crate::weburl::Url::parse(url).map_err(|_| Error::Upstream {
         endpoint: "/business/message/media/download/",
         failure: UpstreamFailure::Malformed,
         request_id: None,
@@ -357,7 +357,7 @@ mod tests {
     fn the_token_goes_only_to_tiktok_hosts_for_media() {
         let ok = |u: &str| {
             media_url_allowed(
-                &url::Url::parse(u).unwrap(),
+                &crate::weburl::Url::parse(u).unwrap(),
                 "https://business-api.tiktok.com/open_api/v1.3",
             )
         };
@@ -377,7 +377,7 @@ mod tests {
         }
         let sim = |u: &str| {
             media_url_allowed(
-                &url::Url::parse(u).unwrap(),
+                &crate::weburl::Url::parse(u).unwrap(),
                 "http://127.0.0.1:9797/open_api/v1.3",
             )
         };

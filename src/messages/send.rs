@@ -61,7 +61,7 @@ pub enum Planned {
     /// Ready for TikTok as it is.
     Message(Outgoing),
     /// An image to fetch and upload first.
-    ImageUrl(url::Url),
+    ImageUrl(crate::weburl::Url),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,7 +161,7 @@ pub fn validate_send(body: &[u8]) -> Result<SendPlan> {
                     Planned::Message(Outgoing::Image { media_id: id })
                 }
                 (None, Some(u)) => {
-                    let url = url::Url::parse(&u)
+                    let url = crate::weburl::Url::parse(&u)
                         .map_err(|_| Error::invalid("image.url", "must be an absolute URL"))?;
                     if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
                         return Err(Error::invalid("image.url", "must be an http(s) URL"));
@@ -227,7 +227,7 @@ const MAX_IMAGE_REDIRECTS: usize = 3;
 /// Whether the Worker may fetch `url` for an image: http(s) on the default port, a host name
 /// (never an IP literal, so no internal address by number), unless the host is listed in
 /// `IMAGE_FETCH_ALLOWED_HOSTS` (local testing).
-pub fn image_url_allowed(url: &url::Url, allowed: &[String]) -> bool {
+pub fn image_url_allowed(url: &crate::weburl::Url, allowed: &[String]) -> bool {
     let Some(host) = url.host_str() else {
         return false;
     };
@@ -240,7 +240,7 @@ pub fn image_url_allowed(url: &url::Url, allowed: &[String]) -> bool {
     }
     matches!(url.scheme(), "http" | "https")
         && url.port().is_none()
-        && matches!(url.host(), Some(url::Host::Domain(_)))
+        && url.host_kind() == Some(crate::weburl::HostKind::Domain)
         && !host.eq_ignore_ascii_case("localhost")
         && !host.to_ascii_lowercase().ends_with(".localhost")
 }
@@ -250,7 +250,7 @@ pub fn image_url_allowed(url: &url::Url, allowed: &[String]) -> bool {
 /// tells nothing about hosts it can reach.
 async fn fetch_image<P: Platform>(
     ctx: &Ctx<'_, P>,
-    url: &url::Url,
+    url: &crate::weburl::Url,
 ) -> Result<(Vec<u8>, &'static str)> {
     let allowed = &ctx.config()?.image_fetch_allowed_hosts;
     let bad = |reason: String| Error::invalid("image.url", reason);
@@ -807,8 +807,9 @@ mod tests {
 
     #[test]
     fn image_urls_need_a_public_host_name_on_the_default_port() {
-        let ok =
-            |u: &str, allowed: &[String]| image_url_allowed(&url::Url::parse(u).unwrap(), allowed);
+        let ok = |u: &str, allowed: &[String]| {
+            image_url_allowed(&crate::weburl::Url::parse(u).unwrap(), allowed)
+        };
         assert!(ok("https://cdn.example/a.png", &[]));
         for bad in [
             "http://127.0.0.1/a.png",
@@ -816,9 +817,15 @@ mod tests {
             "https://cdn.example:8443/a.png",
             "http://localhost/a.png",
             "ftp://cdn.example/a.png",
+            // The parser maps full-width letters and digits before the host is checked.
+            "http://\u{ff4c}\u{ff4f}\u{ff43}\u{ff41}\u{ff4c}\u{ff48}\u{ff4f}\u{ff53}\u{ff54}/a.png",
+            "http://\u{ff11}\u{ff12}\u{ff17}.0.0.1/a.png",
+            "http://0x7f.1/a.png",
         ] {
             assert!(!ok(bad, &[]), "{bad}");
         }
+        // Unicode host names are punycoded domains, public like any other.
+        assert!(ok("https://b\u{fc}cher.example/a.png", &[]));
         assert!(ok(
             "http://127.0.0.1:9797/_sim/images/ok.png",
             &["127.0.0.1".into()]

@@ -135,7 +135,7 @@ mod tests {
         let cfg = Ok(fixtures::config());
         let req = Request {
             method: Method::Post,
-            url: url::Url::parse("https://w.example/v1/rules/test").unwrap(),
+            url: crate::weburl::Url::parse("https://w.example/v1/rules/test").unwrap(),
             headers: [
                 ("authorization", format!("Bearer {key}")),
                 ("content-type", "application/json".to_string()),

@@ -36,7 +36,7 @@ pub async fn put_subscription<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> R
     };
     let url = match body.callback_url {
         Some(u) => {
-            let parsed = url::Url::parse(&u)
+            let parsed = crate::weburl::Url::parse(&u)
                 .map_err(|_| Error::invalid("callback_url", "must be an absolute URL"))?;
             if !matches!(parsed.scheme(), "https" | "http") {
                 return Err(Error::invalid(
