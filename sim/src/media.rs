@@ -184,6 +184,14 @@ pub fn test_image(name: &str) -> Response {
             [&b"\xFF\xD8\xFF\xE0"[..], &vec![0u8; MAX_IMAGE + 10]].concat(),
         ),
         "text.png" => ("image/png", b"hello, not an image".to_vec()),
+        // A relative redirect: the Worker resolves it against this URL and checks it again.
+        "moved.png" => {
+            return (
+                StatusCode::FOUND,
+                [("location", "../images/ok.png?from=moved")],
+            )
+                .into_response()
+        }
         "stream.jpg" => {
             // 5 MB in chunks, without content-length: the size is only known while reading.
             let chunks = (0..80).map(|i| {

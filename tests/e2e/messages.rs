@@ -73,6 +73,11 @@ pub async fn image_by_url_is_uploaded_then_sent(env: Arc<Env>) {
     );
     let again = json!({"account_id": "e2e-msg", "conversation_id": "img-c", "type": "image", "image": {"media_id": media}});
     assert_eq!(post(&env, &again).await.status, 200);
+    // A relative redirect is resolved (by the platform's URL parser) and followed.
+    let moved = format!("{}/_sim/images/moved.png", env.sim.origin);
+    let body = json!({"account_id": "e2e-msg", "conversation_id": "img-c", "type": "image", "image": {"url": moved}});
+    let r = post(&env, &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
     for (name, why) in [
         ("big.jpg", "larger than"),
         ("stream.jpg", "larger than"),
