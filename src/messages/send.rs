@@ -241,8 +241,14 @@ pub fn image_url_allowed(url: &crate::weburl::Url, allowed: &[String]) -> bool {
     matches!(url.scheme(), "http" | "https")
         && url.port().is_none()
         && url.host_kind() == Some(crate::weburl::HostKind::Domain)
-        && !host.eq_ignore_ascii_case("localhost")
-        && !host.to_ascii_lowercase().ends_with(".localhost")
+        && !is_localhost(host)
+}
+
+/// `localhost` and its subdomains, with or without the root's trailing dot (`localhost.`
+/// resolves to the same machine).
+fn is_localhost(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    host == "localhost" || host.ends_with(".localhost")
 }
 
 /// Fetches an image for upload, enforcing the size cap and type. Redirects are followed by
@@ -816,6 +822,8 @@ mod tests {
             "http://[::1]/a.png",
             "https://cdn.example:8443/a.png",
             "http://localhost/a.png",
+            "http://localhost./a.png",
+            "http://img.LOCALHOST./a.png",
             "ftp://cdn.example/a.png",
             // The parser maps full-width letters and digits before the host is checked.
             "http://\u{ff4c}\u{ff4f}\u{ff43}\u{ff41}\u{ff4c}\u{ff48}\u{ff4f}\u{ff53}\u{ff54}/a.png",

@@ -29,6 +29,9 @@ pub fn redirect_uri<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Stri
 pub fn check_return_to(raw: &str, allowed: &[String], own: &str) -> Result<String> {
     let u = crate::weburl::Url::parse(raw)
         .map_err(|_| Error::invalid("return_to", "must be an absolute URL"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(Error::invalid("return_to", "must be an http(s) URL"));
+    }
     let origin = u.origin().ascii_serialization();
     if origin != own && !allowed.contains(&origin) {
         return Err(Error::invalid(
@@ -394,6 +397,17 @@ mod tests {
         assert!(check("https://worker.example/admin#accounts").is_ok());
         assert!(check("https://worker.example.evil.com/admin").is_err());
         assert!(check("http://worker.example/admin").is_err());
+        // Only an http(s) URL: a blob URL nesting another has no origin to compare.
+        for r in [
+            "blob:https://app.example/u",
+            "blob:blob:https://app.example/",
+        ] {
+            assert_eq!(
+                check(r).unwrap_err().body("r")["error"]["message"],
+                "invalid `return_to`: must be an http(s) URL",
+                "{r}"
+            );
+        }
     }
 
     #[test]
