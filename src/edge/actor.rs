@@ -311,7 +311,7 @@ impl Store for ActorPlatform {
     async fn get(&self, bucket: Bucket, key: &str) -> Result<Option<String>> {
         match bucket {
             Bucket::Tokens => {
-                let now = worker::Date::now().as_millis();
+                let now = crate::edge::platform::now_ms();
                 if let Some((raw, at)) = self.mem.tokens.borrow().get(key) {
                     if now.saturating_sub(*at) < RULES_MEMORY_MS {
                         return Ok(Some(raw.clone()));
@@ -319,7 +319,7 @@ impl Store for ActorPlatform {
                 }
             }
             Bucket::State if is_rules_key(key) => {
-                let now = worker::Date::now().as_millis();
+                let now = crate::edge::platform::now_ms();
                 if let Some((raw, at)) = self.mem.rules.borrow().get(key) {
                     if now.saturating_sub(*at) < RULES_MEMORY_MS {
                         return Ok(raw.clone());
@@ -348,7 +348,7 @@ impl Store for ActorPlatform {
                     _ => Some(r),
                 });
         if let Some(raw) = &newest {
-            let now = worker::Date::now().as_millis();
+            let now = crate::edge::platform::now_ms();
             self.mem
                 .tokens
                 .borrow_mut()
@@ -503,7 +503,7 @@ impl Local for ActorPlatform {
 
     fn remember_shared(&self, key: &str, value: Option<&str>) {
         if is_rules_key(key) {
-            let now = worker::Date::now().as_millis();
+            let now = crate::edge::platform::now_ms();
             self.mem
                 .rules
                 .borrow_mut()
@@ -529,7 +529,7 @@ impl crate::ports::Accounts for ActorPlatform {
         match served.wake {
             Wake::Unchanged => {}
             Wake::Soon => {
-                self.alarm_by(worker::Date::now().as_millis() + PENDING_ALARM_MS)
+                self.alarm_by(crate::edge::platform::now_ms() + PENDING_ALARM_MS)
                     .await?
             }
             Wake::By(at) => self.alarm_by(at).await?,
@@ -604,7 +604,7 @@ impl ActorPlatform {
     async fn own_token_put(&self, key: &str, value: &str) -> Result<()> {
         self.mem.access.clear();
         self.own.put(key, value)?;
-        let now = worker::Date::now().as_millis();
+        let now = crate::edge::platform::now_ms();
         self.mem
             .tokens
             .borrow_mut()
@@ -614,7 +614,7 @@ impl ActorPlatform {
 
     /// The alarm time, from memory when this instance knows it.
     async fn current_alarm(&self) -> Result<Option<u64>> {
-        let now = worker::Date::now().as_millis();
+        let now = crate::edge::platform::now_ms();
         // A time already past says nothing (the alarm ran, or its run failed): ask storage.
         match self.mem.alarm.get() {
             Some(Some(t)) if t > now => return Ok(Some(t)),
@@ -632,7 +632,7 @@ impl ActorPlatform {
     }
 
     async fn set_alarm_at(&self, at_ms: u64) -> Result<()> {
-        let now = worker::Date::now().as_millis();
+        let now = crate::edge::platform::now_ms();
         self.storage
             .set_alarm(at_ms.saturating_sub(now).max(1) as i64)
             .await
@@ -646,7 +646,7 @@ impl ActorPlatform {
     /// Makes sure some alarm is scheduled (housekeeping: old records are swept).
     async fn ensure_housekeeping(&self) -> Result<()> {
         if self.current_alarm().await?.is_none() {
-            let at = worker::Date::now().as_millis() + SWEEP_ALARM_MS as u64;
+            let at = crate::edge::platform::now_ms() + SWEEP_ALARM_MS as u64;
             self.set_alarm_at(at).await?;
         }
         Ok(())
@@ -687,7 +687,7 @@ impl worker::DurableObject for AccountActor {
     /// reconciliation, a run cut off by a restart) and sweeps old records.
     async fn alarm(&self) -> worker::Result<Response> {
         // Before any await: wake-ups asked for from now on are this run's to honour.
-        let started = worker::Date::now().as_millis();
+        let started = crate::edge::platform::now_ms();
         self.mem.wanted.set(None);
         self.mem.alarm.set(Some(Some(started + PENDING_ALARM_MS)));
         // A fallback first: should this run be cut off, the next one is not hours away.
@@ -722,7 +722,7 @@ impl worker::DurableObject for AccountActor {
         if housekeep && outcome.is_ok() {
             self.mem.housekept_at.set(Some(started));
         }
-        let now = worker::Date::now().as_millis();
+        let now = crate::edge::platform::now_ms();
         let next = match outcome {
             Ok(Some(at)) => (at.saturating_sub(now).max(1) as i64).min(SWEEP_ALARM_MS),
             // Nothing left to sweep (a claim object whose claim expired, a forgotten account):
@@ -748,7 +748,7 @@ impl worker::DurableObject for AccountActor {
         let next = match self.platform(format!("{alarm_id}-next")) {
             Ok(p) => match pipeline::next_due(&p).await {
                 Ok(Some(at)) => {
-                    let now = worker::Date::now().as_millis();
+                    let now = crate::edge::platform::now_ms();
                     next.min(at.saturating_sub(now).max(1) as i64)
                 }
                 Ok(None) => next,
@@ -756,7 +756,7 @@ impl worker::DurableObject for AccountActor {
             },
             Err(_) => next,
         };
-        let now = worker::Date::now().as_millis();
+        let now = crate::edge::platform::now_ms();
         let next = match self.mem.wanted.get() {
             Some(w) => next.min(w.saturating_sub(now).max(1) as i64),
             None => next,
@@ -765,7 +765,7 @@ impl worker::DurableObject for AccountActor {
         self.mem.alarm.set(Some(Some(now + next as u64)));
         // A wake-up asked for while that was being set (it saw the time being replaced).
         if let Some(w) = self.mem.wanted.get().filter(|w| *w < now + next as u64) {
-            let now = worker::Date::now().as_millis();
+            let now = crate::edge::platform::now_ms();
             let sooner = w.saturating_sub(now).max(1);
             self.state.storage().set_alarm(sooner as i64).await?;
             self.mem.alarm.set(Some(Some(now + sooner)));

@@ -412,7 +412,7 @@ macro_rules! runtime_ports {
     ($t:ty) => {
         impl crate::ports::Clock for $t {
             fn now_ms(&self) -> u64 {
-                worker::Date::now().as_millis()
+                crate::edge::platform::now_ms()
             }
 
             async fn sleep(&self, ms: u64) {
@@ -560,7 +560,7 @@ where
     Fut: std::future::Future<Output = Result<crate::coordinator::protocol::Reply>>,
 {
     use crate::coordinator::protocol::{Call, Reply};
-    let now = worker::Date::now().as_millis() / 1000;
+    let now = crate::edge::platform::now_ms() / 1000;
     match rejected {
         None => {
             if let Some(t) = memory.get(account, now) {
@@ -602,12 +602,18 @@ pub fn set_log_level(level: Level) {
     LOG_LEVEL.with(|l| l.set(level));
 }
 
+/// Milliseconds since the Unix epoch: `Date.now()`, which allocates no `Date` object (the
+/// `worker` crate's `Date::now` builds one per call, on every log line and storage step).
+pub fn now_ms() -> u64 {
+    worker::js_sys::Date::now() as u64
+}
+
 /// One JSON object per line, so `wrangler tail` and Logpush can parse them.
 pub fn log_line(level: Level, msg: &str, fields: Value) {
     if level < LOG_LEVEL.with(|l| l.get()) {
         return;
     }
-    let mut line = crate::json::object!({"ts": crate::time::iso8601(worker::Date::now().as_millis()), "level": level.as_str(), "msg": msg});
+    let mut line = crate::json::object!({"ts": crate::time::iso8601(crate::edge::platform::now_ms()), "level": level.as_str(), "msg": msg});
     if let (Some(l), Value::Object(f)) = (line.as_object_mut(), fields) {
         l.extend(f);
     }
