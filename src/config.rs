@@ -274,7 +274,7 @@ fn load_dyn(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
     let mut url_var = |name: &str, default: Option<&str>| -> Option<crate::weburl::Url> {
         let raw = get(name).or(default.map(str::to_string))?;
         match crate::weburl::Url::parse(&raw) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+            Ok(u) if u.is_http() => Some(u),
             _ => {
                 problems.push(format!(
                     "malformed var {name}: must be an absolute http(s) URL"
@@ -315,9 +315,7 @@ fn load_dyn(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
             continue;
         }
         match crate::weburl::Url::parse(raw) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {
-                return_to_allowed.push(u.origin().ascii_serialization())
-            }
+            Ok(u) if u.is_http() => return_to_allowed.push(u.origin().ascii_serialization()),
             _ => problems.push(
                 "malformed var OAUTH_RETURN_TO_ALLOWED: must list absolute http(s) origins".into(),
             ),
@@ -353,7 +351,7 @@ fn load_dyn(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
         .filter(|s| !s.is_empty())
     {
         match crate::weburl::Url::parse(raw) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => forward_urls.push(u),
+            Ok(u) if u.is_http() => forward_urls.push(u),
             _ => {
                 problems.push("malformed var FORWARD_URLS: must list absolute http(s) URLs".into())
             }

@@ -168,6 +168,12 @@ impl Url {
         &self.href[..self.scheme_end]
     }
 
+    /// Whether the scheme is `http` or `https`: the only URLs the Worker fetches or lets a
+    /// client be sent back to.
+    pub fn is_http(&self) -> bool {
+        matches!(self.scheme(), "http" | "https")
+    }
+
     /// The host as serialized: punycoded domain, dotted IPv4, bracketed IPv6.
     pub fn host_str(&self) -> Option<&str> {
         self.host.map(|(s, e, _)| &self.href[s..e])
@@ -247,7 +253,7 @@ impl Url {
         match self.scheme() {
             "blob" => Url::parse(self.path())
                 .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .filter(Url::is_http)
                 .map_or(Origin(None), |u| u.tuple_origin()),
             _ => self.tuple_origin(),
         }

@@ -91,7 +91,7 @@ pub fn parse_targets(raw: &str) -> Result<Vec<Target>, String> {
         };
         let mut url = crate::weburl::Url::parse(rest)
             .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .filter(crate::weburl::Url::is_http)
             .ok_or_else(|| format!("{which} is not an absolute http(s) URL"))?;
         let service = named.or_else(|| Service::of(&url)).ok_or_else(|| {
             format!("{which}: not a Slack, Discord or Telegram URL (prefix it with slack:, discord: or telegram:)")

@@ -163,7 +163,7 @@ pub fn validate_send(body: &[u8]) -> Result<SendPlan> {
                 (None, Some(u)) => {
                     let url = crate::weburl::Url::parse(&u)
                         .map_err(|_| Error::invalid("image.url", "must be an absolute URL"))?;
-                    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+                    if !url.is_http() || url.host_str().is_none() {
                         return Err(Error::invalid("image.url", "must be an http(s) URL"));
                     }
                     Planned::ImageUrl(url)
@@ -236,9 +236,9 @@ pub fn image_url_allowed(url: &crate::weburl::Url, allowed: &[String]) -> bool {
         None => host.to_string(),
     };
     if allowed.iter().any(|a| *a == host_port || *a == host) {
-        return matches!(url.scheme(), "http" | "https");
+        return url.is_http();
     }
-    matches!(url.scheme(), "http" | "https")
+    url.is_http()
         && url.port().is_none()
         && url.host_kind() == Some(crate::weburl::HostKind::Domain)
         && !is_localhost(host)

@@ -29,7 +29,7 @@ pub fn redirect_uri<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Stri
 pub fn check_return_to(raw: &str, allowed: &[String], own: &str) -> Result<String> {
     let u = crate::weburl::Url::parse(raw)
         .map_err(|_| Error::invalid("return_to", "must be an absolute URL"))?;
-    if !matches!(u.scheme(), "http" | "https") {
+    if !u.is_http() {
         return Err(Error::invalid("return_to", "must be an http(s) URL"));
     }
     let origin = u.origin().ascii_serialization();

@@ -38,7 +38,7 @@ pub async fn put_subscription<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> R
         Some(u) => {
             let parsed = crate::weburl::Url::parse(&u)
                 .map_err(|_| Error::invalid("callback_url", "must be an absolute URL"))?;
-            if !matches!(parsed.scheme(), "https" | "http") {
+            if !parsed.is_http() {
                 return Err(Error::invalid(
                     "callback_url",
                     "must be an http(s) URL (TikTok requires https)",
