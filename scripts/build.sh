@@ -34,7 +34,7 @@ fi
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 stamp_file=build/.inputs.sha256
 stamp=$( (find src -type f | sort | xargs sha256sum; sha256sum Cargo.toml Cargo.lock package-lock.json scripts/build.sh scripts/env.sh scripts/wasm-opt.sh; echo "${RUSTUP_TOOLCHAIN:-default}") | sha256sum | cut -d' ' -f1)
-if [ -f build/index.js ] && [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ]; then
+if [ -f build/index.js ] && [ -f build/shim.js ] && [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ]; then
   echo "build: up to date (build/index.js)"
   exit 0
 fi
@@ -43,4 +43,11 @@ export WASM_BINDGEN_BIN="$CARGO_BIN/wasm-bindgen"
 export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
 export WASM_OPT_BIN="$PWD/scripts/wasm-opt.sh"
 "$CARGO_BIN/worker-build" --release
+# The runtime loads src/edge/entry.js, which wraps worker-build's shim (see that file).
+mv build/index.js build/shim.js
+cp src/edge/entry.js build/index.js
+# The shim runs code at load (it instantiates the .wasm, installs an error listener): a bundler
+# must not drop it as free of side effects.
+sed -i 's#"\./index\.js"#"./index.js", "./shim.js"#' build/package.json
+grep -q '"./shim.js"' build/package.json
 echo "$stamp" > "$stamp_file"

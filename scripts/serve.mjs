@@ -34,7 +34,8 @@ if (process.env.RESOLVE_ONLY) {
 }
 const persist = process.env.PERSIST;
 // Miniflare 5 no longer finds a module's imports by itself (wrangler's `modulesRules` are
-// refused): the build is worker-build's `index.js` and the `.wasm` beside it, listed here.
+// refused): the build is our `index.js` (src/edge/entry.js), worker-build's `shim.js` and the
+// `.wasm` beside them, listed here.
 delete workerOptions.modulesRules;
 const modulesRoot = path.dirname(main);
 const baseline = process.env.BASELINE;
@@ -51,6 +52,9 @@ if (baseline === "1") {
     modulesRoot,
     modules: [
       { type: "ESModule", path: main },
+      ...readdirSync(modulesRoot)
+        .filter((f) => f.endsWith(".js") && path.resolve(modulesRoot, f) !== path.resolve(main))
+        .map((f) => ({ type: "ESModule", path: path.join(modulesRoot, f) })),
       ...readdirSync(modulesRoot)
         .filter((f) => f.endsWith(".wasm"))
         .map((f) => ({ type: "CompiledWasm", path: path.join(modulesRoot, f) })),

@@ -3,6 +3,7 @@
 //! protocol is written once. The edge keeps only storage, the token lock and alarms, which it
 //! schedules from the [`Wake`] that `serve` returns.
 
+pub mod answer;
 pub mod protocol;
 mod wire;
 

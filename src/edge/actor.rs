@@ -808,14 +808,42 @@ impl AccountActor {
     }
 
     async fn route(&self, mut req: Request) -> Result<Reply> {
-        use crate::ports::Accounts;
         let bytes = req
             .bytes()
             .await
             .map_err(|e| Error::Internal(format!("actor request: {e}")))?;
-        let call: ActorRequest = crate::json::from_slice(&bytes)
+        self.serve(&bytes).await
+    }
+
+    /// Runs one [`ActorRequest`], given as its JSON text.
+    async fn serve(&self, json: &[u8]) -> Result<Reply> {
+        use crate::ports::Accounts;
+        let call: ActorRequest = crate::json::from_slice(json)
             .map_err(|e| Error::Internal(format!("actor request: {e}")))?;
         let rid = call.request_id.unwrap_or_else(|| "actor".into());
         self.platform(rid)?.call(call.call).await
+    }
+}
+
+/// The Worker's calls, over Durable Object RPC (`src/edge/entry.js` declares the class a
+/// `DurableObject`, which RPC requires): one string each way, where `fetch` built a request,
+/// a response, their headers and body streams on both sides of every call.
+#[wasm_bindgen::prelude::wasm_bindgen(
+    wasm_bindgen = ::worker::wasm_bindgen,
+    wasm_bindgen_futures = ::worker::wasm_bindgen_futures,
+    js_sys = ::worker::js_sys
+)]
+impl AccountActor {
+    /// An [`ActorRequest`]'s JSON in; its answer out as [`crate::coordinator::answer`] writes it.
+    #[wasm_bindgen(js_name = call)]
+    pub async fn rpc_call(
+        &self,
+        request: String,
+    ) -> std::result::Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
+        let answer = match self.serve(request.as_bytes()).await {
+            Ok(reply) => crate::coordinator::answer::encode_reply(&reply),
+            Err(e) => crate::coordinator::answer::encode_error(&e, "actor"),
+        };
+        Ok(wasm_bindgen::JsValue::from_str(&answer))
     }
 }

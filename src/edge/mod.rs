@@ -14,9 +14,8 @@ use crate::http::{
 use crate::ports::{Accounts, Level, Log};
 use crate::secret::Secret;
 use platform::{runtime_ports, Kv};
-use worker::web_sys::RequestRedirect;
 use worker::{
-    event, Context, Env, Headers, Method, ObjectNamespace, Request, Response, ScheduleContext,
+    event, Context, Env, Headers, ObjectNamespace, Request, Response, ScheduleContext,
     ScheduledEvent,
 };
 
@@ -95,41 +94,41 @@ impl WorkerPlatform {
         }
     }
 
-    /// Sends `call` to the actor that serves it.
+    /// Sends `call` to the actor that serves it, over Durable Object RPC (see
+    /// `AccountActor::rpc_call`).
     async fn actor(&self, call: Call) -> Result<Reply> {
         let ns = self.actors.as_ref().ok_or_else(|| Error::Config {
             problems: vec![format!("missing Durable Object binding {ACTOR_BINDING}")],
         })?;
-        let internal = |e: worker::Error| Error::Internal(format!("account actor: {e}"));
-        let stub = ns
-            .id_from_name(&format!("account:{}", call.object()))
-            .and_then(|id| id.get_stub())
-            .map_err(internal)?;
+        let internal = |e: String| Error::Internal(format!("account actor: {e}"));
+        let stub: ActorStub = ns
+            .get_by_name(&format!("account:{}", call.object()))
+            .map_err(|e| internal(e.to_string()))?
+            .into_rpc();
         let body = ActorRequest {
             request_id: Some(self.request_id.borrow().clone()),
             call,
         };
         let body = serde_json::to_string(&body)
             .map_err(|e| Error::Internal(format!("account actor call: {e}")))?;
-        let req = platform::request(
-            "https://actor/call",
-            Method::Post,
-            None,
-            Some(body.into()),
-            RequestRedirect::Follow,
-        )
-        .map_err(internal)?;
-        let resp = stub.fetch_with_request(req).await.map_err(internal)?;
-        let status = resp.status_code();
-        let bytes = platform::whole_body(resp.into())
+        let answer = worker::wasm_bindgen_futures::JsFuture::from(stub.call(&body))
             .await
-            .map_err(|e| Error::Internal(format!("account actor: {e}")))?;
-        if status != 200 {
-            return Err(Error::from_body(status, &bytes));
-        }
-        crate::json::from_slice(&bytes)
-            .map_err(|e| Error::Internal(format!("account actor answer: {e}")))
+            .map_err(|e| internal(worker::Error::from(e).to_string()))?;
+        let answer = answer
+            .as_string()
+            .ok_or_else(|| internal("the answer is not a string".into()))?;
+        crate::coordinator::answer::decode(&answer)
     }
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A stub of the account actor, as RPC sees it (`src/edge/entry.js`).
+    type ActorStub;
+    /// `AccountActor::rpc_call`. RPC answers with a promise-like object that
+    /// `JsFuture` awaits through its `then`.
+    #[wasm_bindgen(method, js_name = call)]
+    fn call(this: &ActorStub, request: &str) -> worker::js_sys::Promise;
 }
 
 impl crate::ports::Store for WorkerPlatform {
