@@ -111,6 +111,11 @@ fn serve(root: &Path, port: u16, vars: &str, kind: Kind, out: Stdio, err: Stdio)
         .env("PORT", port.to_string())
         .env("OPTIONS", options_file(root))
         .env("WORKER_VARS", vars);
+    if matches!(kind, Kind::Ours) {
+        if let Ok(p) = std::env::var("BENCH_INSPECT") {
+            cmd.env("INSPECT", p);
+        }
+    }
     match kind {
         // The Worker's own CPU: without Miniflare's emulation of the static-asset router, which
         // in production runs in front of the Worker and is not billed to it (the baselines,
@@ -338,6 +343,16 @@ where
         lat.push(us);
     }
     let secs = start.elapsed().as_secs_f64();
+    if let Ok(dir) = std::env::var("BENCH_TRACE") {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let i = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let text: String = lat
+            .iter()
+            .enumerate()
+            .map(|(n, us)| format!("{} {}\n", n as u64 * 1_000_000 / rate, us))
+            .collect();
+        let _ = std::fs::write(format!("{dir}/open-{i}-{rate}.txt"), text);
+    }
     lat.sort_unstable();
     Load { lat, errors, secs }
 }
