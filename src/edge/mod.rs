@@ -215,7 +215,11 @@ fn settings(env: &Env) -> std::rc::Rc<Settings> {
 }
 
 #[event(fetch)]
-async fn fetch(req: worker::web_sys::Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(
+    req: worker::web_sys::Request,
+    env: Env,
+    _ctx: Context,
+) -> worker::Result<worker::web_sys::Response> {
     // The runtime's request as is: `worker::Request` would read `request.cf` (an object
     // built per read) and parse the URL, which nothing here needs.
     console_error_panic_hook::set_once();
@@ -327,15 +331,18 @@ async fn into_core(req: worker::web_sys::Request) -> std::result::Result<CoreReq
     })
 }
 
-fn into_worker(resp: CoreResponse) -> worker::Result<Response> {
-    let headers = Headers::new();
-    for (k, v) in resp.headers.iter() {
-        headers.set(k, v)?;
-    }
-    let out = if resp.body.is_empty() {
-        Response::empty()?
-    } else {
-        Response::from_bytes(resp.body)?
-    };
-    Ok(out.with_status(resp.status).with_headers(headers))
+/// The runtime's response, built directly: `worker::Response` would make a `Headers` of its
+/// own, and ours another, before the runtime copies them into the response's (see
+/// [`platform::header_pairs`]).
+fn into_worker(resp: CoreResponse) -> worker::Result<worker::web_sys::Response> {
+    let init = worker::web_sys::ResponseInit::new();
+    init.set_status(resp.status);
+    init.set_headers(&platform::header_pairs(&resp.headers));
+    let body = (!resp.body.is_empty()).then(|| worker::js_sys::Uint8Array::from(&resp.body[..]));
+    Ok(
+        worker::web_sys::Response::new_with_opt_buffer_source_and_init(
+            body.as_ref().map(|b| b.as_ref()),
+            &init,
+        )?,
+    )
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::time::Duration;
 use worker::wasm_bindgen::JsValue;
 use worker::web_sys::{self, RequestRedirect};
-use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request};
+use worker::{Delay, Env, Method};
 
 /// KV's smallest accepted expiry.
 const KV_MIN_TTL: u64 = 60;
@@ -257,34 +257,30 @@ fn method(m: CoreMethod) -> Method {
     }
 }
 
-/// `Request::new_with_init` without `worker::RequestInit`, whose conversion also carries the
-/// `cf` properties (image resizing, cache, polish...): their serde_wasm_bindgen serialisation
-/// came along in the `.wasm` (about 5 KiB gzip) for options never set here. Same request, same
-/// error message.
-pub fn request(
-    url: &str,
-    method: Method,
-    headers: Option<&Headers>,
-    body: Option<JsValue>,
-    redirect: RequestRedirect,
-) -> worker::Result<Request> {
-    let init = web_sys::RequestInit::new();
-    if let Some(h) = headers {
-        init.set_headers(h.as_ref());
+/// Headers as an array of `[name, value]` pairs, which the runtime takes wherever it takes a
+/// `Headers`: building a `Headers` object first would make the runtime copy it into the
+/// request's or response's own, and each one left behind is freed only by a full collection,
+/// in the pause (its strings one by one).
+pub fn header_pairs(headers: &CoreHeaders) -> worker::js_sys::Array {
+    let pairs = worker::js_sys::Array::new();
+    for (k, v) in headers.iter() {
+        pairs.push(&worker::js_sys::Array::of2(
+            &JsValue::from_str(k),
+            &JsValue::from_str(v),
+        ));
     }
-    init.set_method(method.as_ref());
-    init.set_redirect(redirect);
-    if let Some(b) = &body {
-        init.set_body(b);
-    }
-    web_sys::Request::new_with_str_and_init(url, &init)
-        .map(Request::from)
-        .map_err(|e| {
-            worker::Error::JsError(
-                e.as_string()
-                    .unwrap_or_else(|| "invalid URL or options for Request".to_string()),
-            )
-        })
+    pairs
+}
+
+#[worker::wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// The global `fetch(url, init)`: one request object, where building a `Request` first
+    /// and passing it made two (and two `Headers`).
+    #[wasm_bindgen(catch, js_name = fetch)]
+    fn fetch_with_init(
+        url: &str,
+        init: &web_sys::RequestInit,
+    ) -> std::result::Result<worker::js_sys::Promise, JsValue>;
 }
 
 /// `fetch` with a deadline (the request is aborted when `timeout_ms` passes first) and an
@@ -292,31 +288,31 @@ pub fn request(
 /// answer is never held in memory.
 pub async fn fetch(out: Outbound) -> std::result::Result<CoreResponse, TransportError> {
     let unreachable = |e: worker::Error| TransportError::Unreachable(e.to_string());
-    let headers = Headers::new();
-    for (k, v) in out.headers.iter() {
-        headers.set(k, v).map_err(unreachable)?;
+    let init = web_sys::RequestInit::new();
+    init.set_method(method(out.method).as_ref());
+    init.set_headers(&header_pairs(&out.headers));
+    if let Some(b) = &out.body {
+        init.set_body(&worker::js_sys::Uint8Array::from(&b[..]));
     }
-    let body = out
-        .body
-        .map(|b| worker::js_sys::Uint8Array::from(&b[..]).into());
     // Redirects are never followed by the runtime: headers (tokens) would go along to
     // wherever they point. Callers that follow one check the next hop first.
-    let req = request(
-        &out.url,
-        method(out.method),
-        Some(&headers),
-        body,
-        RequestRedirect::Manual,
-    )
-    .map_err(unreachable)?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
+    init.set_redirect(RequestRedirect::Manual);
+    let controller = web_sys::AbortController::new()
+        .map_err(|_| TransportError::Unreachable("AbortController".into()))?;
+    init.set_signal(Some(&controller.signal()));
     let limit = out.max_body;
     let exchange = async {
-        let resp = Fetch::Request(req)
-            .send_with_signal(&signal)
+        let sent = fetch_with_init(&out.url, &init).map_err(|e| {
+            TransportError::Unreachable(
+                e.as_string()
+                    .unwrap_or_else(|| "invalid URL or options for Request".to_string()),
+            )
+        })?;
+        let resp: web_sys::Response = worker::wasm_bindgen_futures::JsFuture::from(sent)
             .await
-            .map_err(unreachable)?;
+            .map_err(|e| unreachable(e.into()))?
+            .into();
+        let resp = worker::Response::from(resp);
         let status = resp.status_code();
         let headers = resp.headers().entries().collect::<CoreHeaders>();
         let body = read_capped(resp, &headers, limit).await?;
