@@ -6,7 +6,12 @@
 //! targets. The report goes to stdout and `bench/results/latest.md`.
 //!
 //! Env: BENCH_SECS (closed loop, per path and Worker, default 8), BENCH_CONCURRENCY (default
-//! 16), BENCH_OPEN_SECS (open loop, per rate, account spread and Worker, default 8).
+//! 16), BENCH_OPEN_SECS (open loop, per rate, account spread and Worker, default 8). For
+//! looking into a run: BENCH_INSPECT=<port> serves this Worker with V8's inspector on that
+//! port (`bench/cpuprof.mjs`), BENCH_TRACE=<dir> writes each open-loop phase's latencies there
+//! (`open-<n>-<rate>.txt`: scheduled start in µs, latency in µs), and
+//! MINIFLARE_WORKERD_V8_FLAGS=--trace-gc puts V8's collections in the Workers' logs
+//! (`$TMPDIR/tmw-bench-<pid>-<Worker>.log`).
 //!
 //! A missed target is reported as FAIL; the exit status is non-zero only when something is
 //! broken (an auto-reply missing or sent twice).
@@ -17,7 +22,7 @@ use std::future::Future;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tiktok_sim::Sim;
@@ -344,8 +349,8 @@ where
     }
     let secs = start.elapsed().as_secs_f64();
     if let Ok(dir) = std::env::var("BENCH_TRACE") {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let i = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        static PHASE: AtomicUsize = AtomicUsize::new(0);
+        let i = PHASE.fetch_add(1, Ordering::Relaxed);
         let text: String = lat
             .iter()
             .enumerate()
