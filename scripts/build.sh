@@ -34,7 +34,7 @@ fi
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 stamp_file=build/.inputs.sha256
 stamp=$( (find src -type f | sort | xargs sha256sum; sha256sum Cargo.toml Cargo.lock package-lock.json scripts/build.sh scripts/env.sh scripts/wasm-opt.sh; echo "${RUSTUP_TOOLCHAIN:-default}") | sha256sum | cut -d' ' -f1)
-if [ -f build/index.js ] && [ -f build/shim.js ] && [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ]; then
+if cmp -s src/edge/entry.js build/index.js && [ -f build/shim.js ] && [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ]; then
   echo "build: up to date (build/index.js)"
   exit 0
 fi

@@ -156,6 +156,12 @@ pub const SETTINGS: &[Setting] = &[
         doc: "fault tests only, never in production: `<key prefix>*<n>` makes the first n writes of such keys fail (Workers KV, and an actor's writes of several records together)",
     },
     Setting {
+        name: "FAULT_ACTOR_CALLS_OVER_FETCH",
+        kind: SettingKind::Var,
+        required: false,
+        doc: "fault tests only, never in production: when set, the Worker calls the account actors over fetch, as a Worker of the version before Durable Object RPC did",
+    },
+    Setting {
         name: "HANDOFF_PAUSE_SECS",
         kind: SettingKind::Var,
         required: false,

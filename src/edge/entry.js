@@ -2,7 +2,8 @@
 // and the wasm-bindgen classes) with the account actor declared as a `DurableObject`, which
 // Durable Object RPC requires. The Worker calls the actor's `call` over RPC
 // (src/edge/mod.rs, `WorkerPlatform::actor`); `fetch` serves the same calls over HTTP, for a
-// Worker of an older version during a deployment, and `alarm` runs the actor's alarms.
+// Worker of the version before RPC during a deployment (and a Worker calls an actor of that
+// version over fetch), and `alarm` runs the actor's alarms.
 import { DurableObject } from "cloudflare:workers";
 import worker, { AccountActor as WasmActor } from "./shim.js";
 
@@ -11,18 +12,16 @@ import worker, { AccountActor as WasmActor } from "./shim.js";
 // which outlives the young generation: about a quarter of the garbage that reaches the old
 // generation on the webhook path (measured with V8's sampling heap profiler under `make
 // bench`), and 2 µs a call. The same microtask through a settled promise leaves nothing
-// behind. A task that throws (a trapped panic) is thrown again from the platform's own
-// `queueMicrotask`, so the runtime's error handling sees it as before.
-const platformQueueMicrotask = globalThis.queueMicrotask;
+// behind. A task that throws (a trapped panic) is handed to `reportError`, as workerd's own
+// `queueMicrotask` does, so the runtime's error handling (the shim's error listener, which
+// starts a fresh instance) sees it as before.
 const settled = Promise.resolve();
 globalThis.queueMicrotask = (task) => {
   settled.then(() => {
     try {
       task();
     } catch (error) {
-      platformQueueMicrotask(() => {
-        throw error;
-      });
+      reportError(error);
     }
   });
 };

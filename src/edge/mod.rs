@@ -81,6 +81,8 @@ pub struct WorkerPlatform {
     actors: Option<ObjectNamespace>,
     /// Set once the request id is known; every log line and actor call carries it.
     request_id: std::cell::RefCell<String>,
+    /// See [`calls_over_fetch`].
+    over_fetch: bool,
 }
 
 runtime_ports!(WorkerPlatform);
@@ -91,11 +93,13 @@ impl WorkerPlatform {
             kv: Kv::new(env),
             actors: env.durable_object(ACTOR_BINDING).ok(),
             request_id: std::cell::RefCell::new(String::new()),
+            over_fetch: calls_over_fetch(env),
         }
     }
 
     /// Sends `call` to the actor that serves it, over Durable Object RPC (see
-    /// `AccountActor::rpc_call`).
+    /// `AccountActor::rpc_call`), or over `fetch` to an actor still running a version from
+    /// before RPC (during a deployment, objects restart on the new version at their own pace).
     async fn actor(&self, call: Call) -> Result<Reply> {
         let ns = self.actors.as_ref().ok_or_else(|| Error::Config {
             problems: vec![format!("missing Durable Object binding {ACTOR_BINDING}")],
@@ -111,14 +115,57 @@ impl WorkerPlatform {
         };
         let body = serde_json::to_string(&body)
             .map_err(|e| Error::Internal(format!("account actor call: {e}")))?;
-        let answer = worker::wasm_bindgen_futures::JsFuture::from(stub.call(&body))
-            .await
-            .map_err(|e| internal(worker::Error::from(e).to_string()))?;
-        let answer = answer
-            .as_string()
-            .ok_or_else(|| internal("the answer is not a string".into()))?;
+        let answer = match self.over_fetch {
+            true => actor_over_fetch(&stub, body).await?,
+            false => match actor_over_rpc(&stub, &body).await {
+                Ok(answer) => answer,
+                // Refused before the actor ran anything (its class is not a
+                // `DurableObject` yet): the same call as an older Worker made it.
+                Err(e) if e.contains("does not support RPC") => {
+                    self.log(
+                        Level::Info,
+                        "account actor runs an older version; called over fetch",
+                        crate::json::object!({}),
+                    );
+                    actor_over_fetch(&stub, body).await?
+                }
+                Err(e) => return Err(internal(e)),
+            },
+        };
         crate::coordinator::answer::decode(&answer)
     }
+}
+
+/// One call over RPC: the answer as [`crate::coordinator::answer`] encodes it, or the
+/// rejection's message.
+async fn actor_over_rpc(stub: &ActorStub, body: &str) -> std::result::Result<String, String> {
+    let sent = stub
+        .call(body)
+        .map_err(|e| worker::Error::from(e).to_string())?;
+    worker::wasm_bindgen_futures::JsFuture::from(sent)
+        .await
+        .map_err(|e| worker::Error::from(e).to_string())?
+        .as_string()
+        .ok_or_else(|| "the answer is not a string".to_string())
+}
+
+/// One call over `fetch` (the actor's route for Workers from before RPC), its answer in the
+/// same encoding.
+async fn actor_over_fetch(stub: &ActorStub, body: String) -> Result<String> {
+    let internal = |e: String| Error::Internal(format!("account actor: {e}"));
+    let init = worker::web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&wasm_bindgen::JsValue::from_str(&body));
+    let sent = stub
+        .fetch("https://actor/call", &init)
+        .map_err(|e| internal(worker::Error::from(e).to_string()))?;
+    let resp: worker::web_sys::Response = worker::wasm_bindgen_futures::JsFuture::from(sent)
+        .await
+        .map_err(|e| internal(worker::Error::from(e).to_string()))?
+        .into();
+    let status = resp.status();
+    let bytes = platform::whole_body(resp).await.map_err(internal)?;
+    Ok(format!("{status:03}{}", String::from_utf8_lossy(&bytes)))
 }
 
 #[wasm_bindgen::prelude::wasm_bindgen]
@@ -127,8 +174,25 @@ extern "C" {
     type ActorStub;
     /// `AccountActor::rpc_call`. RPC answers with a promise-like object that
     /// `JsFuture` awaits through its `then`.
-    #[wasm_bindgen(method, js_name = call)]
-    fn call(this: &ActorStub, request: &str) -> worker::js_sys::Promise;
+    #[wasm_bindgen(method, catch, js_name = call)]
+    fn call(
+        this: &ActorStub,
+        request: &str,
+    ) -> std::result::Result<worker::js_sys::Promise, wasm_bindgen::JsValue>;
+    /// The actor's `fetch` route.
+    #[wasm_bindgen(method, catch, js_name = fetch)]
+    fn fetch(
+        this: &ActorStub,
+        url: &str,
+        init: &worker::web_sys::RequestInit,
+    ) -> std::result::Result<worker::js_sys::Promise, wasm_bindgen::JsValue>;
+}
+
+/// `FAULT_ACTOR_CALLS_OVER_FETCH` (tests only): every actor call goes over `fetch`, as from a
+/// Worker of the version before RPC, so that route stays tested. Read once per isolate.
+fn calls_over_fetch(env: &Env) -> bool {
+    thread_local!(static OVER_FETCH: std::cell::OnceCell<bool> = const { std::cell::OnceCell::new() });
+    OVER_FETCH.with(|c| *c.get_or_init(|| lookup(env, "FAULT_ACTOR_CALLS_OVER_FETCH").is_some()))
 }
 
 impl crate::ports::Store for WorkerPlatform {

@@ -432,6 +432,43 @@ pub async fn a_failed_acceptance_leaves_no_seen_mark(env: Arc<Env>) {
     );
 }
 
+/// Issue 13: the actors' `fetch` route, which a Worker of the version before Durable Object RPC
+/// uses during a deployment (and which a Worker falls back to for an actor of that version),
+/// still serves every call: connect, rules, acceptance with de-duplication, processing.
+pub async fn actor_calls_over_fetch_still_work(env: Arc<Env>) {
+    let w = Worker::start(&env.sim, "overfetch", |v| {
+        v.push(("FAULT_ACTOR_CALLS_OVER_FETCH", Some("1".into())))
+    });
+    connect_at(&env, &w.url, "e2e-over-fetch").await;
+    put_rules(&env, &w.url).await;
+    let body = env.sim.event(
+        "im_receive_msg",
+        "e2e-over-fetch",
+        &json!({"conversation_id": "of-c", "message_id": "of-m1", "type": "text",
+        "text": {"body": "price?"}, "from_user": {"id": "u", "role": "personal_account"}}),
+    );
+    let url = format!("{}/webhooks/tiktok", w.url);
+    for duplicate in [false, true] {
+        let (status, text) = env.sim.deliver(&url, &body).await.expect("delivery");
+        assert_eq!(status, 200, "{text}\n{}", w.log_tail(20));
+        let b: serde_json::Value = serde_json::from_str(&text).expect("JSON answer");
+        assert_eq!(b["duplicate"], duplicate, "{b}");
+    }
+    assert_eq!(
+        wait_sent(&env, "of-c", 1, Duration::from_secs(20)).await,
+        1,
+        "answered exactly once\n{}",
+        w.log_tail(20)
+    );
+    // An error the actor answers with keeps its status and code over this route too.
+    let r = env
+        .replay_at(&w.url, "e2e-over-fetch", &json!("no-such-failure"))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert!(r.text.contains("no-such-failure"), "{}", r.text);
+    assert!(!w.logs().contains("called over fetch"), "not the fallback");
+}
+
 /// Issue 10, item 3: replays of one failure racing each other deliver it once.
 pub async fn replay_race_sends_once(env: Arc<Env>) {
     let w = Worker::start(&env.sim, "replayrace", |_| {});
