@@ -162,6 +162,12 @@ pub const SETTINGS: &[Setting] = &[
         doc: "fault tests only, never in production: when set, the Worker calls the account actors over fetch, as a Worker of the version before Durable Object RPC did",
     },
     Setting {
+        name: "FAULT_PANIC_PATH",
+        kind: SettingKind::Var,
+        required: false,
+        doc: "fault tests only, never in production: a request to exactly this path panics (the e2e suite checks that the runtime starts a fresh instance after a panic)",
+    },
+    Setting {
         name: "HANDOFF_PAUSE_SECS",
         kind: SettingKind::Var,
         required: false,

@@ -188,6 +188,21 @@ extern "C" {
     ) -> std::result::Result<worker::js_sys::Promise, wasm_bindgen::JsValue>;
 }
 
+/// `FAULT_PANIC_PATH` (tests only): a request to exactly this path panics, as a bug would,
+/// so the e2e suite sees the runtime start a fresh instance after it. Read once per isolate.
+fn fault_panic_path(env: &Env) -> Option<String> {
+    thread_local!(static PANIC_PATH: std::cell::OnceCell<Option<String>> = const { std::cell::OnceCell::new() });
+    PANIC_PATH.with(|c| c.get_or_init(|| lookup(env, "FAULT_PANIC_PATH")).clone())
+}
+
+/// Panics after an await, so in a task woken from a microtask: the path a panic inside
+/// processing takes (through `entry.js`'s `queueMicrotask`).
+async fn injected_panic() {
+    let ready = worker::js_sys::Promise::resolve(&wasm_bindgen::JsValue::UNDEFINED);
+    let _ = worker::wasm_bindgen_futures::JsFuture::from(ready).await;
+    panic!("injected by FAULT_PANIC_PATH");
+}
+
 /// `FAULT_ACTOR_CALLS_OVER_FETCH` (tests only): every actor call goes over `fetch`, as from a
 /// Worker of the version before RPC, so that route stays tested. Read once per isolate.
 fn calls_over_fetch(env: &Env) -> bool {
@@ -293,6 +308,9 @@ async fn fetch(
     let cf_ray = req.headers().get("cf-ray").ok().flatten();
     let resp = match into_core(req).await {
         Ok(r) => {
+            if fault_panic_path(&env).is_some_and(|p| p == r.url.path()) {
+                injected_panic().await;
+            }
             let id = app::request_id(&platform, &r);
             platform.request_id.replace(id.clone());
             app::handle_with_id(&platform, &settings.cfg, &settings.presence, r, id).await

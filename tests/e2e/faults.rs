@@ -469,6 +469,47 @@ pub async fn actor_calls_over_fetch_still_work(env: Arc<Env>) {
     assert!(!w.logs().contains("called over fetch"), "not the fallback");
 }
 
+/// Issue 13: a panic inside a Rust task woken from a microtask (the path `src/edge/entry.js`
+/// reroutes) still reaches the runtime's error handling: the request fails, the shim starts a
+/// fresh instance, and the next request is served.
+pub async fn a_panic_is_followed_by_a_fresh_instance(env: Arc<Env>) {
+    let w = Worker::start(&env.sim, "panic", |v| {
+        v.push(("FAULT_PANIC_PATH", Some("/fault/panic".into())))
+    });
+    let r = env.call_at(&w.url, "GET", "/health", None, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = env
+        .http
+        .get(format!("{}/fault/panic", w.url))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await;
+    assert!(
+        r.as_ref().map_or(true, |r| r.status().is_server_error()),
+        "the panicking request is not answered as if it worked: {:?}",
+        r.map(|r| r.status())
+    );
+    let r = env.call_at(&w.url, "GET", "/health", None, None).await;
+    assert_eq!(
+        r.status,
+        200,
+        "served after the panic: {}\n{}",
+        r.text,
+        w.log_tail(20)
+    );
+    let logs = w.logs();
+    assert!(
+        logs.contains("injected by FAULT_PANIC_PATH"),
+        "{}",
+        w.log_tail(20)
+    );
+    assert!(
+        logs.contains("Reinitializing Wasm application"),
+        "a fresh instance after the panic\n{}",
+        w.log_tail(20)
+    );
+}
+
 /// Issue 10, item 3: replays of one failure racing each other deliver it once.
 pub async fn replay_race_sends_once(env: Arc<Env>) {
     let w = Worker::start(&env.sim, "replayrace", |_| {});

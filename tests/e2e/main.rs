@@ -257,6 +257,7 @@ fn main() {
         faults::storage_error_during_processing_keeps_the_event,
         faults::a_failed_acceptance_leaves_no_seen_mark,
         faults::actor_calls_over_fetch_still_work,
+        faults::a_panic_is_followed_by_a_fresh_instance,
         faults::replay_race_sends_once,
         faults::slow_tiktok_sends_exactly_once,
         faults::chunked_oversized_body_is_refused_while_streaming,
