@@ -25,15 +25,20 @@ async fn put_rules(env: &Env, base: &str) {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
-/// Delivers a signed inbound "price?" message to the Worker at `base`; TikTok must get a 200
-/// whatever happens to the reply afterwards.
-async fn deliver_inbound(env: &Env, base: &str, account: &str, conv: &str, id: &str) {
-    let body = env.sim.event(
+/// A signed delivery of an inbound "price?" message (the rules of [`put_rules`] answer it).
+fn inbound_event(env: &Env, account: &str, conv: &str, id: &str) -> String {
+    env.sim.event(
         "im_receive_msg",
         account,
         &json!({"conversation_id": conv, "message_id": id, "type": "text",
         "text": {"body": "price?"}, "from_user": {"id": "u", "role": "personal_account"}}),
-    );
+    )
+}
+
+/// Delivers a signed inbound "price?" message to the Worker at `base`; TikTok must get a 200
+/// whatever happens to the reply afterwards.
+async fn deliver_inbound(env: &Env, base: &str, account: &str, conv: &str, id: &str) {
+    let body = inbound_event(env, account, conv, id);
     let url = format!("{base}/webhooks/tiktok");
     let (status, text) = env.sim.deliver(&url, &body).await.expect("delivery");
     assert_eq!(status, 200, "the webhook is acknowledged: {text}");
@@ -408,12 +413,7 @@ pub async fn a_failed_acceptance_leaves_no_seen_mark(env: Arc<Env>) {
     });
     connect_at(&env, &w.url, "e2e-fault-accept").await;
     put_rules(&env, &w.url).await;
-    let body = env.sim.event(
-        "im_receive_msg",
-        "e2e-fault-accept",
-        &json!({"conversation_id": "af-c", "message_id": "af-m1", "type": "text",
-        "text": {"body": "price?"}, "from_user": {"id": "u", "role": "personal_account"}}),
-    );
+    let body = inbound_event(&env, "e2e-fault-accept", "af-c", "af-m1");
     let url = format!("{}/webhooks/tiktok", w.url);
     let (status, text) = env.sim.deliver(&url, &body).await.expect("delivery");
     assert!(
@@ -441,12 +441,7 @@ pub async fn actor_calls_over_fetch_still_work(env: Arc<Env>) {
     });
     connect_at(&env, &w.url, "e2e-over-fetch").await;
     put_rules(&env, &w.url).await;
-    let body = env.sim.event(
-        "im_receive_msg",
-        "e2e-over-fetch",
-        &json!({"conversation_id": "of-c", "message_id": "of-m1", "type": "text",
-        "text": {"body": "price?"}, "from_user": {"id": "u", "role": "personal_account"}}),
-    );
+    let body = inbound_event(&env, "e2e-over-fetch", "of-c", "of-m1");
     let url = format!("{}/webhooks/tiktok", w.url);
     for duplicate in [false, true] {
         let (status, text) = env.sim.deliver(&url, &body).await.expect("delivery");
