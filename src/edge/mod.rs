@@ -81,19 +81,19 @@ pub struct WorkerPlatform {
     actors: Option<ObjectNamespace>,
     /// Set once the request id is known; every log line and actor call carries it.
     request_id: std::cell::RefCell<String>,
-    /// See [`calls_over_fetch`].
+    /// See [`Settings::actor_calls_over_fetch`].
     over_fetch: bool,
 }
 
 runtime_ports!(WorkerPlatform);
 
 impl WorkerPlatform {
-    fn new(env: &Env) -> Self {
+    fn new(env: &Env, settings: &Settings) -> Self {
         WorkerPlatform {
             kv: Kv::new(env),
             actors: env.durable_object(ACTOR_BINDING).ok(),
             request_id: std::cell::RefCell::new(String::new()),
-            over_fetch: calls_over_fetch(env),
+            over_fetch: settings.actor_calls_over_fetch,
         }
     }
 
@@ -188,26 +188,12 @@ extern "C" {
     ) -> std::result::Result<worker::js_sys::Promise, wasm_bindgen::JsValue>;
 }
 
-/// `FAULT_PANIC_PATH` (tests only): a request to exactly this path panics, as a bug would,
-/// so the e2e suite sees the runtime start a fresh instance after it. Read once per isolate.
-fn fault_panic_path(env: &Env) -> Option<String> {
-    thread_local!(static PANIC_PATH: std::cell::OnceCell<Option<String>> = const { std::cell::OnceCell::new() });
-    PANIC_PATH.with(|c| c.get_or_init(|| lookup(env, "FAULT_PANIC_PATH")).clone())
-}
-
 /// Panics after an await, so in a task woken from a microtask: the path a panic inside
 /// processing takes (through `entry.js`'s `queueMicrotask`).
 async fn injected_panic() {
     let ready = worker::js_sys::Promise::resolve(&wasm_bindgen::JsValue::UNDEFINED);
     let _ = worker::wasm_bindgen_futures::JsFuture::from(ready).await;
     panic!("injected by FAULT_PANIC_PATH");
-}
-
-/// `FAULT_ACTOR_CALLS_OVER_FETCH` (tests only): every actor call goes over `fetch`, as from a
-/// Worker of the version before RPC, so that route stays tested. Read once per isolate.
-fn calls_over_fetch(env: &Env) -> bool {
-    thread_local!(static OVER_FETCH: std::cell::OnceCell<bool> = const { std::cell::OnceCell::new() });
-    OVER_FETCH.with(|c| *c.get_or_init(|| lookup(env, "FAULT_ACTOR_CALLS_OVER_FETCH").is_some()))
 }
 
 impl crate::ports::Store for WorkerPlatform {
@@ -271,6 +257,12 @@ impl Accounts for WorkerPlatform {
 struct Settings {
     cfg: crate::error::Result<config::Config>,
     presence: Presence,
+    /// `FAULT_ACTOR_CALLS_OVER_FETCH` (tests only): every actor call goes over `fetch`, as
+    /// from a Worker of the version before RPC, so that route stays tested.
+    actor_calls_over_fetch: bool,
+    /// `FAULT_PANIC_PATH` (tests only): a request to exactly this path panics, as a bug would,
+    /// so the e2e suite sees the runtime start a fresh instance after it.
+    panic_path: Option<String>,
 }
 
 thread_local! {
@@ -287,6 +279,8 @@ fn settings(env: &Env) -> std::rc::Rc<Settings> {
             std::rc::Rc::new(Settings {
                 cfg,
                 presence: presence(env),
+                actor_calls_over_fetch: lookup(env, "FAULT_ACTOR_CALLS_OVER_FETCH").is_some(),
+                panic_path: lookup(env, "FAULT_PANIC_PATH"),
             })
         })
         .clone()
@@ -303,12 +297,12 @@ async fn fetch(
     // built per read) and parse the URL, which nothing here needs.
     console_error_panic_hook::set_once();
     install_url_parser();
-    let platform = WorkerPlatform::new(&env);
     let settings = settings(&env);
+    let platform = WorkerPlatform::new(&env, &settings);
     let cf_ray = req.headers().get("cf-ray").ok().flatten();
     let resp = match into_core(req).await {
         Ok(r) => {
-            if fault_panic_path(&env).is_some_and(|p| p == r.url.path()) {
+            if settings.panic_path.as_deref() == Some(r.url.path()) {
                 injected_panic().await;
             }
             let id = app::request_id(&platform, &r);
@@ -328,10 +322,10 @@ async fn fetch(
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     console_error_panic_hook::set_once();
     install_url_parser();
-    let platform = WorkerPlatform::new(&env);
+    let settings = settings(&env);
+    let platform = WorkerPlatform::new(&env, &settings);
     let id = format!("cron-{}", crate::ports::Rng::hex(&platform, 8));
     platform.request_id.replace(id);
-    let settings = settings(&env);
     let cfg = match &settings.cfg {
         Ok(c) => c,
         Err(e) => {
