@@ -312,9 +312,13 @@ pub async fn fetch(out: Outbound) -> std::result::Result<CoreResponse, Transport
             .await
             .map_err(|e| unreachable(e.into()))?
             .into();
-        let resp = worker::Response::from(resp);
-        let status = resp.status_code();
-        let headers = resp.headers().entries().collect::<CoreHeaders>();
+        // The runtime's response as is: `worker::Response` would take its body stream and
+        // build a second response around it to read it (one more response, stream and
+        // `Headers` per call, each freed only by a full collection, in its pause).
+        let status = resp.status();
+        let headers = worker::Headers(resp.headers())
+            .entries()
+            .collect::<CoreHeaders>();
         let body = read_capped(resp, &headers, limit).await?;
         Ok::<_, TransportError>((status, headers, body))
     };
@@ -341,7 +345,7 @@ pub async fn fetch(out: Outbound) -> std::result::Result<CoreResponse, Transport
 /// length is declared and within the limit, and not compressed (the runtime would inflate
 /// it), is read in one piece; any other is read chunk by chunk and cut off past the limit.
 async fn read_capped(
-    mut resp: worker::Response,
+    resp: web_sys::Response,
     headers: &CoreHeaders,
     limit: Option<usize>,
 ) -> std::result::Result<Vec<u8>, TransportError> {
@@ -358,11 +362,9 @@ async fn read_capped(
         (None, _) => true,
     };
     if whole {
-        return whole_body(resp.into())
-            .await
-            .map_err(TransportError::Unreachable);
+        return whole_body(resp).await.map_err(TransportError::Unreachable);
     }
-    let stream = resp
+    let stream = worker::Response::from(resp)
         .stream()
         .map_err(|e| TransportError::Unreachable(e.to_string()))?;
     read_stream_capped(stream, limit.unwrap_or(usize::MAX)).await
