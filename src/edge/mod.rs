@@ -8,15 +8,12 @@ use crate::config;
 use crate::config::Presence;
 use crate::coordinator::protocol::{ActorRequest, Call, Reply};
 use crate::error::{Error, Result};
-use crate::http::{
-    Headers as CoreHeaders, Method as CoreMethod, Request as CoreRequest, Response as CoreResponse,
-};
+use crate::http::{Method as CoreMethod, Request as CoreRequest, Response as CoreResponse};
 use crate::ports::{Accounts, Level, Log};
 use crate::secret::Secret;
 use platform::{runtime_ports, Kv};
 use worker::{
-    event, Context, Env, Headers, ObjectNamespace, Request, Response, ScheduleContext,
-    ScheduledEvent,
+    event, Context, Env, ObjectNamespace, Request, Response, ScheduleContext, ScheduledEvent,
 };
 
 /// Largest request body read at all; routes set smaller limits of their own.
@@ -370,7 +367,7 @@ async fn into_core(req: worker::web_sys::Request) -> std::result::Result<CoreReq
     // shortcut would have to match it exactly.
     let url =
         crate::weburl::Url::parse(&req.url()).map_err(|e| Error::invalid("url", e.to_string()))?;
-    let headers: CoreHeaders = Headers(req.headers()).entries().collect();
+    let headers = platform::core_headers(&req.headers());
     let method = CoreMethod::parse(&req.method());
     let limit = body_limit(url.path());
     let declared = headers

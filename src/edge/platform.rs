@@ -272,6 +272,35 @@ pub fn header_pairs(headers: &CoreHeaders) -> worker::js_sys::Array {
     pairs
 }
 
+#[worker::wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+export function headerText(headers) {
+  let text = "";
+  headers.forEach((value, name) => {
+    text += name + "\n" + value + "\n";
+  });
+  return text;
+}
+"#)]
+extern "C" {
+    /// A `Headers` object's entries as one string, each name and value followed by a line
+    /// feed (neither may contain one). `forEach` walks the runtime's own list: `entries()`
+    /// makes an iterator object that holds a copy of every header until a full collection
+    /// frees it, in its pause, and reading it from Rust crosses into JS five times a header.
+    #[wasm_bindgen(js_name = headerText)]
+    fn header_text(headers: &web_sys::Headers) -> String;
+}
+
+/// The runtime's headers in the core's type (names are already lower case there).
+pub fn core_headers(headers: &web_sys::Headers) -> CoreHeaders {
+    let text = header_text(headers);
+    let mut parts = text.split('\n');
+    let mut out = Vec::new();
+    while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+        out.push((name, value));
+    }
+    out.into_iter().collect()
+}
+
 #[worker::wasm_bindgen::prelude::wasm_bindgen]
 extern "C" {
     /// The global `fetch(url, init)`: one request object, where building a `Request` first
@@ -316,9 +345,7 @@ pub async fn fetch(out: Outbound) -> std::result::Result<CoreResponse, Transport
         // build a second response around it to read it (one more response, stream and
         // `Headers` per call, each freed only by a full collection, in its pause).
         let status = resp.status();
-        let headers = worker::Headers(resp.headers())
-            .entries()
-            .collect::<CoreHeaders>();
+        let headers = core_headers(&resp.headers());
         let body = read_capped(resp, &headers, limit).await?;
         Ok::<_, TransportError>((status, headers, body))
     };
