@@ -260,16 +260,32 @@ fn method(m: CoreMethod) -> Method {
 /// Headers as an array of `[name, value]` pairs, which the runtime takes wherever it takes a
 /// `Headers`: building a `Headers` object first would make the runtime copy it into the
 /// request's or response's own, and each one left behind is freed only by a full collection,
-/// in the pause (its strings one by one).
+/// in the pause (its strings one by one). The pairs are made in JS from one string (one
+/// crossing instead of four a header); a name or value with a line feed, which the runtime
+/// refuses anyway, goes pair by pair so that it is refused, not split into another header.
 pub fn header_pairs(headers: &CoreHeaders) -> worker::js_sys::Array {
-    let pairs = worker::js_sys::Array::new();
-    for (k, v) in headers.iter() {
-        pairs.push(&worker::js_sys::Array::of2(
-            &JsValue::from_str(k),
-            &JsValue::from_str(v),
-        ));
+    let unsplittable = |s: &str| s.contains('\n');
+    if headers
+        .iter()
+        .any(|(k, v)| unsplittable(k) || unsplittable(v))
+    {
+        let pairs = worker::js_sys::Array::new();
+        for (k, v) in headers.iter() {
+            pairs.push(&worker::js_sys::Array::of2(
+                &JsValue::from_str(k),
+                &JsValue::from_str(v),
+            ));
+        }
+        return pairs;
     }
-    pairs
+    let mut text = String::new();
+    for (k, v) in headers.iter() {
+        text.push_str(k);
+        text.push('\n');
+        text.push_str(v);
+        text.push('\n');
+    }
+    header_pairs_of(&text)
 }
 
 #[worker::wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
@@ -280,6 +296,15 @@ export function headerText(headers) {
   });
   return text;
 }
+
+export function headerPairs(text) {
+  const parts = text.split("\n");
+  const pairs = [];
+  for (let i = 0; i + 1 < parts.length; i += 2) {
+    pairs.push([parts[i], parts[i + 1]]);
+  }
+  return pairs;
+}
 "#)]
 extern "C" {
     /// A `Headers` object's entries as one string, each name and value followed by a line
@@ -288,6 +313,9 @@ extern "C" {
     /// frees it, in its pause, and reading it from Rust crosses into JS five times a header.
     #[wasm_bindgen(js_name = headerText)]
     fn header_text(headers: &web_sys::Headers) -> String;
+    /// The `[name, value]` pairs of [`header_text`]'s format.
+    #[wasm_bindgen(js_name = headerPairs)]
+    fn header_pairs_of(text: &str) -> worker::js_sys::Array;
 }
 
 /// The runtime's headers in the core's type (names are already lower case there).
