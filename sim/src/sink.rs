@@ -21,6 +21,8 @@ struct SinkState {
     /// The path and query of each accepted delivery, in the same order.
     paths: Vec<String>,
     fail_next: u32,
+    /// Accepted deliveries are answered 204 without a body (and so without a length).
+    no_content: bool,
 }
 
 impl Sink {
@@ -47,7 +49,11 @@ impl Sink {
                 st.received
                     .push((headers, String::from_utf8_lossy(&body).into_owned()));
                 st.paths.push(path);
-                StatusCode::OK
+                if st.no_content {
+                    StatusCode::NO_CONTENT
+                } else {
+                    StatusCode::OK
+                }
             }
         });
         tokio::spawn(async move {
@@ -64,6 +70,12 @@ impl Sink {
     /// The path (and query) each accepted delivery was posted to.
     pub fn paths(&self) -> Vec<String> {
         lock(&self.inner).paths.clone()
+    }
+
+    /// Answers the deliveries it accepts with 204 No Content (no body, no `content-length`)
+    /// instead of 200.
+    pub fn answer_no_content(&self, on: bool) {
+        lock(&self.inner).no_content = on;
     }
 
     /// Answers 503 to the next `n` deliveries.

@@ -419,6 +419,11 @@ async fn read_capped(
     if whole {
         return whole_body(resp).await.map_err(TransportError::Unreachable);
     }
+    // A 204, 205 or 304 has no body, and so usually no length: there is nothing to read (the
+    // stream below would not exist).
+    if resp.body().is_none() {
+        return Ok(Vec::new());
+    }
     let stream = worker::Response::from(resp)
         .stream()
         .map_err(|e| TransportError::Unreachable(e.to_string()))?;

@@ -397,6 +397,24 @@ pub async fn forwarding_is_signed_retried_and_replayable(env: Arc<Env>) {
         .await;
     assert_eq!(r.json()["replayed"], true, "{}", r.text);
     assert_eq!(sink.received().last().unwrap().1, body2);
+
+    // A receiver that answers 204 (no body, so no length) has accepted: delivered once, not
+    // retried as if it had failed.
+    sink.answer_no_content(true);
+    let body3 = env.sim.event(
+        "im_mark_read_msg",
+        "e2e-wh-fwd",
+        &json!({"conversation_id": "fwd-c", "message_id": "fwd-m3"}),
+    );
+    assert_eq!(env.sim.deliver(&url, &body3).await.unwrap().0, 200);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while !sink.received().iter().any(|(_, b)| *b == body3) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Long enough for the retries a failure would make (the first comes within a second).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let times = sink.received().iter().filter(|(_, b)| *b == body3).count();
+    assert_eq!(times, 1, "a 204 answer is an accepted delivery");
 }
 
 /// Standard Webhooks v1, computed here independently of the Worker's code.
