@@ -261,31 +261,20 @@ fn method(m: CoreMethod) -> Method {
 /// `Headers`: building a `Headers` object first would make the runtime copy it into the
 /// request's or response's own, and each one left behind is freed only by a full collection,
 /// in the pause (its strings one by one). The pairs are made in JS from one string (one
-/// crossing instead of four a header); a name or value with a line feed, which the runtime
-/// refuses anyway, goes pair by pair so that it is refused, not split into another header.
+/// crossing instead of four a header). Headers with a line feed, which that string cannot
+/// carry, go pair by pair, and the runtime judges them as it did before.
 pub fn header_pairs(headers: &CoreHeaders) -> worker::js_sys::Array {
-    let unsplittable = |s: &str| s.contains('\n');
-    if headers
-        .iter()
-        .any(|(k, v)| unsplittable(k) || unsplittable(v))
-    {
-        let pairs = worker::js_sys::Array::new();
-        for (k, v) in headers.iter() {
-            pairs.push(&worker::js_sys::Array::of2(
-                &JsValue::from_str(k),
-                &JsValue::from_str(v),
-            ));
-        }
-        return pairs;
+    if let Some(text) = headers.to_lines() {
+        return header_pairs_of(&text);
     }
-    let mut text = String::new();
+    let pairs = worker::js_sys::Array::new();
     for (k, v) in headers.iter() {
-        text.push_str(k);
-        text.push('\n');
-        text.push_str(v);
-        text.push('\n');
+        pairs.push(&worker::js_sys::Array::of2(
+            &JsValue::from_str(k),
+            &JsValue::from_str(v),
+        ));
     }
-    header_pairs_of(&text)
+    pairs
 }
 
 #[worker::wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
@@ -308,25 +297,19 @@ export function headerPairs(text) {
 "#)]
 extern "C" {
     /// A `Headers` object's entries as one string, each name and value followed by a line
-    /// feed (neither may contain one). `forEach` walks the runtime's own list: `entries()`
+    /// feed ([`CoreHeaders::from_lines`]; the runtime's headers never hold one). `forEach` walks the runtime's own list: `entries()`
     /// makes an iterator object that holds a copy of every header until a full collection
     /// frees it, in its pause, and reading it from Rust crosses into JS five times a header.
     #[wasm_bindgen(js_name = headerText)]
     fn header_text(headers: &web_sys::Headers) -> String;
-    /// The `[name, value]` pairs of [`header_text`]'s format.
+    /// The `[name, value]` pairs of a [`CoreHeaders::to_lines`] string.
     #[wasm_bindgen(js_name = headerPairs)]
     fn header_pairs_of(text: &str) -> worker::js_sys::Array;
 }
 
-/// The runtime's headers in the core's type (names are already lower case there).
+/// The runtime's headers in the core's type.
 pub fn core_headers(headers: &web_sys::Headers) -> CoreHeaders {
-    let text = header_text(headers);
-    let mut parts = text.split('\n');
-    let mut out = Vec::new();
-    while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
-        out.push((name, value));
-    }
-    out.into_iter().collect()
+    CoreHeaders::from_lines(&header_text(headers))
 }
 
 #[worker::wasm_bindgen::prelude::wasm_bindgen]

@@ -37,6 +37,34 @@ impl Headers {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
+
+    /// Reads the form the edge passes headers in between Rust and JS: each name and each value
+    /// followed by a line feed. The runtime's headers never hold one. A missing final value
+    /// ends the list.
+    pub fn from_lines(text: &str) -> Headers {
+        let mut parts = text.split('\n');
+        let mut h = Headers::new();
+        while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+            h.0.push((name.to_ascii_lowercase(), value.to_string()));
+        }
+        h
+    }
+
+    /// These headers in [`Headers::from_lines`]' form, or `None` when a name or value holds a
+    /// line feed (split there, it would read back as another header).
+    pub fn to_lines(&self) -> Option<String> {
+        let mut text = String::new();
+        for (k, v) in self.iter() {
+            if k.contains('\n') || v.contains('\n') {
+                return None;
+            }
+            text.push_str(k);
+            text.push('\n');
+            text.push_str(v);
+            text.push('\n');
+        }
+        Some(text)
+    }
 }
 
 impl<K: AsRef<str>, V: Into<String>> FromIterator<(K, V)> for Headers {
@@ -220,6 +248,37 @@ mod tests {
         h.set("CONTENT-TYPE", "b");
         assert_eq!(h.get("Content-Type"), Some("b"));
         assert_eq!(h.iter().count(), 1);
+    }
+
+    #[test]
+    fn header_lines_round_trip_and_refuse_a_line_feed() {
+        let h: Headers = [
+            ("Set-Cookie", "a=1"),
+            ("set-cookie", "b=2"),
+            ("x-empty", ""),
+            ("content-type", "text/plain; charset=utf-8"),
+        ]
+        .into_iter()
+        .collect();
+        let text = h.to_lines().unwrap();
+        assert_eq!(
+            text,
+            "set-cookie\na=1\nset-cookie\nb=2\nx-empty\n\ncontent-type\ntext/plain; charset=utf-8\n"
+        );
+        assert_eq!(
+            Headers::from_lines(&text),
+            h,
+            "both set-cookie values and the empty one kept"
+        );
+        assert_eq!(Headers::from_lines(""), Headers::new());
+        assert_eq!(Headers::from_lines("dangling"), Headers::new());
+        assert_eq!(
+            Headers::from_lines("A\nv"),
+            [("a", "v")].into_iter().collect()
+        );
+        let split = Headers::new().with("x-a", "1\nx-injected\n2");
+        assert_eq!(split.to_lines(), None);
+        assert_eq!(Headers::new().with("x\ny", "1").to_lines(), None);
     }
 
     #[test]
