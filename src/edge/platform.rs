@@ -297,9 +297,10 @@ export function headerPairs(text) {
 "#)]
 extern "C" {
     /// A `Headers` object's entries as one string, each name and value followed by a line
-    /// feed ([`CoreHeaders::from_lines`]; the runtime's headers never hold one). `forEach` walks the runtime's own list: `entries()`
-    /// makes an iterator object that holds a copy of every header until a full collection
-    /// frees it, in its pause, and reading it from Rust crosses into JS five times a header.
+    /// feed ([`CoreHeaders::from_lines`]; the runtime's headers never hold one). `forEach`
+    /// walks the runtime's own list: `entries()` makes an iterator object that holds a copy
+    /// of every header until a full collection frees it, in its pause, and reading it from
+    /// Rust crosses into JS five times a header.
     #[wasm_bindgen(js_name = headerText)]
     fn header_text(headers: &web_sys::Headers) -> String;
     /// The `[name, value]` pairs of a [`CoreHeaders::to_lines`] string.

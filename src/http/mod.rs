@@ -43,11 +43,7 @@ impl Headers {
     /// ends the list.
     pub fn from_lines(text: &str) -> Headers {
         let mut parts = text.split('\n');
-        let mut h = Headers::new();
-        while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
-            h.0.push((name.to_ascii_lowercase(), value.to_string()));
-        }
-        h
+        std::iter::from_fn(|| Some((parts.next()?, parts.next()?))).collect()
     }
 
     /// These headers in [`Headers::from_lines`]' form, or `None` when a name or value holds a
