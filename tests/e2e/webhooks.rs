@@ -363,16 +363,9 @@ pub async fn forwarding_is_signed_retried_and_replayable(env: Arc<Env>) {
         v.push(("FORWARD_SECRET", Some(secret.into())));
     });
     let url = format!("{}/webhooks/tiktok", w.url);
-    let body = env.sim.event(
-        "im_mark_read_msg",
-        "e2e-wh-fwd",
-        &json!({"conversation_id": "fwd-c", "message_id": "fwd-m1"}),
-    );
+    let body = read_receipt(&env, "fwd-m1");
     assert_eq!(env.sim.deliver(&url, &body).await.unwrap().0, 200);
-    let deadline = Instant::now() + Duration::from_secs(8);
-    while sink.received().is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_forwarded(&sink, &body).await;
     let (headers, got) = sink.received().pop().expect("forwarded");
     assert_eq!(got, body, "TikTok's delivery is forwarded unchanged");
     let (id, ts) = (&headers["webhook-id"], &headers["webhook-timestamp"]);
@@ -381,11 +374,7 @@ pub async fn forwarding_is_signed_retried_and_replayable(env: Arc<Env>) {
     assert_eq!(headers["webhook-signature"], expected);
 
     sink.fail_next(4);
-    let body2 = env.sim.event(
-        "im_mark_read_msg",
-        "e2e-wh-fwd",
-        &json!({"conversation_id": "fwd-c", "message_id": "fwd-m2"}),
-    );
+    let body2 = read_receipt(&env, "fwd-m2");
     assert_eq!(env.sim.deliver(&url, &body2).await.unwrap().0, 200);
     let failures = env
         .failures_at(&w.url, None, 1, Duration::from_secs(10))
@@ -401,20 +390,30 @@ pub async fn forwarding_is_signed_retried_and_replayable(env: Arc<Env>) {
     // A receiver that answers 204 (no body, so no length) has accepted: delivered once, not
     // retried as if it had failed.
     sink.answer_no_content(true);
-    let body3 = env.sim.event(
-        "im_mark_read_msg",
-        "e2e-wh-fwd",
-        &json!({"conversation_id": "fwd-c", "message_id": "fwd-m3"}),
-    );
+    let body3 = read_receipt(&env, "fwd-m3");
     assert_eq!(env.sim.deliver(&url, &body3).await.unwrap().0, 200);
-    let deadline = Instant::now() + Duration::from_secs(8);
-    while !sink.received().iter().any(|(_, b)| *b == body3) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_forwarded(&sink, &body3).await;
     // Long enough for the retries a failure would make (the first comes within a second).
     tokio::time::sleep(Duration::from_secs(3)).await;
     let times = sink.received().iter().filter(|(_, b)| *b == body3).count();
     assert_eq!(times, 1, "a 204 answer is an accepted delivery");
+}
+
+/// A read receipt in the forwarding test's conversation, signed as TikTok delivers it.
+fn read_receipt(env: &Env, message_id: &str) -> String {
+    env.sim.event(
+        "im_mark_read_msg",
+        "e2e-wh-fwd",
+        &json!({"conversation_id": "fwd-c", "message_id": message_id}),
+    )
+}
+
+/// Waits up to 8 s for `body` to reach the sink.
+async fn wait_forwarded(sink: &Sink, body: &str) {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while !sink.received().iter().any(|(_, b)| b == body) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Standard Webhooks v1, computed here independently of the Worker's code.
