@@ -6,8 +6,8 @@
 //! targets. The report goes to stdout and `bench/results/latest.md`.
 //!
 //! Env: BENCH_SECS (closed loop, per path and Worker, default 8), BENCH_CONCURRENCY (default
-//! 16), BENCH_OPEN_SECS (open loop, per rate, account spread and Worker, default 8). For
-//! looking into a run: BENCH_INSPECT=<port> serves this Worker with V8's inspector on that
+//! 16), BENCH_OPEN_SECS (open loop, per round, rate, account spread and Worker, default 8),
+//! BENCH_OPEN_ROUNDS (rounds of the one-account open loop, default 4). For looking into a run: BENCH_INSPECT=<port> serves this Worker with V8's inspector on that
 //! port (`bench/cpuprof.mjs`), BENCH_TRACE=<dir> writes each open-loop phase's latencies there
 //! (`open-<n>-<rate>.txt`: scheduled start in µs, latency in µs), and
 //! MINIFLARE_WORKERD_V8_FLAGS=--trace-gc puts V8's collections in the Workers' logs
@@ -377,6 +377,16 @@ struct Replies {
 }
 
 impl Replies {
+    /// Two rounds' replies together.
+    fn add(self, o: Replies) -> Replies {
+        Replies {
+            expected: self.expected + o.expected,
+            replied: self.replied + o.replied,
+            duplicates: self.duplicates + o.duplicates,
+            unacknowledged: self.unacknowledged + o.unacknowledged,
+        }
+    }
+
     fn exactly_once(&self) -> bool {
         self.replied == self.expected && self.duplicates == 0
     }
@@ -464,6 +474,16 @@ struct Run {
     /// workerd CPU per request, ms (webhooks: including their replies).
     cpu_ms: f64,
     replies: Option<Replies>,
+    /// Each round's p99 (ms), when the figures above pool several rounds.
+    round_p99_ms: Vec<f64>,
+}
+
+/// One round of a phase against one Worker: its load, the workerd CPU it cost (until its
+/// replies were in and the Worker idle) and its replies.
+struct Round {
+    load: Load,
+    cpu_secs: f64,
+    replies: Option<Replies>,
 }
 
 impl Run {
@@ -490,6 +510,37 @@ impl Run {
             max_ms: load.lat.last().copied().unwrap_or(0) as f64 / 1000.0,
             cpu_ms: cpu_secs * 1000.0 / n.max(1) as f64,
             replies,
+            round_p99_ms: Vec::new(),
+        }
+    }
+
+    /// Several rounds of the same phase as one: latencies pooled (the percentiles are over
+    /// every request of every round), errors, CPU and replies summed.
+    fn pooled(kind: Kind, rounds: Vec<Round>) -> Run {
+        let round_p99_ms = rounds
+            .iter()
+            .map(|r| percentile(&r.load.lat, 0.99))
+            .collect();
+        let mut all = Load {
+            lat: Vec::new(),
+            errors: 0,
+            secs: 0.0,
+        };
+        let (mut cpu, mut replies) = (0.0, None::<Replies>);
+        for r in rounds {
+            all.lat.extend(r.load.lat);
+            all.errors += r.load.errors;
+            all.secs += r.load.secs;
+            cpu += r.cpu_secs;
+            replies = match (replies, r.replies) {
+                (Some(a), Some(b)) => Some(a.add(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        all.lat.sort_unstable();
+        Run {
+            round_p99_ms,
+            ..Run::new(kind, &all, cpu, replies)
         }
     }
 }
@@ -512,6 +563,20 @@ impl Bench {
         accounts: Arc<Vec<String>>,
         shape: Shape,
     ) -> Run {
+        Run::pooled(
+            w.kind,
+            vec![self.webhook_round(w, prefix, accounts, shape).await],
+        )
+    }
+
+    /// One round of [`Bench::webhooks`].
+    async fn webhook_round(
+        &self,
+        w: &Served,
+        prefix: String,
+        accounts: Arc<Vec<String>>,
+        shape: Shape,
+    ) -> Round {
         let started = Instant::now();
         let accepted = Arc::new(Mutex::new(HashSet::new()));
         let url = format!("{}/webhooks/tiktok", w.base);
@@ -545,9 +610,12 @@ impl Bench {
             self.busy_after.lock().unwrap().push(prefix.clone());
         }
         let cpu = w.cpu_secs() - cpu0;
-        let run = Run::new(w.kind, &load, cpu, Some(replies));
-        run.progress(&prefix, started);
-        run
+        Run::new(w.kind, &load, cpu, Some(replies)).progress(&prefix, started);
+        Round {
+            load,
+            cpu_secs: cpu,
+            replies: Some(replies),
+        }
     }
 
     /// `POST /v1/messages` for the one account, closed loop.
@@ -793,6 +861,7 @@ async fn main() {
     let secs = env_num("BENCH_SECS", 8);
     let conc = env_num("BENCH_CONCURRENCY", 16);
     let open_secs = env_num("BENCH_OPEN_SECS", 8);
+    let open_rounds = env_num("BENCH_OPEN_ROUNDS", 4).max(1);
     let root = root();
     let status = Command::new("bash")
         .arg("scripts/build.sh")
@@ -921,19 +990,32 @@ async fn main() {
         );
     }
 
-    // Open loop: webhooks on a fixed schedule, one account and spread over 50.
+    // Open loop: webhooks on a fixed schedule, one account and spread over 50. The one-account
+    // phases (the targets) take turns, ours then JS, for `open_rounds` rounds, and pool each
+    // Worker's rounds: whether one of an isolate's major collections (a pause of tens of ms,
+    // every few seconds to tens of seconds) falls in a single short phase is chance, and
+    // decides that phase's p99 alone.
     let mut open_runs = Vec::new();
     for (spread_label, accounts) in [("1", &one), ("50", &many)] {
+        let rounds = if spread_label == "1" { open_rounds } else { 1 };
         for rate in RATES {
             let shape = Shape::Open {
                 rate,
                 secs: open_secs,
             };
-            let mut pair = Vec::new();
-            for w in [&ours, &js] {
-                let prefix = format!("o{rate}-{spread_label}-{}-", w.kind.label());
-                pair.push(bench.webhooks(w, prefix, accounts.clone(), shape).await);
+            let mut per_worker: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
+            for round in 0..rounds {
+                for (i, w) in [&ours, &js].into_iter().enumerate() {
+                    let prefix = format!("o{rate}-{spread_label}-{}-r{round}-", w.kind.label());
+                    per_worker[i].push(
+                        bench
+                            .webhook_round(w, prefix, accounts.clone(), shape)
+                            .await,
+                    );
+                }
             }
+            let [o, j] = per_worker;
+            let pair = vec![Run::pooled(ours.kind, o), Run::pooled(js.kind, j)];
             open_runs.push((spread_label, rate, pair));
         }
     }
@@ -1039,7 +1121,9 @@ async fn main() {
     out.push_str(".\n\n");
 
     out.push_str(&format!(
-        "## Open loop (webhooks at a fixed arrival rate, {open_secs} s each; latency from the scheduled start)\n\n"
+        "## Open loop (webhooks at a fixed arrival rate; latency from the scheduled start)\n\n\
+         One account: {open_rounds} rounds of {open_secs} s per Worker and rate, ours and JS taking \
+         turns, each Worker's rounds pooled. 50 accounts: one round of {open_secs} s.\n\n"
     ));
     out.push_str("| accounts | rate /s | Worker | requests | errors | ack p50 ms | ack p99 ms | ack max ms | workerd CPU ms / req | replies | p99 ours / JS |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (accounts, rate, pair) in &open_runs {
@@ -1061,6 +1145,24 @@ async fn main() {
                 r.replies.unwrap_or_default().line()
             ));
         }
+    }
+    out.push('\n');
+    for (accounts, rate, pair) in open_runs
+        .iter()
+        .filter(|(_, _, p)| p[0].round_p99_ms.len() > 1)
+    {
+        let rounds = |r: &Run| {
+            r.round_p99_ms
+                .iter()
+                .map(|p| format!("{p:.1}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push_str(&format!(
+            "ack p99 of each round, {accounts} account at {rate}/s (ms): ours {}; JS {}.\n",
+            rounds(&pair[0]),
+            rounds(&pair[1])
+        ));
     }
 
     let busy = bench.busy_after.lock().unwrap().clone();
