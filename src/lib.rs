@@ -27,6 +27,7 @@ pub(crate) mod oauth;
 pub(crate) mod ports;
 pub mod rules;
 pub(crate) mod secret;
+pub(crate) mod sqljson;
 pub(crate) mod tiktok;
 pub mod time;
 pub(crate) mod urlencoded;

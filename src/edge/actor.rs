@@ -213,6 +213,29 @@ mod own {
             this: &SyncStorage,
             write: &Function,
         ) -> std::result::Result<JsValue, JsValue>;
+        #[wasm_bindgen(method, getter)]
+        fn sql(this: &SyncStorage) -> JsValue;
+    }
+
+    #[wasm_bindgen(inline_js = r#"
+export function sqlRows(sql, query, args) {
+  const cursor = sql.exec(query, ...JSON.parse(args));
+  const names = cursor.columnNames;
+  const cell = (v) => (typeof v === "object" ? null : v);
+  if (new Set(names).size !== names.length) {
+    throw new Error("two result columns share a name: " + names.join(", "));
+  }
+  return JSON.stringify(cursor.toArray().map((row) => names.map((n) => cell(row[n]))));
+}
+"#)]
+    extern "C" {
+        /// `sql.exec(query, ...args)` and its rows, arguments and rows as JSON text
+        /// ([`crate::sqljson`]): one crossing a statement. Rows are read as objects keyed by
+        /// the statement's column names (`raw()` would add an iterator per statement for the
+        /// collector to sweep), so a statement whose columns share a name is refused.
+        #[wasm_bindgen(catch, js_name = sqlRows)]
+        fn sql_rows(sql: &JsValue, query: &str, args: &str)
+            -> std::result::Result<String, JsValue>;
     }
 
     fn failed(op: &str) -> Error {
@@ -225,6 +248,8 @@ mod own {
     pub struct Own {
         kv: SyncKv,
         storage: SyncStorage,
+        /// `ctx.storage.sql`.
+        sql: JsValue,
     }
 
     impl Own {
@@ -234,6 +259,7 @@ mod own {
             match kv.is_object() {
                 true => Ok(Own {
                     kv: kv.unchecked_into(),
+                    sql: storage.sql(),
                     storage,
                 }),
                 false => Err(failed("kv")),
@@ -277,6 +303,19 @@ mod own {
                 .transaction_sync(write.as_ref().unchecked_ref())
                 .map(drop)
                 .map_err(|_| failed("put"))
+        }
+
+        /// The rows of one statement.
+        pub fn sql(
+            &self,
+            query: &str,
+            args: &[crate::ports::SqlValue],
+        ) -> Result<Vec<Vec<crate::ports::SqlValue>>> {
+            let text = sql_rows(&self.sql, query, &crate::sqljson::args(args)).map_err(|e| {
+                Error::Storage(format!("Durable Object sql: {}", worker::Error::from(e)))
+            })?;
+            crate::sqljson::rows(&text)
+                .ok_or_else(|| Error::Storage("Durable Object sql: unreadable rows".into()))
         }
 
         pub fn delete(&self, key: &str) -> Result<()> {
@@ -394,37 +433,7 @@ impl Store for ActorPlatform {
 
 impl Local for ActorPlatform {
     fn sql(&self, query: &str, args: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>> {
-        use worker::SqlStorageValue as V;
-        let bound = args
-            .iter()
-            .map(|a| match a {
-                SqlValue::Null => V::Null,
-                SqlValue::Int(i) => V::Integer(*i),
-                SqlValue::Real(f) => V::Float(*f),
-                SqlValue::Text(t) => V::String(t.clone()),
-            })
-            .collect::<Vec<_>>();
-        let cursor = self
-            .storage
-            .sql()
-            .exec(query, bound)
-            .map_err(|e| Error::Storage(format!("Durable Object sql: {e}")))?;
-        let mut rows = Vec::new();
-        for row in cursor.raw() {
-            let row = row.map_err(|e| Error::Storage(format!("Durable Object sql row: {e}")))?;
-            rows.push(
-                row.into_iter()
-                    .map(|v| match v {
-                        V::Integer(i) => SqlValue::Int(i),
-                        V::Float(f) => SqlValue::Real(f),
-                        V::String(t) => SqlValue::Text(t),
-                        V::Boolean(b) => SqlValue::Int(i64::from(b)),
-                        V::Null | V::Blob(_) => SqlValue::Null,
-                    })
-                    .collect(),
-            );
-        }
-        Ok(rows)
+        self.own.sql(query, args)
     }
 
     fn schema_checked(&self) -> bool {
