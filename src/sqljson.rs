@@ -8,8 +8,8 @@
 use crate::ports::SqlValue;
 use serde_json::Value;
 
-/// `args` as a JSON array. A real that JSON cannot hold (NaN, ±∞) goes as `null`, which SQLite
-/// also makes of NaN.
+/// `args` as a JSON array. A real that JSON cannot hold (NaN, ±∞) goes as `null`: SQLite makes
+/// NaN a NULL too, and nothing binds an infinity.
 pub fn args(args: &[SqlValue]) -> String {
     let values: Vec<Value> = args
         .iter()
@@ -25,9 +25,10 @@ pub fn args(args: &[SqlValue]) -> String {
     Value::Array(values).to_string()
 }
 
-/// Rows from their JSON text (an array of arrays of cells). A whole number is an `Int`, as the
-/// runtime's safe integers were; any other number a `Real`; a boolean 0 or 1; anything that is
-/// not a scalar `Null`. `None` when the text is not that shape.
+/// Rows from their JSON text (an array of arrays of cells). A whole number is an `Int` (the
+/// runtime gives every SQLite integer to JS as a number, rounded past 2^53 either way); any
+/// other number a `Real`; a boolean 0 or 1; anything that is not a scalar `Null`. `None` when
+/// the text is not that shape.
 pub fn rows(text: &str) -> Option<Vec<Vec<SqlValue>>> {
     let rows: Vec<Vec<Value>> = serde_json::from_str(text).ok()?;
     Some(

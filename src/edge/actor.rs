@@ -220,12 +220,13 @@ mod own {
     #[wasm_bindgen(inline_js = r#"
 export function sqlRows(sql, query, args) {
   const cursor = sql.exec(query, ...JSON.parse(args));
+  const rows = cursor.toArray();
   const names = cursor.columnNames;
-  const cell = (v) => (typeof v === "object" ? null : v);
   if (new Set(names).size !== names.length) {
     throw new Error("two result columns share a name: " + names.join(", "));
   }
-  return JSON.stringify(cursor.toArray().map((row) => names.map((n) => cell(row[n]))));
+  const cell = (v) => (typeof v === "object" ? null : v);
+  return JSON.stringify(rows.map((row) => names.map((n) => cell(row[n]))));
 }
 "#)]
     extern "C" {
@@ -248,8 +249,8 @@ export function sqlRows(sql, query, args) {
     pub struct Own {
         kv: SyncKv,
         storage: SyncStorage,
-        /// `ctx.storage.sql`.
-        sql: JsValue,
+        /// `ctx.storage.sql`, looked up on first use (most calls run no SQL).
+        sql: std::cell::OnceCell<JsValue>,
     }
 
     impl Own {
@@ -259,7 +260,7 @@ export function sqlRows(sql, query, args) {
             match kv.is_object() {
                 true => Ok(Own {
                     kv: kv.unchecked_into(),
-                    sql: storage.sql(),
+                    sql: Default::default(),
                     storage,
                 }),
                 false => Err(failed("kv")),
@@ -311,7 +312,8 @@ export function sqlRows(sql, query, args) {
             query: &str,
             args: &[crate::ports::SqlValue],
         ) -> Result<Vec<Vec<crate::ports::SqlValue>>> {
-            let text = sql_rows(&self.sql, query, &crate::sqljson::args(args)).map_err(|e| {
+            let sql = self.sql.get_or_init(|| self.storage.sql());
+            let text = sql_rows(sql, query, &crate::sqljson::args(args)).map_err(|e| {
                 Error::Storage(format!("Durable Object sql: {}", worker::Error::from(e)))
             })?;
             crate::sqljson::rows(&text)
