@@ -1196,10 +1196,18 @@ async fn main() {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let within = pair[0]
+            .round_p99_ms
+            .iter()
+            .zip(&pair[1].round_p99_ms)
+            .filter(|(o, j)| **o <= 1.5 * **j)
+            .count();
         out.push_str(&format!(
-            "ack p99 of each round, {accounts} account at {rate}/s (ms): ours {}; JS {}.\n",
+            "ack p99 of each round, {accounts} account at {rate}/s (ms): ours {}; JS {}; ours within \
+             1.5× of the same round's JS in {within} of {}.\n",
             rounds(&pair[0]),
-            rounds(&pair[1])
+            rounds(&pair[1]),
+            pair[0].round_p99_ms.len()
         ));
     }
 
