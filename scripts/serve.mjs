@@ -12,19 +12,19 @@
 // `bench/cpuprof.mjs` profiles), NO_ASSETS=1 (without the static assets: the bench measures
 // the Worker's CPU, and locally Miniflare routes every request through its own emulation of
 // Cloudflare's asset router, which in production runs in front of the Worker and is not
-// billed to it). Prints `ready <url> <ms to ready> <epoch ms when this script began>` on
-// stdout (the time Node.js takes to start, before this script runs, is the same for any Worker
-// and the noisiest part of a cold start: the bench leaves it out); SIGTERM or SIGINT stops it.
+// billed to it). Prints `ready <url> <ms to ready> <epoch ms of the start>` on stdout, the
+// start being when this script has loaded Miniflare (Node.js's own start-up and loading
+// Miniflare take the same time for any Worker, and are the noisiest part of a cold start: the
+// bench leaves them out); SIGTERM or SIGINT stops it.
 //
 // Loading wrangler takes about a second; the bench keeps it out of its cold-start figures by
 // resolving once (RESOLVE_ONLY=<file> writes the options and exits) and then starting with
 // OPTIONS=<file>.
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 const started = performance.now();
-// Loaded after `started`, so the times printed include loading Miniflare.
-const { convertV4MiniflareOptions, Miniflare } = await import("miniflare");
 const { workerOptions, main } = process.env.OPTIONS
   ? JSON.parse(readFileSync(process.env.OPTIONS, "utf8"))
   : (await import("wrangler")).unstable_getMiniflareWorkerOptions(

@@ -720,9 +720,9 @@ async fn connect(http: &reqwest::Client, base: &str, open_id: &str) {
 struct Cold {
     /// Spawn → first 200 of `GET /health`: Node.js itself, Miniflare, workerd, the module.
     spawn_to_first: f64,
-    /// The same from the moment serve.mjs began to run (the epoch time on its `ready` line):
-    /// without Node.js's own start-up (about 0.6 s here, the same for any Worker and the
-    /// noisiest part of the whole).
+    /// The same from the moment serve.mjs has loaded Miniflare (the epoch time on its `ready`
+    /// line): without Node.js's own start-up and the loading of Miniflare's module (about 0.6
+    /// s here, the same for any Worker and the noisiest part of the whole).
     serve_to_first: f64,
 }
 
@@ -1232,7 +1232,7 @@ async fn main() {
     out.push_str(&format!(
         "| cold start, median of {COLD_STARTS}: spawn → first response, this Worker | {spawn_ours:.0} ms |\n\
          | same for a one-line JS Worker | {spawn_line:.0} ms |\n\
-         | cold start, median of {COLD_STARTS}: serve.mjs's start (Node.js's own start-up left out) → first response, this Worker | {cold_ours:.0} ms |\n\
+         | cold start, median of {COLD_STARTS}: Miniflare loaded → first response (Node.js's start-up and loading Miniflare left out), this Worker | {cold_ours:.0} ms |\n\
          | same for a one-line JS Worker | {cold_line:.0} ms |\n\
          | what this module adds to a cold start (load + compile + instantiate + first request; the two lines above) | {:.0} ms |\n",
         cold_ours - cold_line
