@@ -7,8 +7,9 @@
 //!
 //! Env: BENCH_SECS (closed loop, per path and Worker, default 8), BENCH_CONCURRENCY (default
 //! 16), BENCH_OPEN_SECS (open loop, per round, rate, account spread and Worker, default 8),
-//! BENCH_OPEN_ROUNDS (rounds of the one-account open loop, default 4). For looking into a run: BENCH_INSPECT=<port> serves this Worker with V8's inspector on that
-//! port (`bench/cpuprof.mjs`), BENCH_TRACE=<dir> writes each open-loop phase's latencies there
+//! BENCH_OPEN_ROUNDS (rounds of each open loop, default 4). For looking into a run:
+//! BENCH_INSPECT=<port> serves this Worker with V8's inspector on that port
+//! (`bench/cpuprof.mjs`), BENCH_TRACE=<dir> writes each open-loop round's latencies there
 //! (`open-<n>-<rate>.txt`: scheduled start in µs, latency in µs), and
 //! MINIFLARE_WORKERD_V8_FLAGS=--trace-gc puts V8's collections in the Workers' logs
 //! (`$TMPDIR/tmw-bench-<pid>-<Worker>.log`).
@@ -1022,14 +1023,13 @@ async fn main() {
         );
     }
 
-    // Open loop: webhooks on a fixed schedule, one account and spread over 50. The one-account
-    // phases (the targets) take turns, ours then JS, for `open_rounds` rounds, and pool each
-    // Worker's rounds: whether one of an isolate's major collections (a pause of tens of ms,
-    // every few seconds to tens of seconds) falls in a single short phase is chance, and
-    // decides that phase's p99 alone.
+    // Open loop: webhooks on a fixed schedule, one account and spread over 50. Ours and JS take
+    // turns for `open_rounds` rounds, and each Worker's rounds are pooled: whether one of an
+    // isolate's major collections (a pause of tens to hundreds of ms, every few seconds to tens
+    // of seconds) falls in a single short phase is chance, and decides that phase's p99 alone.
     let mut open_runs = Vec::new();
     for (spread_label, accounts) in [("1", &one), ("50", &many)] {
-        let rounds = if spread_label == "1" { open_rounds } else { 1 };
+        let rounds = open_rounds;
         for rate in RATES {
             let shape = Shape::Open {
                 rate,
@@ -1160,8 +1160,8 @@ async fn main() {
 
     out.push_str(&format!(
         "## Open loop (webhooks at a fixed arrival rate; latency from the scheduled start)\n\n\
-         One account: {open_rounds} rounds of {open_secs} s per Worker and rate, ours and JS taking \
-         turns, each Worker's rounds pooled. 50 accounts: one round of {open_secs} s.\n\n"
+         {open_rounds} rounds of {open_secs} s per Worker, rate and account spread, ours and JS \
+         taking turns, each Worker's rounds pooled.\n\n"
     ));
     out.push_str("| accounts | rate /s | Worker | requests | errors | ack p50 ms | ack p99 ms | ack max ms | workerd CPU ms / req | replies | p99 ours / JS |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (accounts, rate, pair) in &open_runs {
