@@ -192,7 +192,7 @@ impl Served {
         let child = serve(root, port, vars, kind, log.into(), log_err.into());
         let line = loop {
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if let Some(l) = text.lines().find(|l| l.starts_with("ready ")) {
+            if let Some(l) = ready_line(&text) {
                 break l.to_string();
             }
             let err = std::fs::read_to_string(log_path.with_extension("err")).unwrap_or_default();
@@ -717,6 +717,11 @@ async fn connect(http: &reqwest::Client, base: &str, open_id: &str) {
     assert!(done.status().is_success(), "account {open_id} connected");
 }
 
+/// serve.mjs's `ready <url> <ms to ready> <epoch ms of its start>` line in its output so far.
+fn ready_line(text: &str) -> Option<&str> {
+    text.lines().find(|l| l.starts_with("ready "))
+}
+
 /// One cold start of serve.mjs, in ms.
 struct Cold {
     /// Spawn → first 200 of `GET /health`: Node.js itself, Miniflare, workerd, the module.
@@ -755,10 +760,8 @@ async fn cold_start(root: &Path, kind: Kind, vars: &str) -> Cold {
     stop(child);
     let text = std::fs::read_to_string(&out_path).unwrap_or_default();
     let _ = std::fs::remove_file(&out_path);
-    // `ready <url> <ms> <epoch ms>`, a whole line (it was printed before the first response).
-    let began_ms: f64 = text
-        .lines()
-        .find(|l| l.starts_with("ready "))
+    // A whole line: it was printed before the first response.
+    let began_ms: f64 = ready_line(&text)
         .and_then(|l| l.split_whitespace().nth(3))
         .and_then(|v| v.parse().ok())
         .expect("serve.mjs's ready line with its start time");
@@ -1029,14 +1032,13 @@ async fn main() {
     // of seconds) falls in a single short phase is chance, and decides that phase's p99 alone.
     let mut open_runs = Vec::new();
     for (spread_label, accounts) in [("1", &one), ("50", &many)] {
-        let rounds = open_rounds;
         for rate in RATES {
             let shape = Shape::Open {
                 rate,
                 secs: open_secs,
             };
             let mut per_worker: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
-            for round in 0..rounds {
+            for round in 0..open_rounds {
                 for (i, w) in [&ours, &js].into_iter().enumerate() {
                     let prefix = format!("o{rate}-{spread_label}-{}-r{round}-", w.kind.label());
                     per_worker[i].push(
